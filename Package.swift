@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "charlm",
+    products: [
+        .library(name: "CharTokenizer", targets: ["CharTokenizer"]),
+        .library(name: "CharNN", targets: ["CharNN"]),
+        .library(name: "CharLM", targets: ["CharLM"]),
+        .executable(name: "charlm", targets: ["CharLMTool"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // MARK: - C libraries
+        .systemLibrary(
+            name: "CUTF8Proc",
+            pkgConfig: "libutf8proc",
+            providers: [.apt(["libutf8proc-dev"]), .brew(["utf8proc"])]
+        ),
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]
+        ),
+        .target(name: "CKernels"),
+
+        // MARK: - Libraries
+        .target(name: "CharTokenizer", dependencies: ["CUTF8Proc"]),
+        .target(name: "CharNN", dependencies: ["CBLAS", "CKernels"]),
+        .target(name: "CharLM", dependencies: ["CharTokenizer", "CharNN"]),
+
+        // MARK: - Command-line tool
+        .executableTarget(
+            name: "CharLMTool",
+            dependencies: [
+                "CharLM",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // MARK: - Tests
+        .testTarget(name: "CharTokenizerTests", dependencies: ["CharTokenizer"]),
+        .testTarget(name: "CharNNTests", dependencies: ["CharNN"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CharLMTests", dependencies: ["CharLM"]),
+        .testTarget(name: "CharLMToolTests", dependencies: ["CharLMTool"]),
+    ]
+)

@@ -1,0 +1,283 @@
+// Small matrix products against a pre-packed right-hand operand.
+//
+// The recurrent product of an RNN multiplies a small batch of hidden states by the same
+// weight matrix at every time step. A general BLAS re-packs that matrix on every call; here it
+// is packed once per optimizer step into column panels of `ck_gemm_panel_width(isa)` columns,
+// each stored k-major and zero-padded, and the kernels below stream the panels straight into
+// register tiles:
+//
+//     C (M x N) (+)= A (M x K, row stride lda) * B (K x N, packed)
+//
+// Three implementations share one packed layout per instruction set: AVX-512 (panel 32),
+// AVX2+FMA (panel 16) and portable C (panel 16). The caller names the instruction set when it
+// packs and passes the same one to every product with that packed operand, so a packed
+// matrix stays valid on every thread; `ck_isa()` gives the best one (or the one forced for
+// tests on the calling thread with `ck_force_isa`).
+
+#include "CKernels.h"
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CK_X86 1
+#include <immintrin.h>
+#endif
+
+// MARK: - Instruction-set selection
+
+static _Thread_local int ck_isa_forced = -1;
+
+int ck_isa_detected(void) {
+#if CK_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return CK_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CK_ISA_AVX2;
+#endif
+    return CK_ISA_GENERIC;
+}
+
+int ck_isa(void) {
+    if (ck_isa_forced >= 0) return ck_isa_forced;
+    return ck_isa_detected();
+}
+
+int ck_force_isa(int isa) {
+    int detected = ck_isa_detected();
+    if (isa < 0 || isa > detected) ck_isa_forced = -1;
+    else ck_isa_forced = isa;
+    return ck_isa();
+}
+
+const char *ck_isa_name(int isa) {
+    switch (isa) {
+    case CK_ISA_AVX512: return "avx512";
+    case CK_ISA_AVX2: return "avx2";
+    default: return "generic";
+    }
+}
+
+int ck_gemm_panel_width(int isa) {
+    return isa == CK_ISA_AVX512 ? 32 : 16;
+}
+
+// MARK: - Packing
+
+size_t ck_packed_size(int isa, int K, int N) {
+    int nr = ck_gemm_panel_width(isa);
+    size_t panels = (size_t)((N + nr - 1) / nr);
+    return panels * (size_t)K * (size_t)nr;
+}
+
+void ck_pack(int isa, int K, int N, const float *B, long rowStride, long colStride, float *packed) {
+    int nr = ck_gemm_panel_width(isa);
+    for (int n0 = 0; n0 < N; n0 += nr) {
+        int cols = N - n0 < nr ? N - n0 : nr;
+        for (int k = 0; k < K; k++) {
+            const float *src = B + (long)k * rowStride + (long)n0 * colStride;
+            float *dst = packed + (size_t)n0 * K + (size_t)k * nr;
+            if (colStride == 1) {
+                memcpy(dst, src, sizeof(float) * (size_t)cols);
+            } else {
+                for (int j = 0; j < cols; j++) dst[j] = src[(long)j * colStride];
+            }
+            for (int j = cols; j < nr; j++) dst[j] = 0.0f;
+        }
+    }
+}
+
+// Splits M rows into blocks of at most `mrMax` rows of nearly equal size.
+static inline void ck_row_blocks(int M, int mrMax, int *count, int *base, int *extra) {
+    int blocks = (M + mrMax - 1) / mrMax;
+    *count = blocks;
+    *base = M / blocks;
+    *extra = M % blocks;
+}
+
+// Rows of A processed against every panel before moving on, so that they stay in L2
+// (about 128 KiB of A at a time) while each panel streams through L1.
+static inline int ck_row_chunk(int M, int K) {
+    int rows = (int)((128 * 1024 / sizeof(float)) / (size_t)(K > 0 ? K : 1));
+    if (rows < 24) rows = 24;
+    return rows >= M ? M : rows;
+}
+
+// MARK: - Portable kernel (panel 16)
+
+static void ck_gemm_generic(int M, int N, int K, const float *A, int lda,
+                            const float *packed, float *C, int ldc, int accumulate) {
+    enum { NR = 16, MR = 4 };
+    for (int n0 = 0; n0 < N; n0 += NR) {
+        const float *bp = packed + (size_t)n0 * K;
+        int cols = N - n0 < NR ? N - n0 : NR;
+        for (int m0 = 0; m0 < M; m0 += MR) {
+            int rows = M - m0 < MR ? M - m0 : MR;
+            float acc[MR][NR];
+            memset(acc, 0, sizeof(acc));
+            for (int k = 0; k < K; k++) {
+                const float *b = bp + (size_t)k * NR;
+                for (int r = 0; r < rows; r++) {
+                    float a = A[(long)(m0 + r) * lda + k];
+                    for (int j = 0; j < NR; j++) acc[r][j] += a * b[j];
+                }
+            }
+            for (int r = 0; r < rows; r++) {
+                float *c = C + (long)(m0 + r) * ldc + n0;
+                for (int j = 0; j < cols; j++) c[j] = accumulate ? c[j] + acc[r][j] : acc[r][j];
+            }
+        }
+    }
+}
+
+#if CK_X86
+
+// MARK: - AVX-512 kernel (panel 32, up to 8 rows per tile)
+
+#define CK512_MR 8
+
+__attribute__((target("avx512f"), always_inline))
+static inline void ck_tile512(const int mr, int K, const float *A, int lda, const float *bp,
+                              float *C, int ldc, int cols, int accumulate) {
+    __m512 c0[CK512_MR], c1[CK512_MR];
+    for (int r = 0; r < mr; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = _mm512_setzero_ps(); }
+    for (int k = 0; k < K; k++) {
+        __m512 b0 = _mm512_loadu_ps(bp + (size_t)k * 32);
+        __m512 b1 = _mm512_loadu_ps(bp + (size_t)k * 32 + 16);
+        for (int r = 0; r < mr; r++) {
+            __m512 a = _mm512_set1_ps(A[(long)r * lda + k]);
+            c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+        }
+    }
+    __mmask16 m0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1u);
+    __mmask16 m1 = cols >= 32 ? (__mmask16)0xFFFF
+                 : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1u) : (__mmask16)0;
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (long)r * ldc;
+        if (accumulate) {
+            c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, c));
+            c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, c + 16));
+        }
+        _mm512_mask_storeu_ps(c, m0, c0[r]);
+        _mm512_mask_storeu_ps(c + 16, m1, c1[r]);
+    }
+}
+
+__attribute__((target("avx512f")))
+static void ck_gemm_avx512(int M, int N, int K, const float *A, int lda,
+                           const float *packed, float *C, int ldc, int accumulate) {
+    int mc = ck_row_chunk(M, K);
+    if (mc < M) {
+        for (int m = 0; m < M; m += mc) {
+            int rows = M - m < mc ? M - m : mc;
+            ck_gemm_avx512(rows, N, K, A + (long)m * lda, lda, packed, C + (long)m * ldc, ldc, accumulate);
+        }
+        return;
+    }
+    int blocks, base, extra;
+    ck_row_blocks(M, CK512_MR, &blocks, &base, &extra);
+    for (int n0 = 0; n0 < N; n0 += 32) {
+        const float *bp = packed + (size_t)n0 * K;
+        int cols = N - n0 < 32 ? N - n0 : 32;
+        int m0 = 0;
+        for (int blk = 0; blk < blocks; blk++) {
+            int mr = base + (blk < extra ? 1 : 0);
+            const float *a = A + (long)m0 * lda;
+            float *c = C + (long)m0 * ldc + n0;
+            switch (mr) {
+#define CK_CASE(R) case R: ck_tile512(R, K, a, lda, bp, c, ldc, cols, accumulate); break;
+            CK_CASE(1) CK_CASE(2) CK_CASE(3) CK_CASE(4) CK_CASE(5) CK_CASE(6) CK_CASE(7) CK_CASE(8)
+#undef CK_CASE
+            default: break;
+            }
+            m0 += mr;
+        }
+    }
+}
+
+// MARK: - AVX2 kernel (panel 16, up to 6 rows per tile)
+
+#define CK256_MR 6
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline void ck_tile256(const int mr, int K, const float *A, int lda, const float *bp,
+                              float *C, int ldc, int cols, int accumulate) {
+    __m256 c0[CK256_MR], c1[CK256_MR];
+    for (int r = 0; r < mr; r++) { c0[r] = _mm256_setzero_ps(); c1[r] = _mm256_setzero_ps(); }
+    for (int k = 0; k < K; k++) {
+        __m256 b0 = _mm256_loadu_ps(bp + (size_t)k * 16);
+        __m256 b1 = _mm256_loadu_ps(bp + (size_t)k * 16 + 8);
+        for (int r = 0; r < mr; r++) {
+            __m256 a = _mm256_broadcast_ss(A + (long)r * lda + k);
+            c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (long)r * ldc;
+        if (cols == 16) {
+            if (accumulate) {
+                c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(c));
+                c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(c + 8));
+            }
+            _mm256_storeu_ps(c, c0[r]);
+            _mm256_storeu_ps(c + 8, c1[r]);
+        } else {
+            float tile[16];
+            _mm256_storeu_ps(tile, c0[r]);
+            _mm256_storeu_ps(tile + 8, c1[r]);
+            for (int j = 0; j < cols; j++) c[j] = accumulate ? c[j] + tile[j] : tile[j];
+        }
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void ck_gemm_avx2(int M, int N, int K, const float *A, int lda,
+                         const float *packed, float *C, int ldc, int accumulate) {
+    int mc = ck_row_chunk(M, K);
+    if (mc < M) {
+        for (int m = 0; m < M; m += mc) {
+            int rows = M - m < mc ? M - m : mc;
+            ck_gemm_avx2(rows, N, K, A + (long)m * lda, lda, packed, C + (long)m * ldc, ldc, accumulate);
+        }
+        return;
+    }
+    int blocks, base, extra;
+    ck_row_blocks(M, CK256_MR, &blocks, &base, &extra);
+    for (int n0 = 0; n0 < N; n0 += 16) {
+        const float *bp = packed + (size_t)n0 * K;
+        int cols = N - n0 < 16 ? N - n0 : 16;
+        int m0 = 0;
+        for (int blk = 0; blk < blocks; blk++) {
+            int mr = base + (blk < extra ? 1 : 0);
+            const float *a = A + (long)m0 * lda;
+            float *c = C + (long)m0 * ldc + n0;
+            switch (mr) {
+#define CK_CASE(R) case R: ck_tile256(R, K, a, lda, bp, c, ldc, cols, accumulate); break;
+            CK_CASE(1) CK_CASE(2) CK_CASE(3) CK_CASE(4) CK_CASE(5) CK_CASE(6)
+#undef CK_CASE
+            default: break;
+            }
+            m0 += mr;
+        }
+    }
+}
+
+#endif
+
+// MARK: - Entry point
+
+void ck_gemm_packed(int isa, int M, int N, int K, const float *A, int lda,
+                    const float *packed, float *C, int ldc, int accumulate) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (!accumulate) for (int m = 0; m < M; m++) memset(C + (long)m * ldc, 0, sizeof(float) * (size_t)N);
+        return;
+    }
+#if CK_X86
+    switch (isa) {
+    case CK_ISA_AVX512: ck_gemm_avx512(M, N, K, A, lda, packed, C, ldc, accumulate); return;
+    case CK_ISA_AVX2: ck_gemm_avx2(M, N, K, A, lda, packed, C, ldc, accumulate); return;
+    default: break;
+    }
+#endif
+    ck_gemm_generic(M, N, K, A, lda, packed, C, ldc, accumulate);
+}

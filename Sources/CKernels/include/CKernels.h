@@ -1,0 +1,119 @@
+// CKernels: the few hot loops of charlm's neural code, in C so that they vectorize with
+// runtime dispatch on the CPU's instruction set and need no build flags.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: - Instruction sets
+
+enum { CK_ISA_GENERIC = 0, CK_ISA_AVX2 = 1, CK_ISA_AVX512 = 2 };
+
+/// The best instruction set this CPU supports.
+int ck_isa_detected(void);
+/// The instruction set the kernels use (detected unless forced).
+int ck_isa(void);
+/// Forces a lower instruction set on the calling thread (for tests); a negative or unsupported
+/// value restores detection. Returns the set now in use on this thread.
+int ck_force_isa(int isa);
+const char *ck_isa_name(int isa);
+
+// MARK: - Products against a packed right-hand operand
+
+/// Columns per packed panel for an instruction set.
+int ck_gemm_panel_width(int isa);
+/// Number of floats a packed K x N operand occupies.
+size_t ck_packed_size(int isa, int K, int N);
+/// Packs B (K x N), element (k, n) at B[k * rowStride + n * colStride], for `isa`'s kernel.
+void ck_pack(int isa, int K, int N, const float *B, long rowStride, long colStride, float *packed);
+/// C (M x N, row stride ldc) = or += A (M x K, row stride lda) * packed B, with the kernel of
+/// the instruction set the operand was packed for.
+void ck_gemm_packed(int isa, int M, int N, int K, const float *A, int lda,
+                    const float *packed, float *C, int ldc, int accumulate);
+
+
+// MARK: - OpenBLAS kernel selection
+
+enum {
+    CK_BLAS_KEPT = 0,          // the library's own choice was already a tuned kernel
+    CK_BLAS_RESELECTED = 1,    // a generic fallback was replaced by a tuned kernel
+    CK_BLAS_USER_CHOICE = 2,   // OPENBLAS_CORETYPE is set: left alone
+    CK_BLAS_UNAVAILABLE = 3,   // not a DYNAMIC_ARCH OpenBLAS: nothing to choose
+};
+
+/// The OpenBLAS kernel table in use, or NULL with another BLAS.
+const char *ck_blas_core_name(void);
+/// Whether the loaded OpenBLAS can re-select its kernel table at run time.
+int ck_blas_can_reselect(void);
+/// Switches OpenBLAS to the named kernel table (OPENBLAS_CORETYPE spelling). Returns 0 if it cannot.
+int ck_blas_force_core(const char *name);
+/// The tuned table this CPU should run ("SkylakeX", "Haswell"), or NULL.
+const char *ck_blas_preferred_core(void);
+/// Replaces a generic fallback table by the tuned one, unless the user set OPENBLAS_CORETYPE.
+/// Must run before any BLAS call. Returns one of the CK_BLAS_ values.
+int ck_blas_select_fast_core(void);
+
+// MARK: - Recurrent cells, one time step (rows of B, gate blocks H wide, PyTorch gate order)
+
+/// gates (B, 4H): pre-activations [i|f|g|o] in, activations out; c, tanhC, h: (B, H).
+void ck_lstm_forward(int B, int H, float *gates, const float *cPrev, float *c, float *tanhC, float *h);
+/// dc (B, H): the cell gradient from step t+1 in, the one for step t-1 out; dgates (B, 4H) out.
+void ck_lstm_backward(int B, int H, const float *acts, const float *cPrev, const float *tanhC,
+                      const float *dh, float *dc, float *dgates);
+/// gx (B, 3H): W_ih x + b_ih in, activations [r|z|n] out; gh (B, 3H): W_hh h + b_hh.
+void ck_gru_forward(int B, int H, float *gx, const float *gh, const float *hPrev, float *h);
+/// dgx, dgh (B, 3H): gradients of the two pre-activation sums; dhPrev (B, H) += the direct path dh*z.
+void ck_gru_backward(int B, int H, const float *acts, const float *gh, const float *hPrev,
+                     const float *dh, float *dgx, float *dgh, float *dhPrev);
+void ck_tanh(long n, const float *x, float *y);
+void ck_exp(long n, const float *x, float *y);
+void ck_sigmoid(long n, const float *x, float *y);
+void ck_tanh_backward(long n, const float *y, const float *dy, float *dx);
+
+// MARK: - Softmax
+
+/// Cross-entropy of each row against its target, summed (nats). The logits are replaced by
+/// gradScale * (softmax - onehot(target)).
+double ck_softmax_xent(int rows, int V, float *logits, const int *targets, float gradScale);
+/// probs = softmax(logits * invTemperature).
+void ck_softmax(int V, const float *logits, float invTemperature, float *probs);
+
+// MARK: - Vector loops
+
+void ck_add(long n, const float *x, float *y);
+void ck_axpy(long n, float a, const float *x, float *y);
+void ck_scale(long n, float a, float *x);
+void ck_mul(long n, const float *x, const float *m, float *y);
+double ck_sumsq(long n, const float *x);
+int ck_all_finite(long n, const float *x);
+/// out[j] += sum over rows of x[r * ld + j].
+void ck_colsum_add(int rows, int cols, const float *x, int ld, float *out);
+/// out[r] = row for every r.
+void ck_fill_rows(int rows, int cols, const float *row, float *out);
+/// out[i] = table[ids[i]] + bias (rows of `cols` floats).
+void ck_gather_rows(int n, const int *ids, const float *table, int cols, const float *bias, float *out);
+/// table[ids[i]] += rows[i].
+void ck_scatter_add_rows(int n, const int *ids, const float *rows, int cols, float *table);
+/// y (cols x rows) += transpose of x (rows x cols).
+void ck_transpose_add(int rows, int cols, const float *x, float *y);
+/// mask[i] = 0 with probability p, else 1/(1-p); element i's draw depends only on (key, offset + i).
+void ck_dropout_mask(long n, uint32_t key, uint32_t offset, float p, float *mask);
+
+// MARK: - Optimizer updates (PyTorch's formulas)
+
+void ck_adam(long n, float *param, const float *grad, float *m, float *v,
+             float lr, float beta1, float beta2, float eps, float weightDecay, int decoupled,
+             float stepSize, float biasCorrection2Sqrt);
+/// gradAvg (centered) and buf (momentum) may be NULL.
+void ck_rmsprop(long n, float *param, const float *grad, float *squareAvg, float *gradAvg, float *buf,
+                float lr, float alpha, float eps, float weightDecay, float momentum);
+/// buf may be NULL (no momentum).
+void ck_sgd(long n, float *param, const float *grad, float *buf, float lr, float momentum,
+            float dampening, float weightDecay, int nesterov, int firstStep);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,2 @@
+@_exported import CharTokenizer
+@_exported import CharNN

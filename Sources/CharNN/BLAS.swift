@@ -1,0 +1,96 @@
+import CBLAS
+import CKernels
+
+/// The linear-algebra back end: OpenBLAS for the large products, charlm's own packed kernels
+/// for the small per-time-step ones, and the report of which kernels run.
+public enum BLAS {
+    /// Which kernels run on this machine.
+    public struct KernelInfo: Sendable, Codable, Equatable {
+        /// OpenBLAS's kernel table in use (for example "SkylakeX"), or nil with another BLAS.
+        public var openBLASCore: String?
+        /// The table OpenBLAS chose by itself at load time.
+        public var openBLASInitialCore: String?
+        /// How the table was chosen: "auto" (OpenBLAS's own choice), "reselected" (charlm
+        /// replaced a generic fallback), "OPENBLAS_CORETYPE" (the user's), or "fixed" (a BLAS
+        /// that cannot re-select).
+        public var selection: String
+        /// Instruction set of charlm's own kernels ("avx512", "avx2" or "generic").
+        public var kernelISA: String
+        /// OpenBLAS's build configuration string.
+        public var openBLASConfig: String?
+
+        /// One line for `charlm info` and `charlm bench`.
+        public var summary: String {
+            var core = openBLASCore ?? "unknown"
+            switch selection {
+            case "reselected": core += " (charlm replaced OpenBLAS's generic fallback \(openBLASInitialCore ?? "?"))"
+            case "OPENBLAS_CORETYPE": core += " (set by OPENBLAS_CORETYPE)"
+            default: break
+            }
+            return "OpenBLAS \(core); charlm kernels \(kernelISA)"
+        }
+    }
+
+    private static let setup: KernelInfo = {
+        let initial = ck_blas_core_name().map { String(cString: $0) }
+        let outcome = ck_blas_select_fast_core()
+        openblas_set_num_threads(1)
+        return currentInfo(initialCore: initial, outcome: outcome)
+    }()
+
+    private static func currentInfo(initialCore: String?, outcome: Int32) -> KernelInfo {
+        let selection: String
+        switch Int(outcome) {
+        case Int(CK_BLAS_RESELECTED): selection = "reselected"
+        case Int(CK_BLAS_USER_CHOICE): selection = "OPENBLAS_CORETYPE"
+        case Int(CK_BLAS_UNAVAILABLE): selection = "fixed"
+        default: selection = "auto"
+        }
+        return KernelInfo(
+            openBLASCore: ck_blas_core_name().map { String(cString: $0) },
+            openBLASInitialCore: initialCore,
+            selection: selection,
+            kernelISA: String(cString: ck_isa_name(ck_isa())),
+            openBLASConfig: openblas_get_config().map { String(cString: $0) }
+        )
+    }
+
+    /// The kernels in use. The first call (made by everything in CharNN that computes) moves
+    /// OpenBLAS off a generic fallback kernel and pins it to one thread per caller.
+    public static var info: KernelInfo { setup }
+
+    @inline(__always)
+    static func ensureReady() { _ = setup }
+
+    /// Replays the start-up choice after forcing OpenBLAS onto `core` first: for tests of the
+    /// fallback detection on machines that OpenBLAS already recognises.
+    public static func simulateStartup(fromCore core: String) -> KernelInfo {
+        ensureReady()
+        guard ck_blas_force_core(core) != 0 else { return currentInfo(initialCore: nil, outcome: Int32(CK_BLAS_UNAVAILABLE)) }
+        let initial = ck_blas_core_name().map { String(cString: $0) }
+        let outcome = ck_blas_select_fast_core()
+        return currentInfo(initialCore: initial, outcome: outcome)
+    }
+
+    /// Restores the start-up choice after `simulateStartup`.
+    public static func restoreStartupChoice() {
+        if let core = setup.openBLASCore { _ = ck_blas_force_core(core) }
+    }
+
+    // MARK: - Products
+
+    /// C (m x n) = alpha * op(A) * op(B) + beta * C, row-major, one thread.
+    @inline(__always)
+    static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc)
+        )
+    }
+}

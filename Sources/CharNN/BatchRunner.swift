@@ -1,0 +1,181 @@
+import CKernels
+import Foundation
+
+/// Runs forward and backward passes of a `Network` over batches of `batchSize` streams and up
+/// to `seqLength` steps, splitting the streams across threads.
+///
+/// Each thread owns a contiguous slice of the streams and runs the whole pass on it with
+/// single-threaded products (small per-step products gain little from a second thread, whole
+/// independent slices gain nearly 2x); the slices' weight gradients are summed at the end.
+///
+/// Ids are batch-major: element `b * steps + t` is step `t` of stream `b`.
+public final class BatchRunner: @unchecked Sendable {
+    public let network: Network
+    public let batchSize: Int
+    public let seqLength: Int
+    public let threads: Int
+    public let training: Bool
+    private let shards: [Shard]
+
+    struct Shard {
+        let rowStart: Int
+        let workspace: Workspace
+    }
+
+    /// The number of threads used by default: every core.
+    public static var defaultThreads: Int { ProcessInfo.processInfo.activeProcessorCount }
+
+    /// - Parameters:
+    ///   - training: allocate what the backward pass needs.
+    public init(network: Network, batchSize: Int, seqLength: Int, threads: Int = BatchRunner.defaultThreads, training: Bool = true) {
+        precondition(batchSize >= 1 && seqLength >= 1, "batch size and sequence length must be positive")
+        BLAS.ensureReady()
+        self.network = network
+        self.batchSize = batchSize
+        self.seqLength = seqLength
+        self.training = training
+        let count = max(1, min(threads, batchSize))
+        self.threads = count
+        var shards: [Shard] = []
+        var start = 0
+        for i in 0..<count {
+            let rows = batchSize / count + (i < batchSize % count ? 1 : 0)
+            let workspace = Workspace(config: network.config, parameterCount: network.parameterCount,
+                                      rows: rows, steps: seqLength, training: training)
+            shards.append(Shard(rowStart: start, workspace: workspace))
+            start += rows
+        }
+        self.shards = shards
+    }
+
+    /// One training pass: forward, mean cross-entropy, backward.
+    ///
+    /// - Parameters:
+    ///   - inputs: ids, (batchSize, steps) batch-major.
+    ///   - targets: the next ids, same shape.
+    ///   - state: the initial state, replaced by the final one (gradients stop here).
+    ///   - gradients: receives the gradient of the mean loss for every parameter (overwritten).
+    ///   - dropoutKey: selects the dropout masks of this pass.
+    ///   - initialStateGradient: if given, receives the gradient with respect to the initial state.
+    /// - Returns: the mean loss in nats per character.
+    public func trainStep(
+        inputs: [Int32], targets: [Int32], state: RecurrentState, gradients: FloatBuffer,
+        dropoutKey: UInt32 = 0, initialStateGradient: RecurrentState? = nil
+    ) throws -> Double {
+        precondition(training, "BatchRunner was created with training: false")
+        precondition(gradients.count == network.parameterCount, "gradient buffer size differs from the parameter count")
+        let steps = try load(inputs: inputs, targets: targets, state: state)
+        let packed = network.packed()
+        let useDropout = network.config.dropout > 0
+        let totalRows = Float(batchSize * steps)
+        let losses = UnsafeMutableBufferPointer<Double>.allocate(capacity: shards.count)
+        defer { losses.deallocate() }
+        forEachShard { i, shard in
+            let w = shard.workspace
+            let plan = useDropout ? DropoutPlan(key: dropoutKey, rowStart: shard.rowStart, totalRows: batchSize) : nil
+            w.gradients!.zero()
+            network.forwardLayers(w, packed, steps: steps, dropout: plan)
+            network.outputLogits(w, packed, firstStep: 0, steps: steps, dropout: useDropout)
+            losses[i] = w.targets.withUnsafeBufferPointer { t in
+                ck_softmax_xent(Int32(steps * w.rows), Int32(network.config.vocabularySize), w.logits.pointer, t.baseAddress!, 1 / totalRows)
+            }
+            network.backwardLayers(w, packed, steps: steps, dropout: useDropout)
+        }
+        gradients.copy(from: shards[0].workspace.gradients!)
+        for shard in shards.dropFirst() {
+            ck_add(gradients.count, shard.workspace.gradients!.pointer, gradients.pointer)
+        }
+        storeFinalState(into: state, steps: steps)
+        if let initialStateGradient { storeInitialStateGradient(into: initialStateGradient) }
+        return losses.reduce(0, +) / Double(totalRows)
+    }
+
+    /// Forward pass without dropout: the summed cross-entropy (nats) of every target.
+    /// `state` is replaced by the final state.
+    public func evaluate(inputs: [Int32], targets: [Int32], state: RecurrentState) throws -> Double {
+        let steps = try load(inputs: inputs, targets: targets, state: state)
+        let packed = network.packed()
+        let losses = UnsafeMutableBufferPointer<Double>.allocate(capacity: shards.count)
+        defer { losses.deallocate() }
+        forEachShard { i, shard in
+            let w = shard.workspace
+            network.forwardLayers(w, packed, steps: steps, dropout: nil)
+            network.outputLogits(w, packed, firstStep: 0, steps: steps, dropout: false)
+            losses[i] = w.targets.withUnsafeBufferPointer { t in
+                ck_softmax_xent(Int32(steps * w.rows), Int32(network.config.vocabularySize), w.logits.pointer, t.baseAddress!, 0)
+            }
+        }
+        storeFinalState(into: state, steps: steps)
+        return losses.reduce(0, +)
+    }
+
+    // MARK: - Shards
+
+    private func forEachShard(_ body: (Int, Shard) -> Void) {
+        parallelFor(shards.count) { i in body(i, shards[i]) }
+    }
+
+    /// Copies ids (transposed to time-major) and the initial state into every shard.
+    /// - Returns: the number of steps in this batch.
+    private func load(inputs: [Int32], targets: [Int32], state: RecurrentState) throws -> Int {
+        let config = network.config
+        guard inputs.count == targets.count, inputs.count % batchSize == 0 else {
+            throw NetworkError.invalidInput("expected \(batchSize) streams of equal length, got \(inputs.count) inputs and \(targets.count) targets")
+        }
+        let steps = inputs.count / batchSize
+        guard steps >= 1, steps <= seqLength else {
+            throw NetworkError.invalidInput("expected 1...\(seqLength) steps per stream, got \(steps)")
+        }
+        guard state.matches(config, batchSize: batchSize) else {
+            throw NetworkError.shapeMismatch("state is (\(state.layers), \(state.batchSize), \(state.hiddenSize)), network needs (\(config.layers), \(batchSize), \(config.hiddenSize))")
+        }
+        let vocab = Int32(config.vocabularySize)
+        for id in inputs where id < 0 || id >= vocab {
+            throw NetworkError.invalidInput("id \(id) outside the vocabulary 0..<\(vocab)")
+        }
+        for id in targets where id < 0 || id >= vocab {
+            throw NetworkError.invalidInput("target id \(id) outside the vocabulary 0..<\(vocab)")
+        }
+        let H = config.hiddenSize
+        for shard in shards {
+            let w = shard.workspace
+            for t in 0..<steps {
+                for r in 0..<w.rows {
+                    w.inputs[t * w.rows + r] = inputs[(shard.rowStart + r) * steps + t]
+                    w.targets[t * w.rows + r] = targets[(shard.rowStart + r) * steps + t]
+                }
+            }
+            for l in 0..<config.layers {
+                let offset = (l * batchSize + shard.rowStart) * H
+                w.layers[l].hs.pointer.update(from: state.h.at(offset, count: w.rows * H), count: w.rows * H)
+                if let c = state.c { w.layers[l].cs!.pointer.update(from: c.at(offset, count: w.rows * H), count: w.rows * H) }
+            }
+        }
+        return steps
+    }
+
+    private func storeFinalState(into state: RecurrentState, steps: Int) {
+        let H = network.config.hiddenSize
+        for shard in shards {
+            let w = shard.workspace
+            for l in 0..<network.config.layers {
+                let offset = (l * batchSize + shard.rowStart) * H
+                let last = steps * w.rows * H
+                state.h.at(offset, count: w.rows * H).update(from: w.layers[l].hs.pointer + last, count: w.rows * H)
+                if let c = state.c { c.at(offset, count: w.rows * H).update(from: w.layers[l].cs!.pointer + last, count: w.rows * H) }
+            }
+        }
+    }
+
+    private func storeInitialStateGradient(into gradient: RecurrentState) {
+        let H = network.config.hiddenSize
+        for shard in shards {
+            let w = shard.workspace
+            for l in 0..<network.config.layers {
+                let offset = (l * batchSize + shard.rowStart) * H
+                gradient.h.at(offset, count: w.rows * H).update(from: w.layers[l].dh0!.pointer, count: w.rows * H)
+                if let c = gradient.c { c.at(offset, count: w.rows * H).update(from: w.layers[l].dc!.pointer, count: w.rows * H) }
+            }
+        }
+    }
+}

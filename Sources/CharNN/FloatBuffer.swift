@@ -1,0 +1,90 @@
+import Foundation
+
+/// A fixed-size, 64-byte aligned buffer of `Float`: the one place where CharNN owns raw memory.
+///
+/// Buffers never move or grow, so the kernels can hold their base address for the length of a
+/// call. Reach the memory through `withUnsafeMutableBufferPointer` from outside CharNN; inside,
+/// the layers use `pointer` directly between kernel calls.
+///
+/// ```swift
+/// let b = FloatBuffer(count: 4)
+/// b.withUnsafeMutableBufferPointer { $0[0] = 1 }
+/// ```
+public final class FloatBuffer: @unchecked Sendable {
+    /// Number of floats.
+    public let count: Int
+    let pointer: UnsafeMutablePointer<Float>
+
+    /// Allocates `count` floats set to zero.
+    public init(count: Int) {
+        precondition(count >= 0, "FloatBuffer count must not be negative")
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    /// A buffer holding a copy of `values`.
+    public convenience init(_ values: [Float]) {
+        self.init(count: values.count)
+        values.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { pointer.update(from: base, count: values.count) }
+        }
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(pointer).deallocate()
+    }
+
+    /// Calls `body` with the buffer's memory.
+    @inlinable
+    public func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeMutableBufferPointer(start: mutableBase, count: count))
+    }
+
+    /// Calls `body` with the buffer's memory, read-only.
+    @inlinable
+    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: mutableBase, count: count))
+    }
+
+    @usableFromInline
+    var mutableBase: UnsafeMutablePointer<Float> { pointer }
+
+    /// A pointer to element `offset`, checked against the buffer's bounds in debug builds.
+    @inline(__always)
+    func at(_ offset: Int, count needed: Int = 0) -> UnsafeMutablePointer<Float> {
+        #if DEBUG
+        precondition(offset >= 0 && offset + needed <= count, "FloatBuffer access [\(offset), \(offset + needed)) outside 0..<\(count)")
+        #endif
+        return pointer + offset
+    }
+
+    /// Sets every element to zero.
+    public func zero() {
+        pointer.update(repeating: 0, count: count)
+    }
+
+    /// Copies every element of `other`, which must have the same count.
+    public func copy(from other: FloatBuffer) {
+        precondition(other.count == count, "FloatBuffer copy between different sizes")
+        pointer.update(from: other.pointer, count: count)
+    }
+
+    /// The elements as an array.
+    public var array: [Float] {
+        Array(UnsafeBufferPointer(start: pointer, count: count))
+    }
+
+    /// Element access, bounds-checked.
+    public subscript(index: Int) -> Float {
+        get {
+            precondition(index >= 0 && index < count, "FloatBuffer index \(index) outside 0..<\(count)")
+            return pointer[index]
+        }
+        set {
+            precondition(index >= 0 && index < count, "FloatBuffer index \(index) outside 0..<\(count)")
+            pointer[index] = newValue
+        }
+    }
+}

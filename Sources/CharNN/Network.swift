@@ -1,0 +1,119 @@
+import CKernels
+
+/// A stacked recurrent network over one-hot character ids, with an output projection to
+/// vocabulary logits: the weights, and the packed copies of them that the kernels read.
+///
+/// ```swift
+/// let net = try Network(config: NetworkConfig(vocabularySize: 65), seed: 1)
+/// let runner = BatchRunner(network: net, batchSize: 50, seqLength: 50)
+/// ```
+public final class Network: @unchecked Sendable {
+    public let config: NetworkConfig
+    public let layout: ParameterLayout
+    /// All weights, flat, in `layout` order.
+    public let parameters: FloatBuffer
+    private var packedWeights: PackedWeights?
+
+    /// A network initialised as PyTorch does: every recurrent weight and bias uniform in
+    /// ±1/√hidden, the output layer uniform in ±1/√hidden (nn.Linear's default for fan-in hidden).
+    public init(config: NetworkConfig, seed: UInt64) throws {
+        try config.validate()
+        BLAS.ensureReady()
+        self.config = config
+        layout = ParameterLayout(config: config)
+        parameters = FloatBuffer(count: layout.count)
+        var rng = SeededGenerator(seed: seed)
+        let bound = 1 / Float(config.hiddenSize).squareRoot()
+        let p = parameters.pointer
+        for i in 0..<layout.count { p[i] = rng.uniform(-bound, bound) }
+    }
+
+    /// Number of trainable values.
+    public var parameterCount: Int { layout.count }
+
+    /// Must be called after the weights change (optimizer step, load), before the next pass.
+    public func parametersDidChange() {
+        packedWeights = nil
+    }
+
+    /// Replaces one tensor's values.
+    public func setTensor(_ name: String, values: [Float]) throws {
+        guard let info = layout[name] else { throw NetworkError.missingTensor(name) }
+        guard values.count == info.count else {
+            throw NetworkError.shapeMismatch("\(name) needs \(info.count) values \(info.shape), got \(values.count)")
+        }
+        values.withUnsafeBufferPointer { src in
+            parameters.at(info.offset, count: info.count).update(from: src.baseAddress!, count: info.count)
+        }
+        parametersDidChange()
+    }
+
+    /// One tensor's values.
+    public func tensor(_ name: String) throws -> [Float] {
+        guard let info = layout[name] else { throw NetworkError.missingTensor(name) }
+        return Array(UnsafeBufferPointer(start: parameters.at(info.offset, count: info.count), count: info.count))
+    }
+
+    /// The packed weights for the current parameters; packs them if they changed.
+    /// Not thread-safe: call from one thread before fanning out.
+    func packed() -> PackedWeights {
+        if let packedWeights { return packedWeights }
+        let fresh = PackedWeights(network: self)
+        packedWeights = fresh
+        return fresh
+    }
+}
+
+/// Copies of the weights laid out for the kernels, made once per optimizer step.
+final class PackedWeights: @unchecked Sendable {
+    /// Per layer: W_hh for h * W_hh^T (K = H, N = G) and for dG * W_hh (K = G, N = H).
+    let hhForward: [PackedMatrix], hhBackward: [PackedMatrix]
+    /// Per layer above the first: W_ih the same two ways.
+    let ihForward: [PackedMatrix?], ihBackward: [PackedMatrix?]
+    /// The first layer's W_ih transposed, (vocab, G): row v is W_ih * onehot(v).
+    let embedding: FloatBuffer
+    /// Per layer: the bias added to the input projection (b_ih + b_hh, or b_ih alone for GRU).
+    let inputBias: [FloatBuffer]
+    /// Output layer for y * W_out^T (K = H, N = V) and for dlogits * W_out (K = V, N = H).
+    let outForward: PackedMatrix, outBackward: PackedMatrix
+
+    init(network: Network) {
+        let c = network.config, layout = network.layout
+        let h = c.hiddenSize, g = c.gateWidth, v = c.vocabularySize
+        let p = network.parameters
+        let isa = ck_isa()
+        func pack(k: Int, n: Int, _ base: UnsafeMutablePointer<Float>, rowStride: Int, colStride: Int) -> PackedMatrix {
+            PackedMatrix(k: k, n: n, base, rowStride: rowStride, colStride: colStride, isa: isa)
+        }
+        var hhF: [PackedMatrix] = [], hhB: [PackedMatrix] = [], ihF: [PackedMatrix?] = [], ihB: [PackedMatrix?] = []
+        var biases: [FloatBuffer] = []
+        for l in 0..<c.layers {
+            let whh = p.at(layout.weightHH[l], count: g * h)
+            hhF.append(pack(k: h, n: g, whh, rowStride: 1, colStride: h))
+            hhB.append(pack(k: g, n: h, whh, rowStride: h, colStride: 1))
+            if l > 0 {
+                let wih = p.at(layout.weightIH[l], count: g * h)
+                ihF.append(pack(k: h, n: g, wih, rowStride: 1, colStride: h))
+                ihB.append(pack(k: g, n: h, wih, rowStride: h, colStride: 1))
+            } else {
+                ihF.append(nil)
+                ihB.append(nil)
+            }
+            let bias = FloatBuffer(count: g)
+            bias.pointer.update(from: p.at(layout.biasIH[l], count: g), count: g)
+            if c.cell != .gru { ck_add(g, p.at(layout.biasHH[l], count: g), bias.pointer) }
+            biases.append(bias)
+        }
+        let embedding = FloatBuffer(count: v * g)
+        ck_transpose_add(Int32(g), Int32(v), p.at(layout.weightIH[0], count: g * v), embedding.pointer)
+        let wout = p.at(layout.outWeight, count: v * h)
+        outForward = pack(k: h, n: v, wout, rowStride: 1, colStride: h)
+        outBackward = pack(k: v, n: h, wout, rowStride: h, colStride: 1)
+        hhForward = hhF
+        hhBackward = hhB
+        ihForward = ihF
+        ihBackward = ihB
+        inputBias = biases
+        self.embedding = embedding
+    }
+}

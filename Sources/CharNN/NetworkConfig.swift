@@ -1,0 +1,69 @@
+/// The recurrent cell of every layer.
+public enum CellKind: String, Codable, Sendable, CaseIterable {
+    /// `torch.nn.LSTM`: gates i, f, g, o.
+    case lstm
+    /// `torch.nn.GRU`: gates r, z, n.
+    case gru
+    /// `torch.nn.RNN` with tanh.
+    case rnn
+
+    /// Gate blocks per layer (the row count of a weight matrix is `gateCount * hiddenSize`).
+    public var gateCount: Int {
+        switch self {
+        case .lstm: 4
+        case .gru: 3
+        case .rnn: 1
+        }
+    }
+}
+
+/// Shape of a stacked recurrent network over one-hot inputs.
+public struct NetworkConfig: Codable, Sendable, Equatable {
+    public var cell: CellKind
+    public var vocabularySize: Int
+    public var hiddenSize: Int
+    public var layers: Int
+    /// Dropout probability between layers and before the output layer (0 disables it).
+    public var dropout: Float
+
+    public init(cell: CellKind = .lstm, vocabularySize: Int, hiddenSize: Int = 256, layers: Int = 2, dropout: Float = 0) {
+        self.cell = cell
+        self.vocabularySize = vocabularySize
+        self.hiddenSize = hiddenSize
+        self.layers = layers
+        self.dropout = dropout
+    }
+
+    /// Width of a layer's gate pre-activations.
+    public var gateWidth: Int { cell.gateCount * hiddenSize }
+
+    /// Input width of `layer`: the vocabulary for the first, the hidden size above it.
+    public func inputSize(layer: Int) -> Int { layer == 0 ? vocabularySize : hiddenSize }
+
+    /// Checks the values; throws `NetworkError.invalidConfig` naming the first bad one.
+    public func validate() throws {
+        if vocabularySize < 1 { throw NetworkError.invalidConfig("vocabulary size must be at least 1, got \(vocabularySize)") }
+        if hiddenSize < 1 { throw NetworkError.invalidConfig("hidden size must be at least 1, got \(hiddenSize)") }
+        if layers < 1 { throw NetworkError.invalidConfig("layers must be at least 1, got \(layers)") }
+        if !(dropout >= 0 && dropout < 1) { throw NetworkError.invalidConfig("dropout must be in [0, 1), got \(dropout)") }
+        let largest = max(vocabularySize, hiddenSize) * gateWidth
+        if largest > Int(Int32.max) / 2 { throw NetworkError.invalidConfig("network too large: a weight matrix would hold \(largest) values") }
+    }
+}
+
+/// Errors of CharNN, with messages a user can act on.
+public enum NetworkError: Error, Equatable, CustomStringConvertible {
+    case invalidConfig(String)
+    case shapeMismatch(String)
+    case missingTensor(String)
+    case invalidInput(String)
+
+    public var description: String {
+        switch self {
+        case .invalidConfig(let m): "invalid network configuration: \(m)"
+        case .shapeMismatch(let m): "shape mismatch: \(m)"
+        case .missingTensor(let m): "missing tensor: \(m)"
+        case .invalidInput(let m): "invalid input: \(m)"
+        }
+    }
+}

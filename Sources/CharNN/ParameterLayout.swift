@@ -1,0 +1,51 @@
+/// Name, shape and position of one tensor inside a flat parameter buffer.
+public struct TensorInfo: Sendable, Equatable, Codable {
+    public let name: String
+    public let shape: [Int]
+    /// Index of the first element in the flat buffer.
+    public let offset: Int
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// Where every tensor of a network lives in its flat buffers, named and shaped as PyTorch's
+/// state dict of `rnn = nn.LSTM/GRU/RNN(vocab, hidden, layers)` plus `out = nn.Linear(hidden, vocab)`.
+public struct ParameterLayout: Sendable, Equatable {
+    public let tensors: [TensorInfo]
+    /// Total number of floats.
+    public let count: Int
+
+    let weightIH: [Int], weightHH: [Int], biasIH: [Int], biasHH: [Int]
+    let outWeight: Int, outBias: Int
+
+    public init(config: NetworkConfig) {
+        var tensors: [TensorInfo] = []
+        var offset = 0
+        func add(_ name: String, _ shape: [Int]) -> Int {
+            let info = TensorInfo(name: name, shape: shape, offset: offset)
+            tensors.append(info)
+            offset += info.count
+            return info.offset
+        }
+        var wih: [Int] = [], whh: [Int] = [], bih: [Int] = [], bhh: [Int] = []
+        let g = config.gateWidth
+        for l in 0..<config.layers {
+            wih.append(add("rnn.weight_ih_l\(l)", [g, config.inputSize(layer: l)]))
+            whh.append(add("rnn.weight_hh_l\(l)", [g, config.hiddenSize]))
+            bih.append(add("rnn.bias_ih_l\(l)", [g]))
+            bhh.append(add("rnn.bias_hh_l\(l)", [g]))
+        }
+        outWeight = add("out.weight", [config.vocabularySize, config.hiddenSize])
+        outBias = add("out.bias", [config.vocabularySize])
+        self.tensors = tensors
+        self.count = offset
+        weightIH = wih
+        weightHH = whh
+        biasIH = bih
+        biasHH = bhh
+    }
+
+    /// The tensor called `name`, if any.
+    public subscript(name: String) -> TensorInfo? {
+        tensors.first { $0.name == name }
+    }
+}

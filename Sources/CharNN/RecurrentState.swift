@@ -1,0 +1,62 @@
+/// Hidden state of every layer for a batch of streams: `h` (and `c` for LSTM), each laid out
+/// (layers, batch, hidden) like PyTorch's `(h_0, c_0)`.
+public final class RecurrentState: @unchecked Sendable {
+    public let layers: Int
+    public let batchSize: Int
+    public let hiddenSize: Int
+    public let h: FloatBuffer
+    /// Cell state; nil unless the cell is an LSTM.
+    public let c: FloatBuffer?
+
+    /// An all-zero state.
+    public init(config: NetworkConfig, batchSize: Int) {
+        layers = config.layers
+        self.batchSize = batchSize
+        hiddenSize = config.hiddenSize
+        h = FloatBuffer(count: layers * batchSize * hiddenSize)
+        c = config.cell == .lstm ? FloatBuffer(count: layers * batchSize * hiddenSize) : nil
+    }
+
+    /// Sets every value to zero.
+    public func reset() {
+        h.zero()
+        c?.zero()
+    }
+
+    /// Sets stream `row` of every layer to zero.
+    public func reset(row: Int) {
+        precondition(row >= 0 && row < batchSize, "row \(row) outside 0..<\(batchSize)")
+        for l in 0..<layers {
+            let offset = (l * batchSize + row) * hiddenSize
+            h.at(offset, count: hiddenSize).update(repeating: 0, count: hiddenSize)
+            c?.at(offset, count: hiddenSize).update(repeating: 0, count: hiddenSize)
+        }
+    }
+
+    /// Copies every value of `other`, which must have the same shape.
+    public func copy(from other: RecurrentState) {
+        h.copy(from: other.h)
+        if let c, let oc = other.c { c.copy(from: oc) }
+    }
+
+    /// A copy of this state.
+    public func clone() -> RecurrentState {
+        let copy = RecurrentState(layers: layers, batchSize: batchSize, hiddenSize: hiddenSize, hasCell: c != nil)
+        copy.copy(from: self)
+        return copy
+    }
+
+    init(layers: Int, batchSize: Int, hiddenSize: Int, hasCell: Bool) {
+        self.layers = layers
+        self.batchSize = batchSize
+        self.hiddenSize = hiddenSize
+        h = FloatBuffer(count: layers * batchSize * hiddenSize)
+        c = hasCell ? FloatBuffer(count: layers * batchSize * hiddenSize) : nil
+    }
+
+    /// Whether this state fits `config` with `batchSize` streams.
+    public func matches(_ config: NetworkConfig, batchSize: Int) -> Bool {
+        layers == config.layers && hiddenSize == config.hiddenSize && self.batchSize == batchSize
+            && (c != nil) == (config.cell == .lstm)
+    }
+}

@@ -1,0 +1,109 @@
+import CKernels
+import Foundation
+import Testing
+@testable import CharNN
+
+/// The C kernels against straightforward double-precision references, on every instruction
+/// set this CPU supports.
+@Suite(.serialized) struct KernelTests {
+    static var instructionSets: [Int32] { Array(0...ck_isa_detected()) }
+
+    @Test(arguments: KernelTests.instructionSets)
+    func packedProductMatchesReference(isa: Int32) {
+        #expect(ck_force_isa(isa) == isa)
+        defer { ck_force_isa(-1) }
+        var rng = SeededGenerator(seed: 42)
+        var shapes: [(Int, Int, Int)] = [(1, 1, 1), (25, 1024, 256), (25, 256, 1024), (300, 70, 40), (1, 65, 7)]
+        for _ in 0..<60 { shapes.append((Int(rng.next() % 40) + 1, Int(rng.next() % 90) + 1, Int(rng.next() % 50) + 1)) }
+        for (m, n, k) in shapes {
+            let a = (0..<(m * k)).map { _ in rng.uniform(-1, 1) }
+            // B given as W (n x k), as for h * W^T.
+            let w = (0..<(n * k)).map { _ in rng.uniform(-1, 1) }
+            let packed = w.withUnsafeBufferPointer { PackedMatrix(k: k, n: n, $0.baseAddress!, rowStride: 1, colStride: k, isa: isa) }
+            let initial = (0..<(m * n)).map { _ in rng.uniform(-1, 1) }
+            for accumulate in [false, true] {
+                var c = initial
+                a.withUnsafeBufferPointer { ap in
+                    c.withUnsafeMutableBufferPointer { cp in
+                        Kernels.gemmPacked(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, packed: packed, c: cp.baseAddress!, ldc: n, accumulate: accumulate)
+                    }
+                }
+                var worst = 0.0
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var s = accumulate ? Double(initial[i * n + j]) : 0
+                        for q in 0..<k { s += Double(a[i * k + q]) * Double(w[j * k + q]) }
+                        worst = max(worst, abs(s - Double(c[i * n + j])) / (1 + abs(s)))
+                    }
+                }
+                #expect(worst < 1e-5 * Double(max(k, 8)), "isa \(isa) m \(m) n \(n) k \(k) accumulate \(accumulate): error \(worst)")
+            }
+        }
+    }
+
+    @Test(arguments: KernelTests.instructionSets)
+    func vectorMathIsAccurate(isa: Int32) {
+        #expect(ck_force_isa(isa) == isa)
+        defer { ck_force_isa(-1) }
+        var xs: [Float] = stride(from: -30, through: 30, by: 0.001).map { Float($0) }
+        xs += [0, -0, 1e-8, -1e-8, 0.625, -0.625, 0.62499, 88, -87, 100, -100, 1e30, -1e30, .infinity, -.infinity]
+        var y = [Float](repeating: 0, count: xs.count)
+        ck_tanh(xs.count, xs, &y)
+        for (x, v) in zip(xs, y) {
+            let ref = tanh(Double(x))
+            #expect(abs(Double(v) - ref) <= 3e-7 * abs(ref) + 1e-38, "tanh(\(x)) = \(v), expected \(ref)")
+        }
+        ck_sigmoid(xs.count, xs, &y)
+        for (x, v) in zip(xs, y) {
+            let ref = 1 / (1 + exp(-Double(x)))
+            #expect(abs(Double(v) - ref) <= 3e-7 * abs(ref) + 1e-37, "sigmoid(\(x)) = \(v), expected \(ref)")
+        }
+        let exps = xs.filter { $0 > -87 && $0 < 88 }
+        var e = [Float](repeating: 0, count: exps.count)
+        ck_exp(exps.count, exps, &e)
+        for (x, v) in zip(exps, e) {
+            let ref = exp(Double(x))
+            #expect(abs(Double(v) - ref) <= 3e-7 * ref, "exp(\(x)) = \(v), expected \(ref)")
+        }
+        let nan: [Float] = [.nan]
+        var out: [Float] = [0]
+        ck_tanh(1, nan, &out)
+        #expect(out[0].isNaN, "tanh(NaN) must be NaN")
+        ck_sigmoid(1, nan, &out)
+        #expect(out[0].isNaN, "sigmoid(NaN) must be NaN")
+    }
+
+    @Test func softmaxCrossEntropyMatchesReference() {
+        var rng = SeededGenerator(seed: 3)
+        let rows = 7, v = 33
+        let logits = (0..<(rows * v)).map { _ in rng.uniform(-8, 8) }
+        let targets = (0..<rows).map { _ in Int32(rng.next() % UInt64(v)) }
+        var work = logits
+        let total = ck_softmax_xent(Int32(rows), Int32(v), &work, targets, 0.5)
+        var expected = 0.0
+        for r in 0..<rows {
+            let row = logits[(r * v)..<(r * v + v)].map(Double.init)
+            let m = row.max()!
+            let s = row.map { exp($0 - m) }.reduce(0, +)
+            expected += m + log(s) - row[Int(targets[r])]
+            for j in 0..<v {
+                let g = 0.5 * (exp(row[j] - m) / s - (j == Int(targets[r]) ? 1 : 0))
+                #expect(abs(Double(work[r * v + j]) - g) < 1e-6)
+            }
+        }
+        #expect(abs(total - expected) < 1e-5 * expected)
+    }
+
+    @Test func dropoutMaskHasTheRightRateAndScale() {
+        let n = 100_000
+        var mask = [Float](repeating: -1, count: n)
+        ck_dropout_mask(n, 1234, 0, 0.3, &mask)
+        let kept = mask.filter { $0 != 0 }
+        #expect(Set(kept) == [Float(1 / 0.7)])
+        let rate = Double(n - kept.count) / Double(n)
+        #expect(abs(rate - 0.3) < 0.01, "dropped \(rate)")
+        var shifted = [Float](repeating: -1, count: 10)
+        ck_dropout_mask(10, 1234, 500, 0.3, &shifted)
+        #expect(Array(mask[500..<510]) == shifted, "a draw depends only on key and position")
+    }
+}

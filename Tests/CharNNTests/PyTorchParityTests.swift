@@ -1,0 +1,43 @@
+import Testing
+@testable import CharNN
+
+/// Compares the network with PyTorch's `nn.LSTM`/`nn.GRU`/`nn.RNN` + `nn.Linear` on fixtures
+/// made by scripts/make_fixtures.py (weights, ids, initial state -> logits, loss, gradients).
+@Suite struct PyTorchParityTests {
+    @Test(arguments: ["lstm", "gru", "rnn"], [1, 2])
+    func forwardAndBackwardMatchPyTorch(cell: String, threads: Int) throws {
+        let fx = try ModelFixture.load(cell)
+        let net = try fx.network()
+        let runner = BatchRunner(network: net, batchSize: fx.batch, seqLength: fx.steps, threads: threads)
+        let state = fx.initialState()
+        let gradients = FloatBuffer(count: net.parameterCount)
+        let stateGradient = RecurrentState(config: net.config, batchSize: fx.batch)
+        let loss = try runner.trainStep(inputs: fx.inputs, targets: fx.targets, state: state,
+                                        gradients: gradients, initialStateGradient: stateGradient)
+        #expect(abs(loss - fx.expected.loss) <= 1e-5 * abs(fx.expected.loss), "loss \(loss) vs PyTorch \(fx.expected.loss)")
+        for info in net.layout.tensors {
+            let expected = try #require(fx.expected.gradients[info.name], "fixture lacks \(info.name)")
+            let actual = Array(gradients.array[info.offset..<(info.offset + info.count)])
+            let c = closeness(actual, expected)
+            #expect(c <= 1, "gradient of \(info.name) off by \(c)x the tolerance")
+        }
+        #expect(closeness(stateGradient.h.array, fx.expected.h0_grad) <= 1, "h0 gradient")
+        #expect(closeness(state.h.array, fx.expected.final_h) <= 1, "final h")
+        if let c0Grad = fx.expected.c0_grad, let finalC = fx.expected.final_c {
+            #expect(closeness(stateGradient.c!.array, c0Grad) <= 1, "c0 gradient")
+            #expect(closeness(state.c!.array, finalC) <= 1, "final c")
+        }
+    }
+
+    @Test(arguments: ["lstm", "gru", "rnn"])
+    func evaluationMatchesPyTorch(cell: String) throws {
+        let fx = try ModelFixture.load(cell)
+        let net = try fx.network()
+        let runner = BatchRunner(network: net, batchSize: fx.batch, seqLength: fx.steps, threads: 1, training: false)
+        let state = fx.initialState()
+        let total = try runner.evaluate(inputs: fx.inputs, targets: fx.targets, state: state)
+        let mean = total / Double(fx.inputs.count)
+        #expect(abs(mean - fx.expected.loss) <= 1e-5 * abs(fx.expected.loss))
+        #expect(closeness(state.h.array, fx.expected.final_h) <= 1)
+    }
+}

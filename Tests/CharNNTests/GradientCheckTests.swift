@@ -1,0 +1,115 @@
+import Testing
+@testable import CharNN
+
+/// Central finite differences of the mean loss against the analytic gradient, for every
+/// parameter and every initial-state value, with and without dropout (a fixed mask).
+///
+/// The loss is evaluated in float32, so a perturbation of 1e-2 balances rounding noise against
+/// the O(eps^2) truncation error; the tolerance (4% of the larger value, plus 1% of the
+/// tensor's largest gradient) passes correct code by a wide margin and fails a wrong sign,
+/// a missing term or a wrong factor.
+@Suite struct GradientCheckTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        let cell: CellKind
+        let layers: Int
+        let dropout: Float
+        var testDescription: String { "\(cell) \(layers) layer(s), dropout \(dropout)" }
+    }
+
+    static let cases: [Case] = CellKind.allCases.flatMap { cell in
+        [1, 2, 3].flatMap { layers in [Float(0), 0.3].map { Case(cell: cell, layers: layers, dropout: $0) } }
+    }
+
+    @Test(arguments: GradientCheckTests.cases)
+    func finiteDifferencesMatchGradients(_ c: Case) throws {
+        let batch = 3, steps = 4
+        let config = NetworkConfig(cell: c.cell, vocabularySize: 6, hiddenSize: 5, layers: c.layers, dropout: c.dropout)
+        let net = try Network(config: config, seed: 11)
+        // Widen the weights so that the gates leave their linear range.
+        net.parameters.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] *= 2.5 } }
+        net.parametersDidChange()
+        var rng = SeededGenerator(seed: 5)
+        let inputs = (0..<(batch * steps)).map { _ in Int32(rng.next() % 6) }
+        let targets = (0..<(batch * steps)).map { _ in Int32(rng.next() % 6) }
+        let h0 = (0..<(config.layers * batch * config.hiddenSize)).map { _ in rng.uniform(-0.8, 0.8) }
+        let c0 = (0..<(config.layers * batch * config.hiddenSize)).map { _ in rng.uniform(-0.8, 0.8) }
+        let runner = BatchRunner(network: net, batchSize: batch, seqLength: steps, threads: 2)
+        let gradients = FloatBuffer(count: net.parameterCount)
+        let scratch = FloatBuffer(count: net.parameterCount)
+
+        func state(h: [Float], c: [Float]) -> RecurrentState {
+            let s = RecurrentState(config: config, batchSize: batch)
+            s.h.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = h[i] } }
+            s.c?.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = c[i] } }
+            return s
+        }
+        func loss(h: [Float] = h0, c: [Float] = c0) throws -> Double {
+            try runner.trainStep(inputs: inputs, targets: targets, state: state(h: h, c: c), gradients: scratch, dropoutKey: 77)
+        }
+
+        let stateGradient = RecurrentState(config: config, batchSize: batch)
+        _ = try runner.trainStep(inputs: inputs, targets: targets, state: state(h: h0, c: c0), gradients: gradients,
+                                 dropoutKey: 77, initialStateGradient: stateGradient)
+        let eps: Float = 1e-2
+
+        func check(_ name: String, analytic: [Float], numeric: (Int) throws -> Double) throws {
+            let scale = analytic.map { abs(Double($0)) }.max() ?? 0
+            #expect(scale > 1e-4, "\(name): gradient is all zero, nothing was checked")
+            for i in analytic.indices {
+                let fd = try numeric(i)
+                let a = Double(analytic[i])
+                let allowed = 0.04 * max(abs(fd), abs(a)) + 0.01 * scale + 2e-5
+                #expect(abs(fd - a) <= allowed, "\(name)[\(i)]: finite difference \(fd), analytic \(a)")
+            }
+        }
+
+        for info in net.layout.tensors {
+            let analytic = Array(gradients.array[info.offset..<(info.offset + info.count)])
+            try check(info.name, analytic: analytic) { i in
+                let index = info.offset + i
+                let saved = net.parameters[index]
+                net.parameters[index] = saved + eps
+                net.parametersDidChange()
+                let up = try loss()
+                net.parameters[index] = saved - eps
+                net.parametersDidChange()
+                let down = try loss()
+                net.parameters[index] = saved
+                net.parametersDidChange()
+                return (up - down) / Double(2 * eps)
+            }
+        }
+        try check("h0", analytic: stateGradient.h.array) { i in
+            var up = h0, down = h0
+            up[i] += eps
+            down[i] -= eps
+            return (try loss(h: up) - loss(h: down)) / Double(2 * eps)
+        }
+        if let cGradient = stateGradient.c {
+            try check("c0", analytic: cGradient.array) { i in
+                var up = c0, down = c0
+                up[i] += eps
+                down[i] -= eps
+                return (try loss(c: up) - loss(c: down)) / Double(2 * eps)
+            }
+        }
+    }
+
+    @Test func dropoutIsIndependentOfThreadCount() throws {
+        let config = NetworkConfig(cell: .lstm, vocabularySize: 7, hiddenSize: 9, layers: 2, dropout: 0.4)
+        let net = try Network(config: config, seed: 2)
+        var rng = SeededGenerator(seed: 8)
+        let inputs = (0..<(5 * 6)).map { _ in Int32(rng.next() % 7) }
+        let targets = (0..<(5 * 6)).map { _ in Int32(rng.next() % 7) }
+        var results: [[Float]] = []
+        for threads in [1, 2, 3] {
+            let runner = BatchRunner(network: net, batchSize: 5, seqLength: 6, threads: threads)
+            let gradients = FloatBuffer(count: net.parameterCount)
+            _ = try runner.trainStep(inputs: inputs, targets: targets, state: RecurrentState(config: config, batchSize: 5),
+                                     gradients: gradients, dropoutKey: 9)
+            results.append(gradients.array)
+        }
+        #expect(closeness(results[1], results[0]) <= 1)
+        #expect(closeness(results[2], results[0]) <= 1)
+    }
+}

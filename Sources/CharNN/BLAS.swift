@@ -1,4 +1,5 @@
 import CBLAS
+import Dispatch
 import CKernels
 
 /// The linear-algebra back end: OpenBLAS for the large products, charlm's own packed kernels
@@ -92,5 +93,31 @@ public enum BLAS {
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc)
         )
+    }
+}
+
+extension BLAS {
+    /// Single-thread GFLOP/s of OpenBLAS's sgemm and of the packed kernel on a 1024^3 product
+    /// (best of 5), the reference for "% of peak".
+    public static func productPeak() -> (openBLAS: Double, packed: Double) {
+        ensureReady()
+        let n = 1024
+        let a = FloatBuffer(count: n * n), b = FloatBuffer(count: n * n), c = FloatBuffer(count: n * n)
+        for i in 0..<(n * n) {
+            a.pointer[i] = Float(i % 7) * 0.01
+            b.pointer[i] = Float(i % 5) * 0.01
+        }
+        let packed = PackedMatrix(k: n, n: n, b.pointer, rowStride: 1, colStride: n)
+        var bestBLAS = Double.infinity, bestPacked = Double.infinity
+        for _ in 0..<5 {
+            var start = DispatchTime.now().uptimeNanoseconds
+            gemm(transA: false, transB: true, m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
+            bestBLAS = min(bestBLAS, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            start = DispatchTime.now().uptimeNanoseconds
+            Kernels.gemmPacked(m: n, n: n, k: n, a: a.pointer, lda: n, packed: packed, c: c.pointer, ldc: n, accumulate: false)
+            bestPacked = min(bestPacked, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        let flops = 2 * Double(n * n * n)
+        return (flops / bestBLAS / 1e9, flops / bestPacked / 1e9)
     }
 }

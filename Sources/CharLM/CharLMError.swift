@@ -1,0 +1,36 @@
+import CharNN
+import CharTokenizer
+import Foundation
+
+/// Errors of CharLM, each a message a user can act on.
+public enum CharLMError: Error, Equatable, LocalizedError, CustomStringConvertible {
+    /// A file that should hold something else, or is damaged.
+    case invalidFile(path: String, reason: String)
+    case missingFile(path: String, hint: String)
+    case unwritable(path: String, reason: String)
+    /// A training corpus that cannot be used.
+    case badCorpus(path: String, reason: String)
+    /// Options that contradict each other or the run being resumed.
+    case invalidOptions(String)
+    /// A prompt the tokenizer cannot encode.
+    case badPrompt(String)
+    /// A run directory that already exists.
+    case runExists(path: String)
+    /// Training produced NaN or Inf and could not recover.
+    case diverged(String)
+
+    public var description: String {
+        switch self {
+        case .invalidFile(let path, let reason): "\(path): \(reason)"
+        case .missingFile(let path, let hint): "\(path) does not exist\(hint.isEmpty ? "" : "; \(hint)")"
+        case .unwritable(let path, let reason): "cannot write \(path): \(reason)"
+        case .badCorpus(let path, let reason): "corpus \(path): \(reason)"
+        case .invalidOptions(let message): message
+        case .badPrompt(let message): message
+        case .runExists(let path): "run directory \(path) already exists; pass --resume \(path) to continue it or --overwrite to replace it"
+        case .diverged(let message): message
+        }
+    }
+
+    public var errorDescription: String? { description }
+}

@@ -1,0 +1,72 @@
+import CharNN
+import Foundation
+
+/// Cross-entropy of a network on a span of text.
+public struct EvaluationResult: Sendable, Equatable {
+    /// Summed loss in nats.
+    public let totalNats: Double
+    /// Number of predicted units.
+    public let count: Int
+
+    /// Mean loss in nats per unit.
+    public var nats: Double { count > 0 ? totalNats / Double(count) : .nan }
+    /// Mean loss in bits per unit.
+    public var bitsPerCharacter: Double { nats / log(2) }
+    public var perplexity: Double { exp(nats) }
+}
+
+public enum Evaluator {
+    /// Evaluates every unit of `span` after the first: the span is cut into up to `batchSize`
+    /// contiguous streams read `seqLength` units at a time with the state carried (as in
+    /// training); the few units left over when the streams are cut continue the last stream.
+    /// The trainer's validation and `charlm eval` both use this, so they agree.
+    ///
+    /// - Parameter progress: called with the fraction done.
+    public static func evaluate(
+        network: Network, span: TokenSpan, batchSize: Int, seqLength: Int, threads: Int,
+        progress: (Double) -> Void = { _ in }
+    ) throws -> EvaluationResult {
+        let targets = span.count - 1
+        guard targets >= 1 else { return EvaluationResult(totalNats: 0, count: 0) }
+        let streams = max(1, min(batchSize, targets / seqLength))
+        let streamLength = targets / streams
+        let runner = BatchRunner(network: network, batchSize: streams, seqLength: min(seqLength, streamLength), threads: threads, training: false)
+        let state = RecurrentState(config: network.config, batchSize: streams)
+        var total = 0.0
+        var position = 0
+        while position < streamLength {
+            let steps = min(runner.seqLength, streamLength - position)
+            var inputs: [Int32] = [], outputs: [Int32] = []
+            inputs.reserveCapacity(streams * steps)
+            outputs.reserveCapacity(streams * steps)
+            for b in 0..<streams {
+                let ids = span.ids((b * streamLength + position)..<(b * streamLength + position + steps + 1))
+                inputs += ids.dropLast()
+                outputs += ids.dropFirst()
+            }
+            total += try runner.evaluate(inputs: inputs, targets: outputs, state: state)
+            position += steps
+            progress(Double(position * streams) / Double(targets))
+        }
+        let leftover = targets - streams * streamLength
+        if leftover > 0 {
+            let tail = BatchRunner(network: network, batchSize: 1, seqLength: min(seqLength, leftover), threads: 1, training: false)
+            let last = RecurrentState(config: network.config, batchSize: 1)
+            let H = network.config.hiddenSize
+            for l in 0..<network.config.layers {
+                let from = (l * streams + streams - 1) * H
+                for j in 0..<H { last.h[l * H + j] = state.h[from + j] }
+                if let c = state.c, let lc = last.c { for j in 0..<H { lc[l * H + j] = c[from + j] } }
+            }
+            var start = streams * streamLength
+            while start < targets {
+                let steps = min(tail.seqLength, targets - start)
+                let ids = span.ids(start..<(start + steps + 1))
+                total += try tail.evaluate(inputs: Array(ids.dropLast()), targets: Array(ids.dropFirst()), state: last)
+                start += steps
+            }
+        }
+        progress(1)
+        return EvaluationResult(totalNats: total, count: targets)
+    }
+}

@@ -1,0 +1,189 @@
+import CharNN
+import CharTokenizer
+import Foundation
+
+/// What to generate.
+public struct GenerationRequest: Sendable {
+    public var prompt: String
+    /// Units to generate per sample (after the prompt).
+    public var length: Int
+    public var options: SamplingOptions
+    /// Sample `i` draws from a generator seeded with `seed + i`, so a sample does not depend
+    /// on how many others run beside it.
+    public var seed: UInt64
+    public var numSamples: Int
+    /// A sample ends when its text contains one of these (the stop string is not returned).
+    public var stop: [String]
+
+    public init(prompt: String = "", length: Int = 500, options: SamplingOptions = SamplingOptions(), seed: UInt64 = 0, numSamples: Int = 1, stop: [String] = []) {
+        self.prompt = prompt
+        self.length = length
+        self.options = options
+        self.seed = seed
+        self.numSamples = numSamples
+        self.stop = stop
+    }
+
+    public func validate() throws {
+        try options.validate()
+        guard length >= 0 else { throw CharLMError.invalidOptions("--length must not be negative") }
+        guard numSamples >= 1 && numSamples <= 10_000 else { throw CharLMError.invalidOptions("--num-samples must be between 1 and 10000") }
+        guard !stop.contains("") else { throw CharLMError.invalidOptions("--stop needs a non-empty string") }
+    }
+}
+
+/// One generated sample.
+public struct GeneratedSample: Sendable, Equatable {
+    /// The generated text (without the prompt, without the stop string).
+    public var text: String
+    /// The generated token ids (including those of a stop string, if one ended the sample).
+    public var tokens: [Int32]
+    /// The stop string that ended the sample, if any.
+    public var stoppedBy: String?
+    /// The seed this sample was drawn with.
+    public var seed: UInt64
+}
+
+/// Generates a batch of samples together: one forward pass per step for all of them.
+public final class BatchGeneration {
+    public let model: LanguageModel
+    public let request: GenerationRequest
+    /// The prompt as the model saw it (normalized).
+    public let promptText: String
+    public let promptIDs: [Int32]
+    private let session: InferenceSession
+    private var samplers: [StandardSampler]
+    private var generators: [SeededGenerator]
+    private var decoders: [StreamingDecoder]
+    private var history: [[Int32]]
+    private var pending: [String]
+    public private(set) var samples: [GeneratedSample]
+    private var active: [Bool]
+    private var logits: [Float]
+    public private(set) var steps = 0
+
+    /// Encodes the prompt and primes the network with it.
+    /// - Throws: `CharLMError.badPrompt` or `.invalidOptions`.
+    public init(model: LanguageModel, request: GenerationRequest) throws {
+        try request.validate()
+        self.model = model
+        self.request = request
+        let ids = try model.encodePrompt(request.prompt)
+        promptIDs = ids
+        promptText = model.tokenizer.decode(ids)
+        let n = request.numSamples
+        session = InferenceSession(network: model.network, batchSize: n)
+        samplers = Array(repeating: StandardSampler(options: request.options), count: n)
+        generators = (0..<n).map { SeededGenerator(seed: request.seed &+ UInt64($0)) }
+        decoders = Array(repeating: StreamingDecoder(tokenizer: model.tokenizer), count: n)
+        history = Array(repeating: ids, count: n)
+        pending = Array(repeating: "", count: n)
+        samples = (0..<n).map { GeneratedSample(text: "", tokens: [], stoppedBy: nil, seed: request.seed &+ UInt64($0)) }
+        active = Array(repeating: request.length > 0, count: n)
+        let prime = ids.isEmpty ? [model.startID] : ids
+        logits = try session.feed((0..<n).flatMap { _ in prime })
+    }
+
+    /// Whether every sample has finished.
+    public var isFinished: Bool { !active.contains(true) }
+
+    /// Generates one unit for every unfinished sample; calls `emit(sample, text)` with the text
+    /// that became final (possibly empty while a stop string might be forming).
+    public func step(_ emit: (Int, String) -> Void) throws {
+        guard !isFinished else { return }
+        let v = model.tokenizer.vocabularySize
+        var next = [Int32](repeating: 0, count: request.numSamples)
+        for i in 0..<request.numSamples {
+            guard active[i] else {
+                next[i] = samples[i].tokens.last ?? promptIDs.last ?? 0
+                continue
+            }
+            let row = Array(logits[(i * v)..<((i + 1) * v)])
+            let window = history[i].suffix(request.options.repetitionWindow)
+            let id = samplers[i].sample(logits: row, recent: window, using: &generators[i])
+            next[i] = id
+            history[i].append(id)
+            samples[i].tokens.append(id)
+            pending[i] += try decoders[i].push(id)
+            if samples[i].tokens.count >= request.length { pending[i] += decoders[i].finish() }
+            emit(i, release(i, final: samples[i].tokens.count >= request.length))
+            if samples[i].tokens.count >= request.length || samples[i].stoppedBy != nil { active[i] = false }
+        }
+        steps += 1
+        if !isFinished { logits = try session.feed(next) }
+    }
+
+    /// Moves the part of sample i's pending text that cannot begin a stop string into its
+    /// text, and returns it; on a stop string, ends the sample there.
+    private func release(_ i: Int, final: Bool) -> String {
+        var text = pending[i]
+        for stop in request.stop {
+            if let range = text.range(of: stop) {
+                samples[i].stoppedBy = stop
+                text = String(text[..<range.lowerBound])
+                pending[i] = ""
+                samples[i].text += text
+                return text
+            }
+        }
+        var keep = 0
+        if !final {
+            for stop in request.stop {
+                let stopBytes = Array(stop.utf8), textBytes = Array(text.utf8)
+                for length in stride(from: min(stopBytes.count - 1, textBytes.count), to: 0, by: -1)
+                where textBytes.suffix(length).elementsEqual(stopBytes.prefix(length)) {
+                    keep = max(keep, length)
+                    break
+                }
+            }
+        }
+        let bytes = Array(text.utf8)
+        let out = String(decoding: bytes.prefix(bytes.count - keep), as: UTF8.self)
+        pending[i] = String(decoding: bytes.suffix(keep), as: UTF8.self)
+        samples[i].text += out
+        return out
+    }
+
+    /// Runs to the end.
+    public func run(_ emit: (Int, String) -> Void = { _, _ in }) throws -> [GeneratedSample] {
+        while !isFinished { try step(emit) }
+        return samples
+    }
+}
+
+/// A single sample as a `Sequence` of text pieces, one per generated unit, produced lazily.
+public struct TextStream: Sequence, IteratorProtocol {
+    private let generation: BatchGeneration
+    private var buffer: [String] = []
+
+    public init(model: LanguageModel, request: GenerationRequest) throws {
+        var single = request
+        single.numSamples = 1
+        generation = try BatchGeneration(model: model, request: single)
+    }
+
+    public mutating func next() -> String? {
+        while buffer.isEmpty {
+            if generation.isFinished { return nil }
+            var pieces: [String] = []
+            do { try generation.step { _, text in pieces.append(text) } } catch { return nil }
+            buffer = pieces
+        }
+        return buffer.removeFirst()
+    }
+
+    /// The sample so far.
+    public var sample: GeneratedSample { generation.samples[0] }
+}
+
+extension LanguageModel {
+    /// Generates one sample lazily, one piece of text per unit.
+    public func stream(prompt: String, length: Int, options: SamplingOptions = SamplingOptions(), seed: UInt64 = 0, stop: [String] = []) throws -> TextStream {
+        try TextStream(model: self, request: GenerationRequest(prompt: prompt, length: length, options: options, seed: seed, stop: stop))
+    }
+
+    /// Generates every sample of `request` as one batch.
+    public func generate(_ request: GenerationRequest, emit: (Int, String) -> Void = { _, _ in }) throws -> [GeneratedSample] {
+        try BatchGeneration(model: self, request: request).run(emit)
+    }
+}

@@ -1,0 +1,116 @@
+import CharNN
+import CharTokenizer
+import Foundation
+
+/// A trained character model: the tokenizer and the network, loaded from a run directory.
+///
+/// ```swift
+/// let model = try LanguageModel.load(URL(fileURLWithPath: "runs/shakespeare"))
+/// for piece in try model.stream(prompt: "ROMEO:", length: 200, seed: 1) { print(piece, terminator: "") }
+/// ```
+public final class LanguageModel: @unchecked Sendable {
+    public let tokenizer: Tokenizer
+    public let network: Network
+    public let config: RunConfig
+    /// The trainer state saved with the weights (step, validation loss), if any.
+    public let trainerState: TrainerState?
+    /// The weights file that was loaded.
+    public let weightsURL: URL
+
+    public init(tokenizer: Tokenizer, network: Network, config: RunConfig, trainerState: TrainerState?, weightsURL: URL) {
+        self.tokenizer = tokenizer
+        self.network = network
+        self.config = config
+        self.trainerState = trainerState
+        self.weightsURL = weightsURL
+    }
+
+    /// Which checkpoint of a run to load.
+    public enum Checkpoint: String, Sendable, CaseIterable {
+        /// The lowest validation loss (falls back to latest when there is none yet).
+        case best
+        /// The last one saved.
+        case latest
+    }
+
+    /// Loads a model from a run directory, or from a `model.safetensors` with its
+    /// `config.json` and `tokenizer.json` beside it.
+    public static func load(_ path: URL, checkpoint: Checkpoint = .best) throws -> LanguageModel {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory) else {
+            throw CharLMError.missingFile(path: path.path, hint: "expected a run directory made by `charlm train` or its model.safetensors")
+        }
+        let directory: URL, weights: URL
+        if isDirectory.boolValue {
+            let run = RunDirectory(path)
+            let useBest = checkpoint == .best && FileManager.default.fileExists(atPath: run.bestURL.appendingPathComponent("model.safetensors").path)
+            directory = useBest ? run.bestURL : run.url
+            weights = directory.appendingPathComponent("model.safetensors")
+            if !FileManager.default.fileExists(atPath: weights.path) {
+                let previous = run.previousURL.appendingPathComponent("model.safetensors")
+                if FileManager.default.fileExists(atPath: previous.path) {
+                    return try load(weights: previous, beside: run.url, trainerStateURL: run.previousURL.appendingPathComponent("trainer_state.json"))
+                }
+                throw CharLMError.missingFile(path: weights.path, hint: "the run has no saved checkpoint yet")
+            }
+        } else {
+            weights = path
+            directory = path.deletingLastPathComponent()
+        }
+        return try load(weights: weights, beside: directory, trainerStateURL: directory.appendingPathComponent("trainer_state.json"))
+    }
+
+    private static func load(weights: URL, beside directory: URL, trainerStateURL: URL) throws -> LanguageModel {
+        let config = try RunConfig.load(from: directory.appendingPathComponent("config.json"))
+        let tokenizer: Tokenizer
+        do {
+            tokenizer = try Tokenizer.load(from: directory.appendingPathComponent("tokenizer.json"))
+        } catch let error as TokenizerError {
+            throw CharLMError.invalidFile(path: directory.appendingPathComponent("tokenizer.json").path, reason: error.localizedDescription)
+        }
+        guard tokenizer.vocabularySize == config.model.vocabularySize else {
+            throw CharLMError.invalidFile(path: directory.path, reason: "tokenizer.json has \(tokenizer.vocabularySize) tokens but config.json says \(config.model.vocabularySize)")
+        }
+        let network = try Network(config: config.model, seed: 0)
+        try RunDirectory.loadWeights(SafeTensors(contentsOf: weights), into: network, source: weights.path)
+        let state = try? TrainerState.load(from: trainerStateURL)
+        return LanguageModel(tokenizer: tokenizer, network: network, config: config, trainerState: state, weightsURL: weights)
+    }
+
+    // MARK: - Prompts
+
+    /// The ids of `prompt` after the tokenizer's normalization.
+    /// - Throws: `CharLMError.badPrompt` naming characters the vocabulary lacks.
+    public func encodePrompt(_ prompt: String) throws -> [Int32] {
+        do {
+            return try tokenizer.encode(prompt)
+        } catch TokenizerError.unknownCharacters(let scalars) {
+            let names = scalars.prefix(10).map { s in "'\(String(s).debugDescription.dropFirst().dropLast())' (U+\(String(s.value, radix: 16, uppercase: true).leftPadded(4)))" }
+            throw CharLMError.badPrompt("the prompt has \(scalars.count == 1 ? "a character" : "characters") this model's vocabulary lacks: \(names.joined(separator: ", "))\(scalars.count > 10 ? ", …" : ""); remove \(scalars.count == 1 ? "it" : "them"), or train with --fallback bytes so that any text encodes")
+        } catch let error as TokenizerError {
+            throw CharLMError.badPrompt("cannot encode the prompt: \(error.localizedDescription)")
+        }
+    }
+
+    /// The id an empty prompt starts from: a line break when the vocabulary has one (the
+    /// text then starts as if at the beginning of a line), otherwise the most frequent unit.
+    public var startID: Int32 {
+        if let newline = tokenizer.id(for: "\n") { return newline }
+        var best: Int32 = 0
+        var bestCount = -1
+        for id in 0..<Int32(tokenizer.vocabularySize) {
+            let count = tokenizer.count(for: id) ?? 0
+            if count > bestCount {
+                best = id
+                bestCount = count
+            }
+        }
+        return best
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int, with pad: Character = "0") -> String {
+        count >= width ? self : String(repeating: pad, count: width - count) + self
+    }
+}

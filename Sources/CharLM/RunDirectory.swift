@@ -1,0 +1,230 @@
+import CharNN
+import CharTokenizer
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A training run on disk, laid out like a Hugging Face model directory:
+///
+///     RUN/config.json            model shape, training options, format version
+///     RUN/tokenizer.json         the tokenizer (loadable by CharTokenizer alone)
+///     RUN/model.safetensors      latest weights, PyTorch state-dict names
+///     RUN/optimizer.safetensors  optimizer moments, step count, carried hidden state
+///     RUN/trainer_state.json     step, epoch, data cursor, RNG, learning rate, history
+///     RUN/metrics.csv            one row per logged step
+///     RUN/loss.svg               training and validation curves
+///     RUN/best/                  config, tokenizer, weights and state of the best validation
+///
+/// Saving never leaves the run unloadable: each file is written beside its destination,
+/// flushed, then renamed; before the latest checkpoint's files are replaced, hard links to the
+/// previous ones are kept in `RUN/.previous/`, which a loader falls back to if a crash left
+/// the three files from different steps.
+public struct RunDirectory: Sendable {
+    public let url: URL
+
+    public init(_ url: URL) {
+        self.url = url.standardizedFileURL
+    }
+
+    public var configURL: URL { url.appendingPathComponent("config.json") }
+    public var tokenizerURL: URL { url.appendingPathComponent("tokenizer.json") }
+    public var modelURL: URL { url.appendingPathComponent("model.safetensors") }
+    public var optimizerURL: URL { url.appendingPathComponent("optimizer.safetensors") }
+    public var trainerStateURL: URL { url.appendingPathComponent("trainer_state.json") }
+    public var metricsURL: URL { url.appendingPathComponent("metrics.csv") }
+    public var plotURL: URL { url.appendingPathComponent("loss.svg") }
+    public var bestURL: URL { url.appendingPathComponent("best") }
+    var previousURL: URL { url.appendingPathComponent(".previous") }
+
+    static let stateFiles = ["model.safetensors", "optimizer.safetensors", "trainer_state.json"]
+
+    /// Whether the directory exists.
+    public var exists: Bool { FileManager.default.fileExists(atPath: url.path) }
+
+    // MARK: - Creating
+
+    /// Creates the directory with config.json and tokenizer.json.
+    /// - Parameter overwrite: remove an existing run at this path first.
+    func create(config: RunConfig, tokenizer: Tokenizer, overwrite: Bool) throws {
+        if exists {
+            guard overwrite else { throw CharLMError.runExists(path: url.path) }
+            let contents = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
+            let ours = Set(["config.json", "tokenizer.json", "metrics.csv", "loss.svg", "best", ".previous"] + Self.stateFiles)
+            if let foreign = contents.first(where: { !ours.contains($0) && !$0.hasPrefix(".") }) {
+                throw CharLMError.invalidOptions("refusing to overwrite \(url.path): it holds '\(foreign)', which is not part of a charlm run")
+            }
+            do { try FileManager.default.removeItem(at: url) } catch {
+                throw CharLMError.unwritable(path: url.path, reason: error.localizedDescription)
+            }
+        }
+        try DurableFile.makeDirectory(url)
+        try DurableFile.write(config.jsonData(), to: configURL)
+        try DurableFile.write(tokenizer.jsonData(), to: tokenizerURL)
+    }
+
+    // MARK: - Saving
+
+    /// The weights as a safetensors file, named and shaped like PyTorch's state dict.
+    static func modelFile(_ network: Network, step: Int) -> SafeTensors {
+        var file = SafeTensors()
+        file.metadata = ["format": "pt", "charlm_step": String(step), "cell": network.config.cell.rawValue]
+        network.parameters.withUnsafeBufferPointer { all in
+            for info in network.layout.tensors {
+                file.add(info.name, shape: info.shape, values: UnsafeBufferPointer(rebasing: all[info.offset..<(info.offset + info.count)]))
+            }
+        }
+        return file
+    }
+
+    static func optimizerFile(_ optimizer: Optimizer, hidden: RecurrentState, step: Int) -> SafeTensors {
+        var file = SafeTensors()
+        file.metadata = ["charlm_step": String(step), "optimizer": optimizer.config.kind.rawValue]
+        file.add("step", shape: [1], int64: [Int64(optimizer.step)])
+        for name in optimizer.stateNames {
+            optimizer.stateBuffer(name)!.withUnsafeBufferPointer { file.add(name, shape: [$0.count], values: $0) }
+        }
+        let shape = [hidden.layers, hidden.batchSize, hidden.hiddenSize]
+        hidden.h.withUnsafeBufferPointer { file.add("hidden.h", shape: shape, values: $0) }
+        hidden.c?.withUnsafeBufferPointer { file.add("hidden.c", shape: shape, values: $0) }
+        return file
+    }
+
+    /// Saves the latest checkpoint (weights, optimizer, hidden state, trainer state).
+    func saveLatest(network: Network, optimizer: Optimizer, hidden: RecurrentState, trainer: TrainerState) throws {
+        let contents = [
+            Self.modelFile(network, step: trainer.step).encoded(),
+            Self.optimizerFile(optimizer, hidden: hidden, step: trainer.step).encoded(),
+            try trainer.jsonData(),
+        ]
+        var staged: [URL] = []
+        do {
+            for (name, data) in zip(Self.stateFiles, contents) {
+                staged.append(try DurableFile.stage(data, for: url.appendingPathComponent(name)))
+            }
+        } catch {
+            staged.forEach(DurableFile.discard)
+            throw error
+        }
+        try keepPrevious()
+        for (name, file) in zip(Self.stateFiles, staged) {
+            try DurableFile.commit(file, to: url.appendingPathComponent(name))
+        }
+    }
+
+    /// Hard-links the current checkpoint files into .previous (replacing it atomically).
+    private func keepPrevious() throws {
+        let fm = FileManager.default
+        guard Self.stateFiles.allSatisfy({ fm.fileExists(atPath: url.appendingPathComponent($0).path) }) else { return }
+        let building = url.appendingPathComponent(".previous.tmp")
+        try? fm.removeItem(at: building)
+        try DurableFile.makeDirectory(building)
+        for name in Self.stateFiles {
+            let source = url.appendingPathComponent(name).path
+            let target = building.appendingPathComponent(name).path
+            if link(source, target) != 0 {
+                do { try fm.copyItem(atPath: source, toPath: target) } catch {
+                    throw CharLMError.unwritable(path: target, reason: error.localizedDescription)
+                }
+            }
+        }
+        DurableFile.syncDirectory(building)
+        let old = url.appendingPathComponent(".previous.old")
+        try? fm.removeItem(at: old)
+        if fm.fileExists(atPath: previousURL.path) { _ = rename(previousURL.path, old.path) }
+        guard rename(building.path, previousURL.path) == 0 else {
+            throw CharLMError.unwritable(path: previousURL.path, reason: String(cString: strerror(errno)))
+        }
+        DurableFile.syncDirectory(url)
+        try? fm.removeItem(at: old)
+    }
+
+    /// Saves the best checkpoint into best/ (swapped in as a whole directory).
+    func saveBest(network: Network, trainer: TrainerState) throws {
+        let fm = FileManager.default
+        let building = url.appendingPathComponent("best.tmp")
+        try? fm.removeItem(at: building)
+        try DurableFile.makeDirectory(building)
+        for name in ["config.json", "tokenizer.json"] {
+            let source = url.appendingPathComponent(name).path, target = building.appendingPathComponent(name).path
+            if link(source, target) != 0 {
+                do { try fm.copyItem(atPath: source, toPath: target) } catch {
+                    throw CharLMError.unwritable(path: target, reason: error.localizedDescription)
+                }
+            }
+        }
+        try DurableFile.write(Self.modelFile(network, step: trainer.step).encoded(), to: building.appendingPathComponent("model.safetensors"))
+        try DurableFile.write(trainer.jsonData(), to: building.appendingPathComponent("trainer_state.json"))
+        let old = url.appendingPathComponent("best.old")
+        try? fm.removeItem(at: old)
+        if fm.fileExists(atPath: bestURL.path) { _ = rename(bestURL.path, old.path) }
+        guard rename(building.path, bestURL.path) == 0 else {
+            throw CharLMError.unwritable(path: bestURL.path, reason: String(cString: strerror(errno)))
+        }
+        DurableFile.syncDirectory(url)
+        try? fm.removeItem(at: old)
+    }
+
+    // MARK: - Loading
+
+    /// Reads weights into `network`, checking every name and shape.
+    static func loadWeights(_ file: SafeTensors, into network: Network, source: String) throws {
+        let expected = Set(network.layout.tensors.map(\.name))
+        if let extra = file.names.first(where: { !expected.contains($0) }) {
+            throw CharLMError.invalidFile(path: source, reason: "holds tensor '\(extra)', which a \(network.config.cell.rawValue) model of this shape does not have")
+        }
+        for info in network.layout.tensors {
+            let values = try file.floats(info.name, shape: info.shape, source: source)
+            guard values.allSatisfy({ $0.isFinite }) else {
+                throw CharLMError.invalidFile(path: source, reason: "tensor '\(info.name)' holds NaN or infinite values")
+            }
+            try network.setTensor(info.name, values: values)
+        }
+    }
+
+    /// The latest checkpoint's three files, from the run directory or, if a crash left those
+    /// inconsistent, from .previous.
+    func latestCheckpointFiles() throws -> (model: SafeTensors, optimizer: SafeTensors, trainer: TrainerState, source: URL) {
+        var firstError: Error?
+        for directory in [url, previousURL] {
+            do {
+                let model = try SafeTensors(contentsOf: directory.appendingPathComponent("model.safetensors"))
+                let optimizer = try SafeTensors(contentsOf: directory.appendingPathComponent("optimizer.safetensors"))
+                let trainer = try TrainerState.load(from: directory.appendingPathComponent("trainer_state.json"))
+                let steps = [model.metadata["charlm_step"], optimizer.metadata["charlm_step"], String(trainer.step)]
+                guard Set(steps).count == 1 else {
+                    throw CharLMError.invalidFile(path: directory.path, reason: "checkpoint files come from different steps (\(steps.map { $0 ?? "?" }.joined(separator: ", ")))")
+                }
+                return (model, optimizer, trainer, directory)
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        throw firstError!
+    }
+
+    /// Restores optimizer state and the carried hidden state.
+    static func loadOptimizer(_ file: SafeTensors, into optimizer: Optimizer, hidden: RecurrentState, source: String) throws {
+        guard file.metadata["optimizer"] == optimizer.config.kind.rawValue else {
+            throw CharLMError.invalidOptions("the run was trained with optimizer \(file.metadata["optimizer"] ?? "?"), not \(optimizer.config.kind.rawValue)")
+        }
+        let step = try file.int64s("step", source: source)
+        guard step.count == 1, step[0] >= 0 else { throw CharLMError.invalidFile(path: source, reason: "bad optimizer step") }
+        var buffers: [String: [Float]] = [:]
+        for name in optimizer.stateNames {
+            buffers[name] = try file.floats(name, shape: [optimizer.parameterCount], source: source)
+        }
+        do { try optimizer.restore(step: Int(step[0]), buffers: buffers) } catch {
+            throw CharLMError.invalidFile(path: source, reason: "\(error)")
+        }
+        let shape = [hidden.layers, hidden.batchSize, hidden.hiddenSize]
+        let h = try file.floats("hidden.h", shape: shape, source: source)
+        hidden.h.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = h[i] } }
+        if let c = hidden.c {
+            let values = try file.floats("hidden.c", shape: shape, source: source)
+            c.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = values[i] } }
+        }
+    }
+}

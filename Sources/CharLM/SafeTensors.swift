@@ -1,0 +1,216 @@
+import Foundation
+
+/// Reader and writer of the safetensors format (huggingface/safetensors): an 8-byte
+/// little-endian header length N, N bytes of JSON describing each tensor
+/// (`{"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {..}}`),
+/// then the tensors' bytes, back to back, little-endian.
+///
+/// ```swift
+/// var file = SafeTensors()
+/// file.add("out.bias", shape: [65], values: bias)
+/// try file.encoded().write(to: url)
+/// let back = try SafeTensors(data: Data(contentsOf: url), source: url.path)
+/// ```
+public struct SafeTensors: Sendable {
+    /// Element types this implementation reads and writes.
+    public enum DType: String, Sendable, CaseIterable {
+        case f32 = "F32", f64 = "F64", i64 = "I64", i32 = "I32", u8 = "U8"
+        public var size: Int {
+            switch self {
+            case .f32, .i32: 4
+            case .f64, .i64: 8
+            case .u8: 1
+            }
+        }
+    }
+
+    public struct Tensor: Sendable, Equatable {
+        public let dtype: DType
+        public let shape: [Int]
+        /// The raw little-endian bytes.
+        public let bytes: Data
+        public var count: Int { shape.reduce(1, *) }
+    }
+
+    /// Tensors in file order.
+    public private(set) var names: [String] = []
+    public private(set) var tensors: [String: Tensor] = [:]
+    /// The header's free-form string metadata.
+    public var metadata: [String: String] = [:]
+
+    public init() {}
+
+    // MARK: - Building
+
+    /// Adds (or replaces) a float32 tensor.
+    public mutating func add(_ name: String, shape: [Int], values: UnsafeBufferPointer<Float>) {
+        precondition(shape.reduce(1, *) == values.count, "\(name): shape \(shape) does not hold \(values.count) values")
+        var data = Data(count: values.count * 4)
+        data.withUnsafeMutableBytes { raw in
+            let out = raw.bindMemory(to: UInt32.self)
+            for i in 0..<values.count { out[i] = values[i].bitPattern.littleEndian }
+        }
+        add(name, Tensor(dtype: .f32, shape: shape, bytes: data))
+    }
+
+    public mutating func add(_ name: String, shape: [Int], values: [Float]) {
+        values.withUnsafeBufferPointer { add(name, shape: shape, values: $0) }
+    }
+
+    /// Adds (or replaces) an int64 tensor.
+    public mutating func add(_ name: String, shape: [Int], int64 values: [Int64]) {
+        precondition(shape.reduce(1, *) == values.count, "\(name): shape \(shape) does not hold \(values.count) values")
+        var data = Data(count: values.count * 8)
+        data.withUnsafeMutableBytes { raw in
+            let out = raw.bindMemory(to: Int64.self)
+            for i in 0..<values.count { out[i] = values[i].littleEndian }
+        }
+        add(name, Tensor(dtype: .i64, shape: shape, bytes: data))
+    }
+
+    private mutating func add(_ name: String, _ tensor: Tensor) {
+        if tensors[name] == nil { names.append(name) }
+        tensors[name] = tensor
+    }
+
+    /// The file's bytes.
+    public func encoded() -> Data {
+        var header = "{"
+        var entries: [String] = []
+        if !metadata.isEmpty {
+            let fields = metadata.keys.sorted().map { "\(Self.quote($0)):\(Self.quote(metadata[$0]!))" }
+            entries.append("\"__metadata__\":{\(fields.joined(separator: ","))}")
+        }
+        var offset = 0
+        for name in names {
+            let t = tensors[name]!
+            entries.append("\(Self.quote(name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + t.bytes.count)]}")
+            offset += t.bytes.count
+        }
+        header += entries.joined(separator: ",") + "}"
+        var headerBytes = Array(header.utf8)
+        while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
+        var out = Data(capacity: 8 + headerBytes.count + offset)
+        var length = UInt64(headerBytes.count).littleEndian
+        withUnsafeBytes(of: &length) { out.append(contentsOf: $0) }
+        out.append(contentsOf: headerBytes)
+        for name in names { out.append(tensors[name]!.bytes) }
+        return out
+    }
+
+    private static func quote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
+    }
+
+    // MARK: - Reading
+
+    /// Parses and validates a file's bytes.
+    /// - Parameter source: the path, for error messages.
+    /// - Throws: `CharLMError.invalidFile` saying what is wrong.
+    public init(data: Data, source: String) throws {
+        func bad(_ reason: String) -> CharLMError { .invalidFile(path: source, reason: "not a valid safetensors file: \(reason)") }
+        guard data.count >= 8 else { throw bad("\(data.count) bytes is too short for a header (truncated?)") }
+        let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard headerLength <= 100_000_000 else { throw bad("header length \(headerLength) is implausible") }
+        guard headerLength <= UInt64(data.count - 8) else {
+            throw bad("header of \(headerLength) bytes runs past the end of the \(data.count)-byte file (truncated?)")
+        }
+        let headerData = data.subdata(in: 8..<(8 + Int(headerLength)))
+        guard headerData.first == UInt8(ascii: "{") else { throw bad("header does not start with '{'") }
+        guard let object = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any] else {
+            throw bad("header is not a JSON object")
+        }
+        let body = data.subdata(in: (8 + Int(headerLength))..<data.count)
+        var spans: [(name: String, begin: Int, end: Int)] = []
+        for (name, value) in object {
+            if name == "__metadata__" {
+                guard let meta = value as? [String: Any] else { throw bad("__metadata__ is not an object") }
+                for (k, v) in meta {
+                    guard let s = v as? String else { throw bad("metadata value for '\(k)' is not a string") }
+                    metadata[k] = s
+                }
+                continue
+            }
+            guard let entry = value as? [String: Any] else { throw bad("entry '\(name)' is not an object") }
+            guard let dtypeName = entry["dtype"] as? String else { throw bad("tensor '\(name)' has no dtype") }
+            guard let dtype = DType(rawValue: dtypeName) else { throw bad("tensor '\(name)' has unsupported dtype \(dtypeName)") }
+            guard let shapeValues = entry["shape"] as? [Any] else { throw bad("tensor '\(name)' has no shape") }
+            let shape = try shapeValues.map { v -> Int in
+                guard let n = (v as? NSNumber)?.intValue, n >= 0 else { throw bad("tensor '\(name)' has a bad shape") }
+                return n
+            }
+            guard let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
+                  let begin = (offsets[0] as? NSNumber)?.intValue, let end = (offsets[1] as? NSNumber)?.intValue,
+                  begin >= 0, begin <= end else { throw bad("tensor '\(name)' has bad data_offsets") }
+            guard end <= body.count else {
+                throw bad("tensor '\(name)' ends at byte \(end) of a \(body.count)-byte data section (truncated?)")
+            }
+            var count = 1
+            for d in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: d)
+                guard !overflow else { throw bad("tensor '\(name)' shape \(shape) overflows") }
+                count = product
+            }
+            guard count * dtype.size == end - begin else {
+                throw bad("tensor '\(name)' of shape \(shape) needs \(count * dtype.size) bytes, its offsets span \(end - begin)")
+            }
+            spans.append((name, begin, end))
+            tensors[name] = Tensor(dtype: dtype, shape: shape, bytes: body.subdata(in: begin..<end))
+        }
+        spans.sort { $0.begin < $1.begin || ($0.begin == $1.begin && $0.end < $1.end) }
+        var position = 0
+        for span in spans {
+            guard span.begin == position else {
+                throw bad(span.begin < position ? "tensor '\(span.name)' overlaps another" : "gap before tensor '\(span.name)'")
+            }
+            position = span.end
+        }
+        guard position == body.count else { throw bad("\(body.count - position) bytes after the last tensor") }
+        names = spans.map(\.name)
+    }
+
+    /// Reads and validates a file.
+    public init(contentsOf url: URL) throws {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url, options: .mappedIfSafe)
+        } catch {
+            if !FileManager.default.fileExists(atPath: url.path) { throw CharLMError.missingFile(path: url.path, hint: "") }
+            throw CharLMError.invalidFile(path: url.path, reason: "cannot read: \(error.localizedDescription)")
+        }
+        try self.init(data: data, source: url.path)
+    }
+
+    /// The float32 values of tensor `name`, checked against `shape` when given.
+    public func floats(_ name: String, shape: [Int]? = nil, source: String) throws -> [Float] {
+        guard let t = tensors[name] else { throw CharLMError.invalidFile(path: source, reason: "has no tensor '\(name)'") }
+        guard t.dtype == .f32 else { throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' is \(t.dtype.rawValue), expected F32") }
+        if let shape, shape != t.shape {
+            throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' has shape \(t.shape), expected \(shape)")
+        }
+        return t.bytes.withUnsafeBytes { raw in
+            (0..<t.count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        }
+    }
+
+    /// The int64 values of tensor `name`.
+    public func int64s(_ name: String, source: String) throws -> [Int64] {
+        guard let t = tensors[name] else { throw CharLMError.invalidFile(path: source, reason: "has no tensor '\(name)'") }
+        guard t.dtype == .i64 else { throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' is \(t.dtype.rawValue), expected I64") }
+        return t.bytes.withUnsafeBytes { raw in
+            (0..<t.count).map { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import CharNN
+import Foundation
+
+/// The contents of trainer_state.json: where training is, so that a resumed run continues
+/// exactly as if it had never stopped.
+public struct TrainerState: Codable, Sendable, Equatable {
+    public static let currentFormat = "charlm-trainer-state"
+    public static let currentVersion = 1
+
+    public struct Evaluation: Codable, Sendable, Equatable {
+        public var step: Int
+        public var trainLoss: Double
+        public var validationLoss: Double
+    }
+
+    public var format = TrainerState.currentFormat
+    public var version = TrainerState.currentVersion
+    /// Optimizer steps taken.
+    public var step = 0
+    /// Completed passes over the training split.
+    public var epoch = 0
+    /// Position of the next chunk within each stream.
+    public var cursor = 0
+    public var charactersSeen = 0
+    /// Training time so far, in seconds, over every session.
+    public var elapsedSeconds = 0.0
+    /// Learning rate of the last step, and the factor that plateau decay and NaN recovery apply.
+    public var learningRate: Float = 0
+    public var rateFactor: Float = 1
+    public var bestValidationLoss: Double?
+    public var bestStep: Int?
+    /// Validations in a row without improvement (early stopping and plateau decay).
+    public var evaluationsWithoutImprovement = 0
+    public var plateauCount = 0
+    /// Bad (NaN/Inf) steps in a row and in total.
+    public var consecutiveBadSteps = 0
+    public var badSteps = 0
+    /// State of the generator that draws sample previews.
+    public var rng: [UInt64] = SeededGenerator(seed: 1).state
+    /// Every validation so far.
+    public var history: [Evaluation] = []
+    /// Mean training loss since the last validation (for the history).
+    public var runningLoss = 0.0
+    public var runningCount = 0
+
+    public init() {}
+
+    func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return try encoder.encode(self)
+    }
+
+    static func load(from url: URL) throws -> TrainerState {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw CharLMError.missingFile(path: url.path, hint: "")
+        }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let state: TrainerState
+        do {
+            state = try decoder.decode(TrainerState.self, from: data)
+        } catch let error as DecodingError {
+            throw CharLMError.invalidFile(path: url.path, reason: "unreadable trainer state: \(error.shortDescription)")
+        }
+        guard state.format == currentFormat else { throw CharLMError.invalidFile(path: url.path, reason: "not a charlm trainer state") }
+        guard state.version <= currentVersion else {
+            throw CharLMError.invalidFile(path: url.path, reason: "trainer state version \(state.version) is newer than this charlm supports")
+        }
+        guard state.step >= 0, state.cursor >= 0, state.epoch >= 0, SeededGenerator(state: state.rng) != nil else {
+            throw CharLMError.invalidFile(path: url.path, reason: "trainer state holds impossible values")
+        }
+        return state
+    }
+}

@@ -1,0 +1,218 @@
+import CharNN
+import CharTokenizer
+import Foundation
+
+/// How the learning rate changes over training.
+public enum LearningRateSchedule: Codable, Sendable, Equatable, CustomStringConvertible {
+    /// The base rate throughout.
+    case constant
+    /// Multiply by `factor` every `every` steps.
+    case step(every: Int, factor: Float)
+    /// Linear warm-up over `warmup` steps, then a cosine decay to `minFactor` x the base rate
+    /// at the last step (needs a step or epoch limit).
+    case cosine(warmup: Int, minFactor: Float)
+    /// Multiply by `factor` when `patience` validations in a row bring no improvement.
+    case plateau(factor: Float, patience: Int)
+
+    /// Parses the command-line spelling: `constant`, `step:EVERY:FACTOR`,
+    /// `cosine[:WARMUP[:MIN_FACTOR]]`, `plateau[:FACTOR[:PATIENCE]]`.
+    public init(parsing text: String) throws {
+        let parts = text.lowercased().split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        func number<T: LosslessStringConvertible>(_ i: Int, _ fallback: T) throws -> T {
+            guard i < parts.count else { return fallback }
+            guard let v = T(parts[i]) else { throw CharLMError.invalidOptions("--lr-schedule: '\(parts[i])' in '\(text)' is not a number") }
+            return v
+        }
+        switch parts[0] {
+        case "constant" where parts.count == 1: self = .constant
+        case "step":
+            guard parts.count == 3 else { throw CharLMError.invalidOptions("--lr-schedule step needs step:EVERY:FACTOR, e.g. step:2000:0.5") }
+            self = .step(every: try number(1, 0), factor: try number(2, Float(0)))
+        case "cosine" where parts.count <= 3:
+            self = .cosine(warmup: try number(1, 0), minFactor: try number(2, Float(0.1)))
+        case "plateau" where parts.count <= 3:
+            self = .plateau(factor: try number(1, Float(0.5)), patience: try number(2, 2))
+        default:
+            throw CharLMError.invalidOptions("--lr-schedule '\(text)': expected constant, step:EVERY:FACTOR, cosine[:WARMUP[:MIN]] or plateau[:FACTOR[:PATIENCE]]")
+        }
+        try validate()
+    }
+
+    public func validate() throws {
+        switch self {
+        case .constant: break
+        case .step(let every, let factor):
+            guard every >= 1, factor > 0, factor <= 1 else { throw CharLMError.invalidOptions("step schedule needs EVERY >= 1 and 0 < FACTOR <= 1") }
+        case .cosine(let warmup, let minFactor):
+            guard warmup >= 0, minFactor >= 0, minFactor <= 1 else { throw CharLMError.invalidOptions("cosine schedule needs WARMUP >= 0 and 0 <= MIN <= 1") }
+        case .plateau(let factor, let patience):
+            guard factor > 0, factor < 1, patience >= 1 else { throw CharLMError.invalidOptions("plateau schedule needs 0 < FACTOR < 1 and PATIENCE >= 1") }
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .constant: "constant"
+        case .step(let every, let factor): "step:\(every):\(factor)"
+        case .cosine(let warmup, let minFactor): "cosine:\(warmup):\(minFactor)"
+        case .plateau(let factor, let patience): "plateau:\(factor):\(patience)"
+        }
+    }
+
+    /// The factor on the base rate at `step` (1-based), for the schedules that depend on the step only.
+    func factor(step: Int, totalSteps: Int?) -> Float {
+        switch self {
+        case .constant, .plateau: return 1
+        case .step(let every, let factor): return pow(factor, Float((step - 1) / every))
+        case .cosine(let warmup, let minFactor):
+            if warmup > 0, step <= warmup { return Float(step) / Float(warmup) }
+            guard let total = totalSteps, total > warmup else { return 1 }
+            let progress = min(1, Double(step - warmup) / Double(total - warmup))
+            return minFactor + (1 - minFactor) * Float(0.5 * (1 + cos(Double.pi * progress)))
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        try self.init(parsing: text)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}
+
+/// What happens when a step's loss or gradients are NaN or infinite.
+public enum NaNPolicy: String, Codable, Sendable, CaseIterable {
+    /// Skip the step, halve the learning rate; stop after 3 bad steps in a row.
+    case skip
+    /// Stop at once, keeping the last good checkpoint.
+    case stop
+}
+
+/// Everything about a training run other than the model's shape: stored in config.json and
+/// checked on resume.
+public struct TrainingConfig: Codable, Sendable, Equatable {
+    public var batchSize: Int = 50
+    public var seqLength: Int = 50
+    public var optimizer = OptimizerConfig(kind: .adam, learningRate: 2e-3)
+    public var schedule: LearningRateSchedule = .constant
+    /// Maximum global gradient norm; 0 turns clipping off.
+    public var gradClip: Float = 5
+    /// Fraction of the corpus (its end) held out for validation, unless `validationFile` is set.
+    public var valFraction: Double = 0.1
+    public var validationFile: String?
+    /// Stop after this many optimizer steps in total.
+    public var maxSteps: Int?
+    /// Stop after this many passes over the training split.
+    public var epochs: Int?
+    /// Stop after this much training time in total, in seconds.
+    public var timeLimit: Double?
+    /// Validate (over the whole validation split) and checkpoint every this many steps.
+    public var evalEvery: Int = 250
+    /// Print a short sample every this many steps (0: never).
+    public var sampleEvery: Int = 1000
+    public var sampleLength: Int = 200
+    /// Stop when this many validations in a row bring no improvement (nil: never).
+    public var earlyStoppingPatience: Int? = 8
+    public var nanPolicy: NaNPolicy = .skip
+    public var seed: UInt64 = 1
+    public var threads: Int = BatchRunner.defaultThreads
+    /// Report progress every this many steps.
+    public var logEvery: Int = 10
+
+    public init() {}
+
+    /// Checks every value; throws `CharLMError.invalidOptions` naming the first bad one.
+    public func validate() throws {
+        func check(_ ok: Bool, _ message: String) throws { if !ok { throw CharLMError.invalidOptions(message) } }
+        try check(batchSize >= 1 && batchSize <= 100_000, "--batch must be between 1 and 100000, got \(batchSize)")
+        try check(seqLength >= 1 && seqLength <= 100_000, "--seq-length must be between 1 and 100000, got \(seqLength)")
+        try check(gradClip >= 0 && gradClip.isFinite, "--grad-clip must be 0 (off) or positive, got \(gradClip)")
+        try check(validationFile != nil || (valFraction > 0 && valFraction < 1), "--val-fraction must be between 0 and 1 (exclusive), got \(valFraction)")
+        try check(maxSteps.map { $0 >= 1 } ?? true, "--max-steps must be at least 1")
+        try check(epochs.map { $0 >= 1 } ?? true, "--epochs must be at least 1")
+        try check(timeLimit.map { $0 > 0 && $0.isFinite } ?? true, "--time must be positive")
+        try check(evalEvery >= 1, "--eval-every must be at least 1, got \(evalEvery)")
+        try check(sampleEvery >= 0, "--sample-every must not be negative")
+        try check(sampleLength >= 1, "--sample-length must be at least 1")
+        try check(earlyStoppingPatience.map { $0 >= 1 } ?? true, "--patience must be at least 1")
+        try check(threads >= 1 && threads <= 1024, "--threads must be between 1 and 1024, got \(threads)")
+        try check(logEvery >= 1, "log interval must be at least 1")
+        if case .cosine = schedule {
+            try check(maxSteps != nil || epochs != nil, "--lr-schedule cosine needs --max-steps or --epochs to know where training ends")
+        }
+        try schedule.validate()
+        do { try optimizer.validate() } catch let e as NetworkError { throw CharLMError.invalidOptions("\(e)") }
+    }
+}
+
+/// The contents of config.json: the model's shape, the tokenizer's summary, the training
+/// options, and the charlm format version.
+public struct RunConfig: Codable, Sendable, Equatable {
+    public static let currentFormat = "charlm"
+    public static let currentVersion = 1
+
+    public var format: String = RunConfig.currentFormat
+    public var version: Int = RunConfig.currentVersion
+    public var model: NetworkConfig
+    public var training: TrainingConfig
+    /// Path of the corpus the run was created from.
+    public var corpus: String?
+    /// Units the corpus encoded to, so that a resume notices a changed corpus.
+    public var corpusUnits: Int?
+
+    public init(model: NetworkConfig, training: TrainingConfig, corpus: String?) {
+        self.model = model
+        self.training = training
+        self.corpus = corpus
+    }
+
+    /// Reads and validates config.json.
+    public static func load(from url: URL) throws -> RunConfig {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw CharLMError.missingFile(path: url.path, hint: "a charlm run directory holds config.json, tokenizer.json and model.safetensors")
+        }
+        struct Header: Decodable { let format: String?; let version: Int? }
+        guard let header = try? JSONDecoder().decode(Header.self, from: data) else {
+            throw CharLMError.invalidFile(path: url.path, reason: "not a JSON object (truncated or damaged?)")
+        }
+        guard header.format == currentFormat else {
+            throw CharLMError.invalidFile(path: url.path, reason: "not a charlm config (format is \(header.format.map { "'\($0)'" } ?? "missing"))")
+        }
+        guard let version = header.version, version <= currentVersion else {
+            throw CharLMError.invalidFile(path: url.path, reason: "format version \(header.version ?? -1) is newer than this charlm supports (\(currentVersion)); upgrade charlm")
+        }
+        do {
+            let decoder = JSONDecoder()
+            decoder.keyDecodingStrategy = .convertFromSnakeCase
+            let config = try decoder.decode(RunConfig.self, from: data)
+            try config.model.validate()
+            return config
+        } catch let error as DecodingError {
+            throw CharLMError.invalidFile(path: url.path, reason: "unreadable config: \(error.shortDescription)")
+        } catch {
+            throw CharLMError.invalidFile(path: url.path, reason: "\(error)")
+        }
+    }
+
+    func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return try encoder.encode(self)
+    }
+}
+
+extension DecodingError {
+    /// One line naming the field that failed.
+    var shortDescription: String {
+        switch self {
+        case .keyNotFound(let key, let context): "missing field '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            "bad value at '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
+        @unknown default: "\(self)"
+        }
+    }
+}

@@ -1,0 +1,217 @@
+import ArgumentParser
+import CharLM
+import CharNN
+import Foundation
+
+/// `charlm bench …`: throughput measurements for the README's tables.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure training, generation and tokenizer throughput (side by side with PyTorch/Python references).",
+        subcommands: [BenchTrain.self, BenchGenerate.self, BenchTokenizer.self],
+        defaultSubcommand: BenchTrain.self
+    )
+}
+
+/// A "cell:hidden" pair such as "lstm:256".
+struct ModelSize: ExpressibleByArgument, CustomStringConvertible {
+    let cell: CellKind
+    let hidden: Int
+
+    init?(argument: String) {
+        let parts = argument.lowercased().split(separator: ":")
+        guard parts.count == 2, let cell = CellKind(rawValue: String(parts[0])), let hidden = Int(parts[1]), hidden >= 1 else { return nil }
+        self.cell = cell
+        self.hidden = hidden
+    }
+
+    var description: String { "\(cell.rawValue):\(hidden)" }
+
+    static func parseList(_ text: String) throws -> [ModelSize] {
+        try text.split(separator: ",").map {
+            guard let size = ModelSize(argument: String($0)) else { throw ValidationError("'\($0)' is not CELL:HIDDEN (e.g. lstm:256).") }
+            return size
+        }
+    }
+}
+
+/// Runs a reference script and collects the JSON objects it prints, one per line.
+enum ReferenceScript {
+    static func run(python: String, script: String, arguments: [String]) -> (results: [[String: Any]], error: String?) {
+        guard FileManager.default.fileExists(atPath: script) else { return ([], "\(script) not found (run from the repository root or pass --scripts)") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [python, script] + arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        do { try process.run() } catch { return ([], "cannot start \(python): \(error.localizedDescription)") }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let results = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }
+        if process.terminationStatus != 0 {
+            let lastLine = String(decoding: errData, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"
+            return (results, "\(script) failed: \(lastLine)")
+        }
+        return (results, nil)
+    }
+}
+
+/// `charlm bench train`: training throughput against PyTorch.
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training throughput (forward, backward, clip, Adam) against torch.nn.LSTM/GRU.",
+        discussion: """
+        For each configuration (2 layers, batch 50, sequence 50, vocabulary 65 by default) charlm and \
+        then the PyTorch reference (scripts/bench_pytorch_train.py, same model, one-hot input, Adam, \
+        clip 5, the same thread count) are timed one after the other, so that both see the same \
+        machine. Reports the median of --repeats timings of --steps steps, the ratio, GFLOP/s \
+        against the measured peak of the matrix kernels, the kernels in use and memory.
+        """
+    )
+
+    @Option(help: "Configurations as CELL:HIDDEN, comma-separated.")
+    var configs = "lstm:128,lstm:256,lstm:512,gru:128,gru:256,gru:512"
+
+    @Option(help: "Layers.") var layers = 2
+    @Option(help: "Batch size.") var batch = 50
+    @Option(help: "Sequence length.") var seqLength = 50
+    @Option(help: "Vocabulary size.") var vocab = 65
+    @Option(help: "Steps per timing.") var steps = 20
+    @Option(help: "Timings per configuration (the median is reported).") var repeats = 5
+    @Option(help: "Threads for charlm and PyTorch.") var threads = BatchRunner.defaultThreads
+    @Flag(help: "Skip the PyTorch reference.") var noPytorch = false
+    @Option(help: "Python interpreter with torch installed.") var python = "python3"
+    @Option(help: "Directory holding the reference scripts.") var scripts = "scripts"
+    @Flag(help: "Print JSON lines instead of a table.") var json = false
+
+    func validate() throws {
+        _ = try ModelSize.parseList(configs)
+        if layers < 1 || batch < 1 || seqLength < 1 || vocab < 2 || steps < 1 || repeats < 1 || threads < 1 {
+            throw ValidationError("--layers, --batch, --seq-length, --steps, --repeats and --threads must be positive, --vocab at least 2.")
+        }
+    }
+
+    func run() throws {
+        try Console.run {
+            let sizes = try ModelSize.parseList(configs)
+            let peak = Benchmark.productPeak()
+            let machinePeak = peak.packed * Double(threads)
+            if !json {
+                Console.out("kernels: \(BLAS.info.summary)\n")
+                Console.out(String(format: "matrix-product peak, 1 thread: charlm packed kernel %.0f GFLOP/s, OpenBLAS sgemm %.0f GFLOP/s; x%d threads = %.0f GFLOP/s\n",
+                                   peak.packed, peak.openBLAS, threads, machinePeak))
+                Console.out("\(layers) layers, batch \(batch), sequence \(seqLength), vocabulary \(vocab), \(threads) threads; median of \(repeats) x \(steps) steps\n\n")
+                Console.out("| model | charlm chars/s | PyTorch chars/s | ratio | charlm GFLOP/s | % of peak | RSS after warm-up → end |\n")
+                Console.out("|---|---:|---:|---:|---:|---:|---:|\n")
+            }
+            for size in sizes {
+                let config = NetworkConfig(cell: size.cell, vocabularySize: vocab, hiddenSize: size.hidden, layers: layers)
+                let ours = try Benchmark.training(config: config, batchSize: batch, seqLength: seqLength, steps: steps, repeats: repeats, threads: threads)
+                var reference: Double?
+                var note = ""
+                if !noPytorch {
+                    let r = ReferenceScript.run(python: python, script: scripts + "/bench_pytorch_train.py", arguments: [
+                        "--configs", size.description, "--threads", String(threads), "--batch", String(batch), "--seq", String(seqLength),
+                        "--vocab", String(vocab), "--layers", String(layers), "--steps", String(steps), "--repeats", String(repeats)])
+                    reference = r.results.first?["median"] as? Double
+                    if let e = r.error { note = e }
+                }
+                let ratio = reference.map { ours.median / $0 }
+                if json {
+                    var object: [String: Any] = ["cell": size.cell.rawValue, "hidden": size.hidden, "layers": layers, "charlm_chars_per_s": ours.median,
+                                                 "charlm_runs": ours.charactersPerSecond, "gflops": ours.gflops, "peak_gflops": machinePeak,
+                                                 "rss_warm": ours.residentAfterWarmup, "rss_end": ours.residentAtEnd, "kernels": BLAS.info.summary]
+                    if let reference { object["pytorch_chars_per_s"] = reference }
+                    if let ratio { object["ratio"] = ratio }
+                    if !note.isEmpty { object["note"] = note }
+                    Console.out(Console.json(object) + "\n")
+                } else {
+                    let mb = { (b: Int) in String(format: "%.0f MB", Double(b) / 1e6) }
+                    Console.out("| \(layers)x\(size.hidden) \(size.cell.rawValue.uppercased()) | \(Int(ours.median).formatted()) | \(reference.map { Int($0).formatted() } ?? "–") | "
+                        + "\(ratio.map { String(format: "%.2f×", $0) } ?? "–") | \(String(format: "%.0f", ours.gflops)) | \(String(format: "%.0f%%", 100 * ours.gflops / machinePeak)) | "
+                        + "\(mb(ours.residentAfterWarmup)) → \(mb(ours.residentAtEnd)) |\n")
+                    if !note.isEmpty { Console.note("charlm: PyTorch reference skipped: \(note)") }
+                }
+            }
+        }
+    }
+}
+
+/// `charlm bench generate`: generation throughput against an eager PyTorch loop.
+struct BenchGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generation throughput, one sample and a batch, against an eager PyTorch sampling loop.",
+        discussion: """
+        Times sampling one character at a time (temperature 1) after a 20-character prompt, for one \
+        sample and for --batch samples generated together, with the PyTorch reference \
+        (scripts/bench_pytorch_generate.py: a module call and torch.multinomial per character) \
+        run right after each charlm measurement. Also reports the time to the first character.
+        """
+    )
+
+    @Option(help: "Configurations as CELL:HIDDEN, comma-separated.")
+    var configs = "lstm:128,lstm:256,lstm:512"
+
+    @Option(help: "Layers.") var layers = 2
+    @Option(help: "Vocabulary size.") var vocab = 65
+    @Option(help: "Characters per sample.") var length = 2000
+    @Option(help: "Samples in the batched measurement.") var batch = 32
+    @Option(help: "Timings per configuration (the median is reported).") var repeats = 3
+    @Option(help: "Threads for the PyTorch reference.") var threads = BatchRunner.defaultThreads
+    @Option(help: "Characters per sample for the (slow) PyTorch loop.") var referenceLength = 300
+    @Flag(help: "Skip the PyTorch reference.") var noPytorch = false
+    @Option(help: "Python interpreter with torch installed.") var python = "python3"
+    @Option(help: "Directory holding the reference scripts.") var scripts = "scripts"
+    @Flag(help: "Print JSON lines instead of a table.") var json = false
+
+    func validate() throws {
+        _ = try ModelSize.parseList(configs)
+        if layers < 1 || vocab < 2 || length < 1 || batch < 1 || repeats < 1 || threads < 1 || referenceLength < 1 {
+            throw ValidationError("sizes, counts and lengths must be positive.")
+        }
+    }
+
+    func run() throws {
+        try Console.run {
+            let sizes = try ModelSize.parseList(configs)
+            if !json {
+                Console.out("kernels: \(BLAS.info.summary)\n\(layers) layers, vocabulary \(vocab); median of \(repeats) runs\n\n")
+                Console.out("| model | charlm 1 sample | PyTorch 1 sample | ratio | charlm \(batch) samples | PyTorch \(batch) samples | first character |\n")
+                Console.out("|---|---:|---:|---:|---:|---:|---:|\n")
+            }
+            for size in sizes {
+                let config = NetworkConfig(cell: size.cell, vocabularySize: vocab, hiddenSize: size.hidden, layers: layers)
+                let single = try Benchmark.generation(config: config, samples: 1, length: length, repeats: repeats)
+                let batched = try Benchmark.generation(config: config, samples: batch, length: max(1, length / 4), repeats: repeats)
+                var refSingle: Double?, refBatch: Double?
+                if !noPytorch {
+                    for (samples, slot) in [(1, 0), (batch, 1)] {
+                        let r = ReferenceScript.run(python: python, script: scripts + "/bench_pytorch_generate.py", arguments: [
+                            "--configs", size.description, "--threads", String(threads), "--samples", String(samples),
+                            "--length", String(referenceLength), "--repeats", String(repeats), "--vocab", String(vocab), "--layers", String(layers)])
+                        let value = r.results.first?["median"] as? Double
+                        if slot == 0 { refSingle = value } else { refBatch = value }
+                        if let e = r.error { Console.note("charlm: PyTorch reference skipped: \(e)") }
+                    }
+                }
+                if json {
+                    var object: [String: Any] = ["cell": size.cell.rawValue, "hidden": size.hidden, "charlm_single": single.median,
+                                                 "charlm_batch": batched.median, "batch": batch, "first_char_ms": single.firstCharacterSeconds * 1000]
+                    if let refSingle { object["pytorch_single"] = refSingle; object["ratio_single"] = single.median / refSingle }
+                    if let refBatch { object["pytorch_batch"] = refBatch }
+                    Console.out(Console.json(object) + "\n")
+                } else {
+                    let fmt = { (x: Double?) in x.map { Int($0).formatted() } ?? "–" }
+                    Console.out("| \(layers)x\(size.hidden) \(size.cell.rawValue.uppercased()) | \(fmt(single.median)) | \(fmt(refSingle)) | "
+                        + "\(refSingle.map { String(format: "%.0f×", single.median / $0) } ?? "–") | \(fmt(batched.median)) | \(fmt(refBatch)) | "
+                        + String(format: "%.1f ms |\n", single.firstCharacterSeconds * 1000))
+                }
+            }
+        }
+    }
+}

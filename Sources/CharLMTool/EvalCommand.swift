@@ -1,0 +1,68 @@
+import ArgumentParser
+import CharLM
+import CharNN
+import Foundation
+
+/// `charlm eval RUN FILE`: how well a model predicts a text.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Loss, bits per character and perplexity of a model on a text file.",
+        discussion: "Uses the run's batch and sequence length by default, so that on the validation text it reports the trainer's validation loss."
+    )
+
+    @Argument(help: ArgumentHelp("Run directory or model.safetensors.", valueName: "run"))
+    var runPath: String
+
+    @Argument(help: "UTF-8 text file to evaluate on.")
+    var file: String
+
+    @Option(help: "Streams evaluated side by side (default: the run's batch size).")
+    var batch: Int?
+
+    @Option(help: "Characters per forward pass (default: the run's sequence length).")
+    var seqLength: Int?
+
+    @Option(help: "Threads (default: all cores).")
+    var threads = BatchRunner.defaultThreads
+
+    @Option(help: "Which checkpoint of a run directory: best or latest.")
+    var checkpoint: LanguageModel.Checkpoint = .best
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func validate() throws {
+        if let batch, batch < 1 { throw ValidationError("--batch must be at least 1.") }
+        if let seqLength, seqLength < 1 { throw ValidationError("--seq-length must be at least 1.") }
+        if threads < 1 { throw ValidationError("--threads must be at least 1.") }
+    }
+
+    func run() throws {
+        try Console.run {
+            let model = try LanguageModel.load(URL(fileURLWithPath: runPath), checkpoint: checkpoint)
+            let url = URL(fileURLWithPath: file)
+            try Corpus.checkReadable(url)
+            let ids: TokenSpan
+            do { ids = TokenSpan(try model.tokenizer.encodeFile(url)) } catch let error as LocalizedError {
+                throw CharLMError.badCorpus(path: file, reason: error.errorDescription ?? "\(error)")
+            }
+            guard ids.count >= 2 else { throw CharLMError.badCorpus(path: file, reason: "needs at least 2 units to predict one") }
+            let showProgress = Console.stderrIsTerminal && !json && ids.count > 200_000
+            let start = Date()
+            let result = try Evaluator.evaluate(
+                network: model.network, span: ids, batchSize: batch ?? model.config.training.batchSize,
+                seqLength: seqLength ?? model.config.training.seqLength, threads: threads
+            ) { fraction in
+                if showProgress { Console.note(String(format: "\r\u{1B}[Kevaluating: %.0f%% (%@)", fraction * 100, Console.duration(Date().timeIntervalSince(start))), newline: false) }
+            }
+            if showProgress { Console.note("\r\u{1B}[K", newline: false) }
+            if json {
+                Console.out(Console.json(["file": file, "units": result.count, "loss_nats": result.nats, "bits_per_character": result.bitsPerCharacter,
+                                          "perplexity": result.perplexity, "model": model.weightsURL.path]) + "\n")
+            } else {
+                Console.out(String(format: "%@: %d characters predicted\nloss        %.4f nats/char\nbits/char   %.4f\nperplexity  %.3f\n",
+                                   file, result.count, result.nats, result.bitsPerCharacter, result.perplexity))
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import CharLM
+import CharNN
+import CharTokenizer
+import Foundation
+
+/// `charlm info RUN`: what a run holds.
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a run's model, vocabulary, training state and the kernels in use.")
+
+    @Argument(help: ArgumentHelp("Run directory or model.safetensors.", valueName: "run"))
+    var runPath: String
+
+    @Option(help: "Which checkpoint of a run directory: best or latest.")
+    var checkpoint: LanguageModel.Checkpoint = .best
+
+    @Flag(help: "Print the information as JSON.")
+    var json = false
+
+    func run() throws {
+        try Console.run {
+            let model = try LanguageModel.load(URL(fileURLWithPath: runPath), checkpoint: checkpoint)
+            let m = model.config.model, t = model.config.training, tok = model.tokenizer
+            let latestURL = URL(fileURLWithPath: runPath).appendingPathComponent("trainer_state.json")
+            let latest = (try? JSONSerialization.jsonObject(with: Data(contentsOf: latestURL))) as? [String: Any]
+            let saved = model.trainerState
+            let kernels = BLAS.info
+            let units = (0..<Int32(min(tok.vocabularySize, 40))).compactMap { tok.unit(for: $0) }
+            if json {
+                var object: [String: Any] = [
+                    "weights": model.weightsURL.path, "cell": m.cell.rawValue, "layers": m.layers, "hidden_size": m.hiddenSize,
+                    "vocabulary_size": m.vocabularySize, "dropout": Double(m.dropout), "parameters": model.network.parameterCount,
+                    "tokenizer": ["unit": tok.config.unit.rawValue, "normalization": tok.config.normalization.form.rawValue,
+                                  "fallback": tok.config.fallback.rawValue, "case_fold": tok.config.normalization.caseFold],
+                    "training": ["batch": t.batchSize, "seq_length": t.seqLength, "optimizer": t.optimizer.kind.rawValue,
+                                 "lr": Double(t.optimizer.learningRate), "schedule": t.schedule.description, "grad_clip": Double(t.gradClip)],
+                    "kernels": kernels.summary, "openblas_core": kernels.openBLASCore ?? NSNull(), "kernel_isa": kernels.kernelISA,
+                    "unicode_version": Tokenizer.unicodeVersion,
+                ]
+                if let saved {
+                    object["checkpoint_step"] = saved.step
+                    object["best_val_loss"] = saved.bestValidationLoss ?? NSNull()
+                    object["best_step"] = saved.bestStep ?? NSNull()
+                }
+                if let latest { object["latest_step"] = latest["step"] ?? NSNull() }
+                Console.out(Console.json(object) + "\n")
+                return
+            }
+            var lines: [(String, String)] = []
+            lines.append(("weights", model.weightsURL.path))
+            lines.append(("model", "\(m.layers)-layer \(m.cell.rawValue.uppercased()), hidden \(m.hiddenSize), dropout \(m.dropout): \(model.network.parameterCount.formatted()) parameters"))
+            lines.append(("vocabulary", "\(tok.vocabularySize) tokens (\(tok.config.unit.rawValue)s, \(tok.config.normalization.form.rawValue.uppercased())\(tok.config.normalization.caseFold ? ", case-folded" : ""), fallback \(tok.config.fallback.rawValue))"))
+            lines.append(("", units.map { $0.debugDescription }.joined(separator: " ") + (tok.vocabularySize > units.count ? " …" : "")))
+            lines.append(("training", "batch \(t.batchSize) x seq \(t.seqLength), \(t.optimizer.kind.rawValue) lr \(t.optimizer.learningRate) (\(t.schedule)), clip \(t.gradClip)"))
+            if let latest, let step = latest["step"] as? Int {
+                let epoch = (latest["epoch"] as? Int) ?? 0, chars = (latest["characters_seen"] as? Int) ?? 0
+                let elapsed = (latest["elapsed_seconds"] as? Double) ?? 0
+                lines.append(("progress", "step \(step), epoch \(epoch + 1), \(chars.formatted()) characters seen, \(durationText(elapsed)) of training"))
+            }
+            if let saved, let best = saved.bestValidationLoss {
+                lines.append(("validation", String(format: "best %.4f nats/char (%.3f bpc, perplexity %.2f) at step %d", best, best / log(2), exp(best), saved.bestStep ?? 0)))
+            } else {
+                lines.append(("validation", "none yet"))
+            }
+            if let corpus = model.config.corpus { lines.append(("corpus", corpus)) }
+            lines.append(("kernels", kernels.summary))
+            lines.append(("unicode", "utf8proc \(Tokenizer.utf8procVersion), Unicode \(Tokenizer.unicodeVersion)"))
+            let width = lines.map(\.0.count).max() ?? 0
+            for (key, value) in lines {
+                Console.out(key.padding(toLength: width + 2, withPad: " ", startingAt: 0) + value + "\n")
+            }
+        }
+    }
+
+    private func durationText(_ seconds: Double) -> String { Console.duration(seconds) }
+}

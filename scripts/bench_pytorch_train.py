@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""PyTorch reference for `charlm bench train`: training throughput of the same model.
+
+Model: one-hot input -> torch.nn.LSTM/GRU (batch_first) -> nn.Linear, mean cross-entropy,
+Adam, gradient clipping by global norm; one step = forward + backward + clip + optimizer step,
+as charlm measures it. Prints one JSON object per configuration on stdout:
+{"cell": "lstm", "hidden": 256, "layers": 2, "chars_per_s": [...], "median": ...}
+
+Usage: python3 scripts/bench_pytorch_train.py --configs lstm:128,lstm:256 [--threads 2]
+       [--batch 50] [--seq 50] [--vocab 65] [--steps 20] [--repeats 3]
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class CharRNN(nn.Module):
+    def __init__(self, cell, vocab, hidden, layers):
+        super().__init__()
+        rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
+        self.vocab = vocab
+        self.rnn = rnn(vocab, hidden, layers, batch_first=True)
+        self.out = nn.Linear(hidden, vocab)
+
+    def forward(self, ids, state):
+        y, state = self.rnn(F.one_hot(ids, self.vocab).float(), state)
+        return self.out(y), state
+
+
+def detach(state):
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def measure(cell, hidden, args):
+    torch.manual_seed(0)
+    model = CharRNN(cell, args.vocab, hidden, args.layers)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    ids = torch.randint(0, args.vocab, (args.batch, args.seq + 1))
+    state = None
+
+    def step():
+        nonlocal state
+        logits, new_state = model(ids[:, :-1], state)
+        loss = F.cross_entropy(logits.reshape(-1, args.vocab), ids[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        state = detach(new_state)
+
+    for _ in range(3):
+        step()
+    rates = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        elapsed = time.perf_counter() - start
+        rates.append(args.batch * args.seq * args.steps / elapsed)
+    return rates
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default="lstm:128,lstm:256,lstm:512,gru:128,gru:256,gru:512")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--seq", type=int, default=50)
+    parser.add_argument("--vocab", type=int, default=65)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    for item in args.configs.split(","):
+        cell, hidden = item.split(":")
+        rates = measure(cell, int(hidden), args)
+        print(json.dumps({"cell": cell, "hidden": int(hidden), "layers": args.layers, "chars_per_s": rates,
+                          "median": statistics.median(rates), "torch": torch.__version__,
+                          "threads": torch.get_num_threads()}), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,10 @@ import Darwin
 /// and only then renamed over the destination, so that a reader (or a resume after a crash or
 /// a full disk) sees either the old file or the complete new one, never a mixture.
 enum DurableFile {
+    /// Test hook: writes of files under this directory fail with ENOSPC after their first 100
+    /// bytes, as on a full disk.
+    nonisolated(unsafe) static var simulateFullDiskUnder: String?
+
     /// Writes `data` to `url` atomically.
     static func write(_ data: Data, to url: URL) throws {
         let staged = try stage(data, for: url)
@@ -26,10 +30,13 @@ enum DurableFile {
         defer {
             if !ok { unlink(temporary.path) }
         }
+        let full = simulateFullDiskUnder.map { url.path.hasPrefix($0) } ?? false
         let reason: String? = data.withUnsafeBytes { raw -> String? in
             var written = 0
             while written < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + written, raw.count - written)
+                if full && written >= 100 { return String(cString: strerror(ENOSPC)) }
+                let chunk = full ? min(raw.count - written, 100) : raw.count - written
+                let n = Foundation.write(fd, raw.baseAddress! + written, chunk)
                 if n < 0 {
                     if errno == EINTR { continue }
                     return String(cString: strerror(errno))

@@ -90,6 +90,8 @@ public final class Trainer: @unchecked Sendable {
     private var metrics: MetricsLog
     private let resumedFrom: Int?
     private var runner: BatchRunner
+    /// Test hook: steps for which the loss is treated as NaN.
+    var simulateNaN: (@Sendable (Int) -> Bool)?
 
     private init(run: RunDirectory, config: RunConfig, tokenizer: Tokenizer, corpus: Corpus, network: Network,
                  optimizer: Optimizer, hidden: RecurrentState, state: TrainerState, resumedFrom: Int?) throws {
@@ -258,7 +260,7 @@ public final class Trainer: @unchecked Sendable {
             state.cursor += 1
             state.step = step
             state.charactersSeen += t.batchSize * t.seqLength
-            guard loss.isFinite, GradientClipping.allFinite(gradients) else {
+            guard loss.isFinite, GradientClipping.allFinite(gradients), !(simulateNaN?(step) ?? false) else {
                 hidden.copy(from: backup)
                 state.badSteps += 1
                 state.consecutiveBadSteps += 1

@@ -326,8 +326,12 @@ struct TrainingDisplay {
         }
         let best = s.bestValidationLoss.map { String(format: "best validation loss %.4f nats/char (%.3f bpc) at step %d", $0, $0 / log(2), s.bestStep ?? 0) } ?? "no validation yet"
         line("charlm: stopped at step \(s.step) after \(Console.duration(s.elapsedSeconds)): \(s.reason.rawValue); \(best)")
-        if s.reason != .diverged || s.step > 0 {
-            line("charlm: the run is in \(s.runDirectory); generate with: charlm generate \(Self.shellQuoted(s.runDirectory)) --prompt \"...\"")
+        let run = Self.shellQuoted(s.runDirectory)
+        if s.reason == .interrupted {
+            line("charlm: checkpoint saved at step \(s.step); continue with: charlm train --resume \(run)")
+        }
+        if s.bestValidationLoss != nil || s.step > 0 {
+            line("charlm: the run is in \(s.runDirectory); generate with: charlm generate \(run) --prompt \"...\"")
         }
     }
 

@@ -1,0 +1,138 @@
+import CharNN
+import CharTokenizer
+import Foundation
+import Testing
+@testable import CharLM
+
+/// Every bad input is one clear error, and nothing is written over.
+@Suite struct BadInputTests {
+    func startError(_ corpus: URL, in dir: URL, training: TrainingConfig = smallTraining(steps: 5)) -> CharLMError? {
+        do {
+            _ = try Trainer.start(corpus: corpus, runDirectory: dir.appendingPathComponent("run"), shape: smallShape,
+                                  training: training, tokenizerConfig: TokenizerConfig(), overwrite: false)
+            return nil
+        } catch let error as CharLMError {
+            return error
+        } catch {
+            Issue.record("unexpected error type: \(error)")
+            return nil
+        }
+    }
+
+    @Test func corporaThatCannotBeTrainedOnAreRejectedBeforeAnythingIsWritten() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        let cases: [(URL, String)] = [
+            (dir.appendingPathComponent("missing.txt"), "no such file"),
+            (writeFile(dir, "empty.txt", ""), "empty"),
+            (writeFile(dir, "short.txt", "just a few words"), "fewer than one step"),
+            (dir, "directory"),
+        ]
+        for (url, phrase) in cases {
+            let error = try #require(startError(url, in: dir))
+            #expect(error.description.contains(phrase), "\(url.lastPathComponent): \(error)")
+            #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("run").path), "nothing written for \(url.lastPathComponent)")
+        }
+        let binary = dir.appendingPathComponent("binary.bin")
+        try Data([0x7F, 0x45, 0x4C, 0x46, 0, 0, 1, 2, 3]).write(to: binary)
+        #expect(try #require(startError(binary, in: dir)).description.contains("binary"))
+        let invalid = dir.appendingPathComponent("latin1.txt")
+        try Data(Array("caf".utf8) + [0xE9] + Array(String(repeating: " and more text", count: 200).utf8)).write(to: invalid)
+        let error = try #require(startError(invalid, in: dir))
+        #expect(error.description.contains("offset 3"), "\(error)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("run").path))
+    }
+
+    @Test func anExistingRunIsNotOverwritten() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        let run = dir.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        writeFile(run, "notes.txt", "mine")
+        let error = try #require(startError(projectCorpus("brackets.txt"), in: dir))
+        #expect(error == .runExists(path: run.standardizedFileURL.path))
+        #expect(throws: CharLMError.self, "a directory with foreign files is not removed even with overwrite") {
+            _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: run, shape: smallShape,
+                                  training: smallTraining(steps: 5), tokenizerConfig: TokenizerConfig(), overwrite: true)
+        }
+        #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("notes.txt").path))
+    }
+
+    @Test func impossibleOptionValuesAreRejected() throws {
+        var t = smallTraining(steps: 5)
+        t.batchSize = 0
+        #expect(throws: CharLMError.self) { try t.validate() }
+        t = smallTraining(steps: 5)
+        t.valFraction = 1
+        #expect(throws: CharLMError.self) { try t.validate() }
+        t = smallTraining(steps: 5)
+        t.optimizer.learningRate = -1
+        #expect(throws: CharLMError.self) { try t.validate() }
+        t = smallTraining(steps: 5)
+        t.maxSteps = nil
+        t.schedule = .cosine(warmup: 10, minFactor: 0.1)
+        #expect(throws: CharLMError.self, "cosine needs an end") { try t.validate() }
+        #expect(throws: CharLMError.self) { try LearningRateSchedule(parsing: "step:0:0.5") }
+        #expect(throws: CharLMError.self) { try LearningRateSchedule(parsing: "wiggly") }
+        #expect(try LearningRateSchedule(parsing: "cosine:100") == .cosine(warmup: 100, minFactor: 0.1))
+        #expect(try LearningRateSchedule(parsing: "step:2000:0.5") == .step(every: 2000, factor: 0.5))
+    }
+
+    @Test func resumeRefusesDifferentShapesAndChangedCorpora() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        let run = dir.appendingPathComponent("run")
+        let copy = dir.appendingPathComponent("corpus.txt")
+        try FileManager.default.copyItem(at: projectCorpus("brackets.txt"), to: copy)
+        _ = try Trainer.start(corpus: copy, runDirectory: run, shape: smallShape, training: smallTraining(steps: 10),
+                              tokenizerConfig: TokenizerConfig(), overwrite: false).train()
+        var expecting = ResumeExpectations()
+        expecting.shape.hiddenSize = 32
+        #expect(throws: CharLMError.self) {
+            _ = try Trainer.resume(runDirectory: run, corpus: nil, expecting: expecting, overrides: ResumeOverrides())
+        }
+        expecting = ResumeExpectations()
+        expecting.tokenizer = TokenizerConfig(unit: .byte)
+        #expect(throws: CharLMError.self) {
+            _ = try Trainer.resume(runDirectory: run, corpus: nil, expecting: expecting, overrides: ResumeOverrides())
+        }
+        expecting = ResumeExpectations()
+        expecting.training.batchSize = 4
+        #expect(throws: CharLMError.self) {
+            _ = try Trainer.resume(runDirectory: run, corpus: nil, expecting: expecting, overrides: ResumeOverrides())
+        }
+        let handle = try FileHandle(forWritingTo: copy)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("(more text)\n".utf8))
+        try handle.close()
+        #expect(throws: CharLMError.self, "a changed corpus is noticed") {
+            _ = try Trainer.resume(runDirectory: run, corpus: nil, expecting: ResumeExpectations(), overrides: ResumeOverrides())
+        }
+    }
+
+    @Test func damagedRunFilesGiveClearErrors() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        let run = dir.appendingPathComponent("run")
+        _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: run, shape: smallShape, training: smallTraining(steps: 10),
+                              tokenizerConfig: TokenizerConfig(), overwrite: false).train()
+        let config = run.appendingPathComponent("config.json")
+        let original = try Data(contentsOf: config)
+        try Data(#"{"format": "something-else", "version": 1}"#.utf8).write(to: config)
+        #expect(throws: CharLMError.self) { _ = try LanguageModel.load(run, checkpoint: .latest) }
+        try Data(#"{"format": "charlm", "version": 99}"#.utf8).write(to: config)
+        do {
+            _ = try LanguageModel.load(run, checkpoint: .latest)
+            Issue.record("a newer version must be refused")
+        } catch let error as CharLMError {
+            #expect(error.description.contains("newer"))
+        }
+        try original.prefix(original.count / 2).write(to: config)
+        #expect(throws: CharLMError.self) { _ = try LanguageModel.load(run, checkpoint: .latest) }
+        try original.write(to: config)
+        let tokenizerFile = run.appendingPathComponent("tokenizer.json")
+        try Data("{}".utf8).write(to: tokenizerFile)
+        #expect(throws: CharLMError.self) { _ = try LanguageModel.load(run, checkpoint: .latest) }
+        #expect(throws: CharLMError.self) { _ = try LanguageModel.load(dir.appendingPathComponent("nothing-here")) }
+    }
+}

@@ -1,0 +1,155 @@
+import CharNN
+import CharTokenizer
+import Foundation
+import Testing
+@testable import CharLM
+
+@Suite struct SamplerTests {
+    let logits: [Float] = [0.5, 3, -1, 2.9, 1, -4, 2, 0]
+
+    @Test func temperatureZeroIsArgmax() {
+        var rng = SeededGenerator(seed: 1)
+        var sampler = StandardSampler(options: SamplingOptions(temperature: 0))
+        for _ in 0..<50 { #expect(sampler.sample(logits: logits, recent: [], using: &rng) == 1) }
+        #expect(sampler.sample(logits: [2, 5, 5, 1], recent: [], using: &rng) == 1, "ties go to the lower id")
+    }
+
+    @Test func topKNeverLeavesItsSet() {
+        var rng = SeededGenerator(seed: 2)
+        var sampler = StandardSampler(options: SamplingOptions(temperature: 5, topK: 3))
+        let allowed: Set<Int32> = [1, 3, 6]
+        #expect(Set(sampler.candidates(logits: logits, recent: []).map(\.id)) == allowed)
+        var seen = Set<Int32>()
+        for _ in 0..<3000 { seen.insert(sampler.sample(logits: logits, recent: [], using: &rng)) }
+        #expect(seen == allowed, "a hot temperature reaches every allowed token and no other")
+    }
+
+    @Test func topPKeepsTheSmallestSetReachingP() {
+        let probs: [Double] = [0.5, 0.25, 0.15, 0.1]
+        let logits = probs.map { Float(log($0)) }
+        var rng = SeededGenerator(seed: 3)
+        for (p, expected) in [(Float(0.5), Set<Int32>([0])), (0.7, [0, 1]), (0.75, [0, 1]), (0.76, [0, 1, 2]), (1.0, [0, 1, 2, 3])] {
+            var sampler = StandardSampler(options: SamplingOptions(topP: p))
+            #expect(Set(sampler.candidates(logits: logits, recent: []).map(\.id)) == expected, "p = \(p)")
+            for _ in 0..<500 { #expect(expected.contains(sampler.sample(logits: logits, recent: [], using: &rng))) }
+        }
+        var both = StandardSampler(options: SamplingOptions(topK: 2, topP: 0.99))
+        #expect(Set(both.candidates(logits: logits, recent: []).map(\.id)) == [0, 1], "top-k applies before top-p")
+        _ = both.sample(logits: logits, recent: [], using: &rng)
+    }
+
+    @Test func samplingFollowsTheDistribution() {
+        let probs: [Double] = [0.6, 0.3, 0.1]
+        let logits = probs.map { Float(log($0)) }
+        var rng = SeededGenerator(seed: 4)
+        var sampler = StandardSampler(options: SamplingOptions())
+        var counts = [0, 0, 0]
+        let n = 20000
+        for _ in 0..<n { counts[Int(sampler.sample(logits: logits, recent: [], using: &rng))] += 1 }
+        for i in 0..<3 { #expect(abs(Double(counts[i]) / Double(n) - probs[i]) < 0.015, "token \(i): \(counts[i])") }
+        let cold = StandardSampler(options: SamplingOptions(temperature: 0.5)).candidates(logits: logits, recent: [])
+        #expect(abs(cold[0].probability - 0.36 / 0.46) < 1e-6, "temperature 0.5 squares and renormalises")
+    }
+
+    @Test func repetitionPenaltyLowersRecentTokens() {
+        let sampler = StandardSampler(options: SamplingOptions(temperature: 0, repetitionPenalty: 2))
+        #expect(sampler.candidates(logits: [3, 2, -1], recent: [0]).first?.id == 1, "3/2 < 2")
+        let none = StandardSampler(options: SamplingOptions(temperature: 0))
+        #expect(none.candidates(logits: [3, 2, -1], recent: [0]).first?.id == 0)
+        let soft = StandardSampler(options: SamplingOptions(temperature: 1, repetitionPenalty: 2))
+        let p = soft.candidates(logits: [0, -1], recent: [1])
+        #expect(abs(p.first { $0.id == 1 }!.probability - 1 / (1 + exp(2.0))) < 1e-9, "negative logits are multiplied")
+    }
+
+    @Test func invalidOptionsAreRejected() {
+        #expect(throws: CharLMError.self) { try SamplingOptions(temperature: -1).validate() }
+        #expect(throws: CharLMError.self) { try SamplingOptions(topK: 0).validate() }
+        #expect(throws: CharLMError.self) { try SamplingOptions(topP: 1.5).validate() }
+        #expect(throws: CharLMError.self) { try SamplingOptions(repetitionPenalty: 0).validate() }
+    }
+}
+
+/// Generation from a small trained model.
+@Suite(.serialized) struct GenerationTests {
+    static let trained: (URL, LanguageModel) = {
+        let dir = temporaryDirectory("generation")
+        var t = smallTraining(steps: 40, evalEvery: 20)
+        t.threads = 1
+        _ = try! Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("run"), shape: smallShape,
+                               training: t, tokenizerConfig: TokenizerConfig(), overwrite: false).train()
+        return (dir, try! LanguageModel.load(dir.appendingPathComponent("run")))
+    }()
+
+    var model: LanguageModel { Self.trained.1 }
+
+    @Test func theSameSeedGivesTheSameText() throws {
+        let request = GenerationRequest(prompt: "(lynx [", length: 120, seed: 42)
+        let a = try model.generate(request), b = try model.generate(request)
+        #expect(a == b)
+        var other = request
+        other.seed = 43
+        #expect(try model.generate(other)[0].text != a[0].text)
+        let streamed = try model.stream(prompt: "(lynx [", length: 120, seed: 42).joined()
+        #expect(streamed == a[0].text, "the Sequence yields the same text")
+    }
+
+    @Test func batchedSamplesEqualSingleOnes() throws {
+        let batch = try model.generate(GenerationRequest(prompt: "<", length: 60, seed: 7, numSamples: 4))
+        #expect(batch.count == 4)
+        for i in 0..<4 {
+            let single = try model.generate(GenerationRequest(prompt: "<", length: 60, seed: 7 + UInt64(i)))
+            #expect(single[0].text == batch[i].text, "sample \(i)")
+            #expect(batch[i].seed == 7 + UInt64(i))
+        }
+    }
+
+    @Test func temperatureZeroFollowsTheArgmax() throws {
+        let options = SamplingOptions(temperature: 0)
+        let out = try model.generate(GenerationRequest(prompt: "(ant ", length: 30, options: options, seed: 1))[0]
+        let session = InferenceSession(network: model.network)
+        var logits = try session.feed(try model.encodePrompt("(ant "))
+        for token in out.tokens {
+            let argmax = logits.indices.max { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 > $1) }!
+            #expect(Int(token) == argmax)
+            logits = try session.feed([token])
+        }
+        #expect(out.text == model.tokenizer.decode(out.tokens))
+    }
+
+    @Test func stopStringsEndASampleWithoutPrintingThem() throws {
+        var pieces = ""
+        let request = GenerationRequest(prompt: "(", length: 400, seed: 5, stop: ["\n"])
+        let samples = try model.generate(request) { _, text in pieces += text }
+        let s = samples[0]
+        #expect(!s.text.contains("\n"))
+        #expect(pieces == s.text, "streamed pieces add up to the text")
+        if s.stoppedBy != nil { #expect(s.tokens.count < 400) }
+    }
+
+    @Test func unknownPromptCharactersAreNamed() throws {
+        do {
+            _ = try model.generate(GenerationRequest(prompt: "(lynx ⚡ Ж)", length: 5))
+            Issue.record("the prompt must be refused")
+        } catch let error as CharLMError {
+            #expect(error.description.contains("U+26A1") && error.description.contains("U+0416"), "\(error)")
+        }
+    }
+
+    @Test func byteFallbackModelsAcceptAnyPrompt() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        var t = smallTraining(steps: 3, evalEvery: 3)
+        t.threads = 1
+        _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("run"), shape: smallShape,
+                              training: t, tokenizerConfig: TokenizerConfig(fallback: .bytes), overwrite: false).train()
+        let m = try LanguageModel.load(dir.appendingPathComponent("run"))
+        let out = try m.generate(GenerationRequest(prompt: "(lynx ⚡ Ж)", length: 10, seed: 1))
+        #expect(out[0].tokens.count == 10)
+    }
+
+    @Test func anEmptyPromptStartsAtALineStart() throws {
+        #expect(model.startID == model.tokenizer.id(for: "\n"))
+        let out = try model.generate(GenerationRequest(prompt: "", length: 50, seed: 9))
+        #expect(out[0].tokens.count == 50)
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+@testable import CharLM
+
+/// The repository root, found from this file's path.
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// A corpus the project generates itself (corpora/).
+func projectCorpus(_ name: String) -> URL {
+    repositoryRoot.appendingPathComponent("corpora").appendingPathComponent(name)
+}
+
+/// A fresh temporary directory, removed by the caller with `cleanup`.
+func temporaryDirectory(_ name: String = #function) -> URL {
+    let safe = name.filter { $0.isLetter || $0.isNumber }
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("charlm-tests-\(safe)-\(UUID().uuidString.prefix(8))")
+    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+func cleanup(_ url: URL) {
+    try? FileManager.default.removeItem(at: url)
+}
+
+/// Writes `text` to a file in `directory` and returns its URL.
+@discardableResult
+func writeFile(_ directory: URL, _ name: String, _ text: String) -> URL {
+    let url = directory.appendingPathComponent(name)
+    try! Data(text.utf8).write(to: url)
+    return url
+}
+
+/// A small, quick training configuration.
+func smallTraining(steps: Int, evalEvery: Int = 10) -> TrainingConfig {
+    var t = TrainingConfig()
+    t.batchSize = 8
+    t.seqLength = 16
+    t.maxSteps = steps
+    t.evalEvery = evalEvery
+    t.sampleEvery = 0
+    t.logEvery = 1
+    t.threads = 2
+    t.optimizer.learningRate = 5e-3
+    return t
+}
+
+let smallShape = ModelShape(cell: .lstm, layers: 2, hiddenSize: 24, dropout: 0.1)
+
+/// Per-step training losses reported through progress events (log every step).
+final class LossRecorder: @unchecked Sendable {
+    var losses: [Int: Double] = [:]
+    var validations: [Int: Double] = [:]
+    var notices: [String] = []
+
+    func record(_ event: TrainingEvent) {
+        switch event {
+        case .progress(let p): losses[p.step] = p.trainLoss
+        case .validation(let v): validations[v.step] = v.loss
+        case .notice(let n): notices.append(n)
+        default: break
+        }
+    }
+}

@@ -1,0 +1,167 @@
+import CharNN
+import CharTokenizer
+import Foundation
+import Testing
+@testable import CharLM
+
+/// Truncated BPTT training end to end: exact resume, interruption, crash safety, NaN handling.
+@Suite struct TrainerTests {
+    let corpus = projectCorpus("brackets.txt")
+
+    func start(_ dir: URL, steps: Int, evalEvery: Int = 10, shape: ModelShape = smallShape) throws -> Trainer {
+        try Trainer.start(corpus: corpus, runDirectory: dir.appendingPathComponent("run"), shape: shape,
+                          training: smallTraining(steps: steps, evalEvery: evalEvery), tokenizerConfig: TokenizerConfig(), overwrite: false)
+    }
+
+    func resume(_ dir: URL, steps: Int) throws -> Trainer {
+        var overrides = ResumeOverrides()
+        overrides.maxSteps = .some(steps)
+        return try Trainer.resume(runDirectory: dir.appendingPathComponent("run"), corpus: nil, expecting: ResumeExpectations(), overrides: overrides)
+    }
+
+    @Test func resumedRunReproducesTheUninterruptedOne() throws {
+        let a = temporaryDirectory(), b = temporaryDirectory()
+        defer { cleanup(a); cleanup(b) }
+        let whole = LossRecorder()
+        let full = try start(a, steps: 30)
+        _ = try full.train(onEvent: whole.record)
+
+        let first = LossRecorder(), second = LossRecorder()
+        let part = try start(b, steps: 13)
+        let summary = try part.train(onEvent: first.record)
+        #expect(summary.reason == .maxSteps)
+        let rest = try resume(b, steps: 30)
+        _ = try rest.train(onEvent: second.record)
+
+        for step in 1...13 { #expect(first.losses[step] == whole.losses[step], "step \(step)") }
+        for step in 14...30 {
+            let expected = try #require(whole.losses[step])
+            #expect(second.losses[step] == expected, "step \(step): resumed \(second.losses[step] ?? .nan) vs uninterrupted \(expected)")
+        }
+        for step in [20, 30] { #expect(second.validations[step] == whole.validations[step], "validation at step \(step)") }
+        #expect(full.network.parameters.array == rest.network.parameters.array, "final weights are identical")
+    }
+
+    @Test func interruptionSavesAndResumesExactly() throws {
+        let a = temporaryDirectory(), b = temporaryDirectory()
+        defer { cleanup(a); cleanup(b) }
+        let whole = LossRecorder()
+        _ = try start(a, steps: 24).train(onEvent: whole.record)
+
+        let first = LossRecorder()
+        var steps = 0
+        let summary = try start(b, steps: 24).train(shouldStop: { steps >= 7 }, onEvent: { event in
+            if case .progress = event { steps += 1 }
+            first.record(event)
+        })
+        #expect(summary.reason == .interrupted)
+        #expect(summary.step == 7)
+        let saved = try TrainerState.load(from: b.appendingPathComponent("run/trainer_state.json"))
+        #expect(saved.step == 7, "Ctrl-C saves the step it stopped at")
+        let second = LossRecorder()
+        _ = try resume(b, steps: 24).train(onEvent: second.record)
+        for step in 8...24 { #expect(second.losses[step] == whole.losses[step], "step \(step)") }
+    }
+
+    @Test func aCrashBetweenFilesFallsBackToThePreviousCheckpoint() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        _ = try start(dir, steps: 20).train()
+        let run = RunDirectory(dir.appendingPathComponent("run"))
+        // The latest (step 20) model file is replaced as if a save of a later step had renamed
+        // only its first file before the crash: the three files now disagree.
+        var later = try SafeTensors(contentsOf: run.modelURL)
+        later.metadata["charlm_step"] = "30"
+        try later.encoded().write(to: run.modelURL)
+        let files = try run.latestCheckpointFiles()
+        #expect(files.trainer.step == 10, "falls back to .previous, the checkpoint before")
+        #expect(files.source.lastPathComponent == ".previous")
+        let resumed = try resume(dir, steps: 25)
+        let summary = try resumed.train()
+        #expect(summary.step == 25)
+    }
+
+    @Test func aTruncatedModelFileFallsBackToThePreviousCheckpoint() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        _ = try start(dir, steps: 20).train()
+        let run = RunDirectory(dir.appendingPathComponent("run"))
+        let data = try Data(contentsOf: run.modelURL)
+        try data.prefix(data.count / 2).write(to: run.modelURL)
+        #expect(try run.latestCheckpointFiles().trainer.step == 10)
+        #expect(try LanguageModel.load(run.url, checkpoint: .best).network.parameterCount > 0, "best/ still loads")
+    }
+
+    @Test func aFullDiskDuringASaveLeavesThePreviousCheckpointLoadable() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        let trainer = try start(dir, steps: 10)
+        _ = try trainer.train()
+        let run = RunDirectory(dir.appendingPathComponent("run"))
+        let before = try Data(contentsOf: run.modelURL)
+        let more = try resume(dir, steps: 20)
+        DurableFile.simulateFullDiskUnder = run.url.path
+        defer { DurableFile.simulateFullDiskUnder = nil }
+        #expect(throws: CharLMError.self) { _ = try more.train() }
+        DurableFile.simulateFullDiskUnder = nil
+        #expect(try Data(contentsOf: run.modelURL) == before, "the previous model file is untouched")
+        let files = try run.latestCheckpointFiles()
+        #expect(files.trainer.step == 10)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: run.url.path).filter { $0.contains(".tmp") }
+        #expect(leftovers.isEmpty, "no temporary files left behind: \(leftovers)")
+        _ = try resume(dir, steps: 12).train()
+    }
+
+    @Test func nanLossesAreSkippedThenStopTraining() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        let trainer = try start(dir, steps: 30)
+        trainer.simulateNaN = { $0 == 5 }
+        let log = LossRecorder()
+        let summary = try trainer.train(onEvent: log.record)
+        #expect(summary.reason == .maxSteps)
+        #expect(log.notices.contains { $0.contains("step 5") && $0.contains("halved") }, "\(log.notices)")
+        #expect(trainer.state.badSteps == 1)
+        #expect(trainer.state.rateFactor == 0.5)
+
+        let dir2 = temporaryDirectory()
+        defer { cleanup(dir2) }
+        let diverging = try start(dir2, steps: 30)
+        diverging.simulateNaN = { $0 >= 12 }
+        let summary2 = try diverging.train()
+        #expect(summary2.reason == .diverged)
+        let files = try RunDirectory(dir2.appendingPathComponent("run")).latestCheckpointFiles()
+        #expect(files.trainer.step == 10, "the last good checkpoint is kept")
+    }
+
+    @Test func evalAgreesWithTheTrainersValidationLoss() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        let trainer = try start(dir, steps: 20)
+        let log = LossRecorder()
+        _ = try trainer.train(onEvent: log.record)
+        let validationText = trainer.tokenizer.decode(trainer.corpus.validation.ids(0..<trainer.corpus.validation.count))
+        let file = writeFile(dir, "validation.txt", validationText)
+        let model = try LanguageModel.load(dir.appendingPathComponent("run"), checkpoint: .latest)
+        let ids = TokenSpan(try model.tokenizer.encodeFile(file))
+        let result = try Evaluator.evaluate(network: model.network, span: ids, batchSize: model.config.training.batchSize,
+                                            seqLength: model.config.training.seqLength, threads: 1)
+        let trainerLoss = try #require(log.validations[20])
+        #expect(abs(result.nats - trainerLoss) < 1e-6, "eval \(result.nats) vs trainer \(trainerLoss)")
+        #expect(result.count == trainer.corpus.validation.count - 1, "every unit after the first is predicted")
+    }
+
+    @Test func evaluationCoversEveryTargetWithAnyBatchAndLength() throws {
+        let config = NetworkConfig(cell: .gru, vocabularySize: 5, hiddenSize: 6, layers: 1)
+        let net = try Network(config: config, seed: 4)
+        let ids = (0..<103).map { Int32(($0 * 7) % 5) }
+        let span = TokenSpan(try EncodedCorpus(ids: ids, vocabularySize: 5))
+        let single = try Evaluator.evaluate(network: net, span: span, batchSize: 1, seqLength: 1000, threads: 1)
+        #expect(single.count == 102)
+        for (batch, seq) in [(1, 7), (4, 10), (10, 3), (50, 50)] {
+            let r = try Evaluator.evaluate(network: net, span: span, batchSize: batch, seqLength: seq, threads: 2)
+            #expect(r.count == 102, "batch \(batch) seq \(seq)")
+            if batch == 1 { #expect(abs(r.nats - single.nats) < 1e-6, "one stream: chunking does not change the loss") }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+import Foundation
+import Testing
+@testable import CharLMTool
+
+/// The `charlm` executable run as a user runs it: output, files and exit codes.
+@Suite(.serialized) struct CommandLineTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let corpus = root.appendingPathComponent("corpora/brackets.txt").path
+
+    /// The charlm binary built beside the test bundle.
+    static var binary: URL {
+        get throws {
+            var dir = Bundle.main.bundleURL
+            for _ in 0..<4 {
+                let candidate = dir.appendingPathComponent("charlm")
+                if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+                dir = dir.deletingLastPathComponent()
+            }
+            let fallback = root.appendingPathComponent(".build/debug/charlm")
+            if FileManager.default.isExecutableFile(atPath: fallback.path) { return fallback }
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "charlm executable (run `swift build` first)"])
+        }
+    }
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    @discardableResult
+    static func charlm(_ arguments: [String], in directory: URL, stdin: String? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = try binary
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static func temporary() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("charlm-cli-\(UUID().uuidString.prefix(8))")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    static let small = ["--hidden", "24", "--batch", "8", "--seq-length", "16", "--eval-every", "10", "--sample-every", "0"]
+
+    @Test func trainThenGenerateEvalAndInfo() throws {
+        let dir = Self.temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let train = try Self.charlm(["train", Self.corpus, "--max-steps", "20"] + Self.small, in: dir)
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stderr.contains("runs/brackets"), "says where the run went")
+        for file in ["config.json", "tokenizer.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json", "metrics.csv", "loss.svg", "best/model.safetensors"] {
+            #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/brackets/\(file)").path), "\(file)")
+        }
+        let svg = try String(contentsOf: dir.appendingPathComponent("runs/brackets/loss.svg"), encoding: .utf8)
+        #expect(svg.contains("training step") && svg.contains("loss (nats per character)"), "the plot's axes are labelled")
+
+        let a = try Self.charlm(["generate", "runs/brackets", "--prompt", "(lynx", "--length", "60", "--seed", "11"], in: dir)
+        let b = try Self.charlm(["generate", "runs/brackets", "--prompt", "(lynx", "--length", "60", "--seed", "11"], in: dir)
+        #expect(a.status == 0 && a.stdout == b.stdout, "same seed, same text")
+        #expect(a.stdout.hasPrefix("(lynx"), "the prompt is echoed")
+        let quiet = try Self.charlm(["generate", "runs/brackets", "--prompt", "(lynx", "--length", "60", "--seed", "11", "--no-echo"], in: dir)
+        #expect("(lynx" + quiet.stdout == a.stdout)
+
+        let json = try Self.charlm(["generate", "runs/brackets", "--prompt", "-", "--length", "25", "--seed", "5", "--json", "--num-samples", "3"],
+                                   in: dir, stdin: "(ant")
+        #expect(json.status == 0, "\(json.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["prompt"] as? String == "(ant")
+        #expect(object["seed"] as? Int == 5)
+        let samples = try #require(object["samples"] as? [[String: Any]])
+        #expect(samples.count == 3)
+        #expect((samples[0]["tokens"] as? [Int])?.count == 25)
+
+        let eval = try Self.charlm(["eval", "runs/brackets", Self.corpus, "--json"], in: dir)
+        #expect(eval.status == 0, "\(eval.stderr)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
+        let nats = try #require(result["loss_nats"] as? Double), bpc = try #require(result["bits_per_character"] as? Double)
+        #expect(abs(bpc - nats / log(2)) < 1e-9)
+
+        let info = try Self.charlm(["info", "runs/brackets"], in: dir)
+        #expect(info.status == 0 && info.stdout.contains("OpenBLAS") && info.stdout.contains("2-layer LSTM"), "\(info.stdout)")
+    }
+
+    @Test func badInputIsOneLineAndTheRightExitCode() throws {
+        let dir = Self.temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let missing = try Self.charlm(["train", "nope.txt"], in: dir)
+        #expect(missing.status == 1)
+        #expect(missing.stderr.split(separator: "\n").filter { $0.contains("error") }.count == 1, "\(missing.stderr)")
+        #expect(!missing.stderr.contains("Fatal") && !missing.stderr.contains("Stack"))
+        #expect(try Self.charlm(["train"], in: dir).status == 64)
+        #expect(try Self.charlm(["train", Self.corpus, "--batch", "0"], in: dir).status == 64)
+        #expect(try Self.charlm(["train", Self.corpus, "--time", "soon"], in: dir).status == 64)
+        #expect(try Self.charlm(["train", Self.corpus, "--lr-schedule", "cosine", "--time", "1m"], in: dir).status == 64, "cosine without a step or epoch limit")
+        #expect(try Self.charlm(["generate", "no-such-run"], in: dir).status == 1)
+        let train = try Self.charlm(["train", Self.corpus, "--max-steps", "10"] + Self.small, in: dir)
+        #expect(train.status == 0, "\(train.stderr)")
+        let again = try Self.charlm(["train", Self.corpus, "--max-steps", "10"] + Self.small, in: dir)
+        #expect(again.status == 64 && again.stderr.contains("--resume"), "an existing run is not overwritten: \(again.stderr)")
+        let prompt = try Self.charlm(["generate", "runs/brackets", "--prompt", "é"], in: dir)
+        #expect(prompt.status == 1 && prompt.stderr.contains("U+00E9"), "\(prompt.stderr)")
+        let mismatch = try Self.charlm(["train", "--resume", "runs/brackets", "--hidden", "64"], in: dir)
+        #expect(mismatch.status == 64 && mismatch.stderr.contains("--hidden 64"), "\(mismatch.stderr)")
+    }
+
+    @Test func sigintSavesACheckpointAndSigkillLosesNothingSaved() throws {
+        let dir = Self.temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for signal in [SIGINT, SIGTERM] {
+            let run = "runs/sig\(signal)"
+            let process = Process()
+            process.executableURL = try Self.binary
+            process.arguments = ["train", Self.corpus, "--out", run, "--max-steps", "100000", "--patience", "0", "--json"] + Self.small
+            process.currentDirectoryURL = dir
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = Pipe()
+            try process.run()
+            var seen = ""
+            while !seen.contains("\"step\":20,") {
+                let data = out.fileHandleForReading.availableData
+                if data.isEmpty { break }
+                seen += String(decoding: data, as: UTF8.self)
+            }
+            kill(process.processIdentifier, signal)
+            let rest = out.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "signal \(signal): exits cleanly")
+            #expect(String(decoding: rest, as: UTF8.self).contains("interrupted"))
+            let state = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("\(run)/trainer_state.json"))) as? [String: Any]
+            let step = try #require(state?["step"] as? Int)
+            #expect(step >= 20, "the checkpoint holds the step it stopped at")
+            let resumed = try Self.charlm(["train", "--resume", run, "--max-steps", String(step + 5)], in: dir)
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+        }
+
+        let process = Process()
+        process.executableURL = try Self.binary
+        process.arguments = ["train", Self.corpus, "--out", "runs/killed", "--max-steps", "100000", "--eval-every", "3", "--patience", "0", "--json"]
+            + Self.small.filter { $0 != "--eval-every" && $0 != "10" }
+        process.currentDirectoryURL = dir
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = Pipe()
+        try process.run()
+        var seen = ""
+        while seen.components(separatedBy: "\"event\":\"checkpoint\"").count < 6 {
+            let data = out.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            seen += String(decoding: data, as: UTF8.self)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let generate = try Self.charlm(["generate", "runs/killed", "--checkpoint", "latest", "--length", "10", "--seed", "1"], in: dir)
+        #expect(generate.status == 0, "a killed run stays loadable: \(generate.stderr)")
+        let resumed = try Self.charlm(["train", "--resume", "runs/killed", "--max-steps", "40"], in: dir)
+        #expect(resumed.status == 0, "and resumable: \(resumed.stderr)")
+    }
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""PyTorch reference for charlm's training-quality benchmark.
+
+Trains the model charlm trains (one-hot input -> nn.LSTM/GRU -> dropout -> nn.Linear) on the
+same batches charlm builds: the training split (the first 1 - val_fraction of the corpus) is
+cut into `batch` contiguous streams, each step takes the next `seq` characters of every stream,
+the hidden state is carried across steps and reset when the streams wrap around. Validation
+runs over the whole validation split exactly as charlm's evaluator does. The vocabulary is
+the sorted set of characters (equal to charlm's NFC grapheme vocabulary for ASCII text such as
+tinyshakespeare; pass --tokenizer RUN/tokenizer.json to check).
+
+Writes CSV rows to stdout: elapsed_s,step,train_loss,val_loss
+
+Usage: python3 scripts/pytorch_train_reference.py CORPUS [--time 600] [--hidden 256] [--layers 2]
+       [--dropout 0] [--batch 50] [--seq 50] [--lr 2e-3] [--clip 5] [--eval-every 250] [--threads 2]
+"""
+import argparse
+import json
+import math
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class CharRNN(nn.Module):
+    def __init__(self, cell, vocab, hidden, layers, dropout):
+        super().__init__()
+        rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        self.vocab = vocab
+        self.rnn = rnn(vocab, hidden, layers, dropout=dropout if layers > 1 else 0, batch_first=True)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, vocab)
+
+    def forward(self, ids, state):
+        y, state = self.rnn(F.one_hot(ids, self.vocab).float(), state)
+        return self.out(self.drop(y)), state
+
+
+def detach(state):
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def evaluate(model, ids, batch, seq):
+    """charlm's Evaluator: up to `batch` streams, state carried, leftover continues the last stream."""
+    model.eval()
+    targets = len(ids) - 1
+    streams = max(1, min(batch, targets // seq))
+    length = targets // streams
+    total = 0.0
+    with torch.no_grad():
+        state = None
+        pos = 0
+        while pos < length:
+            steps = min(seq, length - pos)
+            x = torch.stack([ids[b * length + pos: b * length + pos + steps] for b in range(streams)])
+            y = torch.stack([ids[b * length + pos + 1: b * length + pos + steps + 1] for b in range(streams)])
+            logits, state = model(x, state)
+            total += F.cross_entropy(logits.reshape(-1, model.vocab), y.reshape(-1), reduction="sum").item()
+            pos += steps
+        leftover = targets - streams * length
+        if leftover > 0:
+            last = tuple(s[:, streams - 1:streams].contiguous() for s in state) if isinstance(state, tuple) else state[:, streams - 1:streams].contiguous()
+            start = streams * length
+            while start < targets:
+                steps = min(seq, targets - start)
+                x = ids[start:start + steps].unsqueeze(0)
+                y = ids[start + 1:start + steps + 1].unsqueeze(0)
+                logits, last = model(x, last)
+                total += F.cross_entropy(logits.reshape(-1, model.vocab), y.reshape(-1), reduction="sum").item()
+                start += steps
+    model.train()
+    return total / targets
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("corpus")
+    p.add_argument("--cell", default="lstm")
+    p.add_argument("--time", type=float, default=600)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--batch", type=int, default=50)
+    p.add_argument("--seq", type=int, default=50)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--clip", type=float, default=5.0)
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--tokenizer", help="charlm tokenizer.json whose vocabulary must match")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    text = open(a.corpus, encoding="utf-8").read()
+    chars = sorted(set(text), key=lambda c: c.encode("utf-8"))
+    if a.tokenizer:
+        units = [entry["unit"] if isinstance(entry, dict) else entry for entry in json.load(open(a.tokenizer))["vocabulary"]]
+        if units != chars:
+            sys.exit("vocabulary differs from the charlm tokenizer's")
+    index = {c: i for i, c in enumerate(chars)}
+    ids = torch.tensor([index[c] for c in text], dtype=torch.long)
+    split = len(ids) - int(round(len(ids) * a.val_fraction))
+    train, val = ids[:split], ids[split:]
+    length = (len(train) - 1) // a.batch
+    chunks = length // a.seq
+    model = CharRNN(a.cell, len(chars), a.hidden, a.layers, a.dropout)
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    print("elapsed_s,step,train_loss,val_loss", flush=True)
+    state, cursor, step, running, count = None, 0, 0, 0.0, 0
+    training_time = 0.0
+    while training_time < a.time:
+        start = time.perf_counter()
+        if cursor >= chunks:
+            cursor, state = 0, None
+        x = torch.stack([train[b * length + cursor * a.seq: b * length + cursor * a.seq + a.seq] for b in range(a.batch)])
+        y = torch.stack([train[b * length + cursor * a.seq + 1: b * length + cursor * a.seq + a.seq + 1] for b in range(a.batch)])
+        logits, new_state = model(x, state)
+        loss = F.cross_entropy(logits.reshape(-1, len(chars)), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
+        opt.step()
+        state = detach(new_state)
+        cursor += 1
+        step += 1
+        running += loss.item()
+        count += 1
+        training_time += time.perf_counter() - start
+        if step % a.eval_every == 0:
+            v = evaluate(model, val, a.batch, a.seq)
+            print(f"{training_time:.1f},{step},{running / count:.5f},{v:.5f}", flush=True)
+            running, count = 0.0, 0
+    v = evaluate(model, val, a.batch, a.seq)
+    print(f"{training_time:.1f},{step},{running / max(count, 1):.5f},{v:.5f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

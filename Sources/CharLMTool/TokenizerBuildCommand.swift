@@ -1,0 +1,35 @@
+import ArgumentParser
+import CharTokenizer
+import Foundation
+
+/// `charlm tokenizer build CORPUS -o tokenizer.json`
+struct TokenizerBuild: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Build a tokenizer.json from a corpus.",
+        discussion: "The corpus is read in chunks, so it may be larger than memory."
+    )
+
+    @Argument(help: "The corpus: a UTF-8 text file.")
+    var corpus: String
+
+    @Option(name: [.short, .customLong("output")], help: "Where to write the tokenizer file.")
+    var output: String = "tokenizer.json"
+
+    @OptionGroup var options: TokenizerConfigOptions
+
+    func run() throws {
+        let tokenizer = try Tokenizer.build(corpusFile: URL(fileURLWithPath: corpus), config: options.tokenizerConfig)
+        try tokenizer.save(to: URL(fileURLWithPath: output))
+        let units = tokenizer.vocabulary.filter { entry in
+            switch entry.kind {
+            case .unit: return true
+            case .byte: return tokenizer.config.unit == .byte
+            case .unknown: return false
+            }
+        }.count
+        let reserved = tokenizer.vocabularySize - units
+        print("wrote \(output): \(tokenizer.vocabularySize) tokens (\(units) units"
+              + (reserved > 0 ? " + \(reserved) reserved" : "") + ")")
+    }
+}

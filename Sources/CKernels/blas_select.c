@@ -74,3 +74,13 @@ int ck_blas_select_fast_core(void) {
     ck_blas_force_core(preferred);
     return ck_is_generic_core(ck_blas_core_name()) ? CK_BLAS_KEPT : CK_BLAS_RESELECTED;
 }
+
+extern void openblas_set_num_threads(int) __attribute__((weak));
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
+void ck_blas_use_caller_thread_only(void) {
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
+    // OpenBLAS starts a worker pool when it loads; charlm never hands it work (each of its own
+    // threads calls BLAS single-threaded), and idle workers spin for a while before they sleep.
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+}

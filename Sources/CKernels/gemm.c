@@ -71,15 +71,26 @@ void ck_pack(int isa, int K, int N, const float *B, long rowStride, long colStri
     int nr = ck_gemm_panel_width(isa);
     for (int n0 = 0; n0 < N; n0 += nr) {
         int cols = N - n0 < nr ? N - n0 : nr;
-        for (int k = 0; k < K; k++) {
-            const float *src = B + (long)k * rowStride + (long)n0 * colStride;
-            float *dst = packed + (size_t)n0 * K + (size_t)k * nr;
-            if (colStride == 1) {
-                memcpy(dst, src, sizeof(float) * (size_t)cols);
-            } else {
-                for (int j = 0; j < cols; j++) dst[j] = src[(long)j * colStride];
+        float *panel = packed + (size_t)n0 * K;
+        if (colStride == 1) {
+            for (int k = 0; k < K; k++) {
+                float *dst = panel + (size_t)k * nr;
+                memcpy(dst, B + (long)k * rowStride + n0, sizeof(float) * (size_t)cols);
+                for (int j = cols; j < nr; j++) dst[j] = 0.0f;
             }
-            for (int j = cols; j < nr; j++) dst[j] = 0.0f;
+            continue;
+        }
+        // A transposed source: copy 16 x cols tiles so that both sides stay in cache.
+        for (int k0 = 0; k0 < K; k0 += 16) {
+            int kEnd = K - k0 < 16 ? K : k0 + 16;
+            for (int j = 0; j < nr; j++) {
+                if (j < cols) {
+                    const float *src = B + (long)(n0 + j) * colStride;
+                    for (int k = k0; k < kEnd; k++) panel[(size_t)k * nr + j] = src[(long)k * rowStride];
+                } else {
+                    for (int k = k0; k < kEnd; k++) panel[(size_t)k * nr + j] = 0.0f;
+                }
+            }
         }
     }
 }

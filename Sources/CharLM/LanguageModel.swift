@@ -71,7 +71,7 @@ public final class LanguageModel: @unchecked Sendable {
         guard tokenizer.vocabularySize == config.model.vocabularySize else {
             throw CharLMError.invalidFile(path: directory.path, reason: "tokenizer.json has \(tokenizer.vocabularySize) tokens but config.json says \(config.model.vocabularySize)")
         }
-        let network = try Network(config: config.model, seed: 0)
+        let network = try Network(config: config.model)
         try RunDirectory.loadWeights(SafeTensors(contentsOf: weights), into: network, source: weights.path)
         let state = try? TrainerState.load(from: trainerStateURL)
         return LanguageModel(tokenizer: tokenizer, network: network, config: config, trainerState: state, weightsURL: weights)

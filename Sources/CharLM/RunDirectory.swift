@@ -175,13 +175,15 @@ public struct RunDirectory: Sendable {
         if let extra = file.names.first(where: { !expected.contains($0) }) {
             throw CharLMError.invalidFile(path: source, reason: "holds tensor '\(extra)', which a \(network.config.cell.rawValue) model of this shape does not have")
         }
-        for info in network.layout.tensors {
-            let values = try file.floats(info.name, shape: info.shape, source: source)
-            guard values.allSatisfy({ $0.isFinite }) else {
-                throw CharLMError.invalidFile(path: source, reason: "tensor '\(info.name)' holds NaN or infinite values")
+        try network.parameters.withUnsafeMutableBufferPointer { all in
+            for info in network.layout.tensors {
+                let slice = UnsafeMutableBufferPointer(rebasing: all[info.offset..<(info.offset + info.count)])
+                guard try file.copyFloats(info.name, shape: info.shape, into: slice, source: source) else {
+                    throw CharLMError.invalidFile(path: source, reason: "tensor '\(info.name)' holds NaN or infinite values")
+                }
             }
-            try network.setTensor(info.name, values: values)
         }
+        network.parametersDidChange()
     }
 
     /// The latest checkpoint's three files, from the run directory or, if a crash left those

@@ -127,12 +127,13 @@ public struct SafeTensors: Sendable {
         guard headerLength <= UInt64(data.count - 8) else {
             throw bad("header of \(headerLength) bytes runs past the end of the \(data.count)-byte file (truncated?)")
         }
-        let headerData = data.subdata(in: 8..<(8 + Int(headerLength)))
+        let headerData = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + 8 + Int(headerLength)))
         guard headerData.first == UInt8(ascii: "{") else { throw bad("header does not start with '{'") }
         guard let object = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any] else {
             throw bad("header is not a JSON object")
         }
-        let body = data.subdata(in: (8 + Int(headerLength))..<data.count)
+        let bodyStart = 8 + Int(headerLength)
+        let bodyCount = data.count - bodyStart
         var spans: [(name: String, begin: Int, end: Int)] = []
         for (name, value) in object {
             if name == "__metadata__" {
@@ -154,8 +155,8 @@ public struct SafeTensors: Sendable {
             guard let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
                   let begin = (offsets[0] as? NSNumber)?.intValue, let end = (offsets[1] as? NSNumber)?.intValue,
                   begin >= 0, begin <= end else { throw bad("tensor '\(name)' has bad data_offsets") }
-            guard end <= body.count else {
-                throw bad("tensor '\(name)' ends at byte \(end) of a \(body.count)-byte data section (truncated?)")
+            guard end <= bodyCount else {
+                throw bad("tensor '\(name)' ends at byte \(end) of a \(bodyCount)-byte data section (truncated?)")
             }
             var count = 1
             for d in shape {
@@ -167,7 +168,7 @@ public struct SafeTensors: Sendable {
                 throw bad("tensor '\(name)' of shape \(shape) needs \(count * dtype.size) bytes, its offsets span \(end - begin)")
             }
             spans.append((name, begin, end))
-            tensors[name] = Tensor(dtype: dtype, shape: shape, bytes: body.subdata(in: begin..<end))
+            tensors[name] = Tensor(dtype: dtype, shape: shape, bytes: data[(data.startIndex + bodyStart + begin)..<(data.startIndex + bodyStart + end)])
         }
         spans.sort { $0.begin < $1.begin || ($0.begin == $1.begin && $0.end < $1.end) }
         var position = 0
@@ -177,7 +178,7 @@ public struct SafeTensors: Sendable {
             }
             position = span.end
         }
-        guard position == body.count else { throw bad("\(body.count - position) bytes after the last tensor") }
+        guard position == bodyCount else { throw bad("\(bodyCount - position) bytes after the last tensor") }
         names = spans.map(\.name)
     }
 
@@ -185,7 +186,7 @@ public struct SafeTensors: Sendable {
     public init(contentsOf url: URL) throws {
         let data: Data
         do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
+            data = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
             if !FileManager.default.fileExists(atPath: url.path) { throw CharLMError.missingFile(path: url.path, hint: "") }
             throw CharLMError.invalidFile(path: url.path, reason: "cannot read: \(error.localizedDescription)")
@@ -200,9 +201,33 @@ public struct SafeTensors: Sendable {
         if let shape, shape != t.shape {
             throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' has shape \(t.shape), expected \(shape)")
         }
-        return t.bytes.withUnsafeBytes { raw in
-            (0..<t.count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        return [Float](unsafeUninitializedCapacity: t.count) { out, initialized in
+            t.bytes.withUnsafeBytes { raw in
+                for i in 0..<t.count {
+                    out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+                }
+            }
+            initialized = t.count
         }
+    }
+
+    /// Copies the float32 values of tensor `name` (of exactly `shape`) into `destination`.
+    /// - Returns: whether every value is finite.
+    public func copyFloats(_ name: String, shape: [Int], into destination: UnsafeMutableBufferPointer<Float>, source: String) throws -> Bool {
+        guard let t = tensors[name] else { throw CharLMError.invalidFile(path: source, reason: "has no tensor '\(name)'") }
+        guard t.dtype == .f32 else { throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' is \(t.dtype.rawValue), expected F32") }
+        guard shape == t.shape, destination.count == t.count else {
+            throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' has shape \(t.shape), expected \(shape)")
+        }
+        var finite = true
+        t.bytes.withUnsafeBytes { raw in
+            for i in 0..<t.count {
+                let value = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+                finite = finite && value.isFinite
+                destination[i] = value
+            }
+        }
+        return finite
     }
 
     /// The int64 values of tensor `name`.

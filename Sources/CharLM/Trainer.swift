@@ -185,7 +185,7 @@ public final class Trainer: @unchecked Sendable {
             throw CharLMError.invalidOptions("\(path) encodes to \(corpus.train.corpus.count) units, but the run was trained on \(recorded): the corpus changed since the run started")
         }
         config.corpus = path
-        let network = try Network(config: config.model, seed: 0)
+        let network = try Network(config: config.model)
         let optimizer = try Optimizer(config: training.optimizer, parameterCount: network.parameterCount)
         let hidden = RecurrentState(config: config.model, batchSize: training.batchSize)
         let files = try run.latestCheckpointFiles()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CharNN
 
 @main
 struct CharLMCommand: ParsableCommand {
@@ -13,4 +14,14 @@ struct CharLMCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [Train.self, Generate.self, Eval.self, Info.self, TokenizerCommand.self, Bench.self]
     )
+
+    static func main() {
+        BLAS.prepare()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -35,7 +35,7 @@ public enum BLAS {
     private static let setup: KernelInfo = {
         let initial = ck_blas_core_name().map { String(cString: $0) }
         let outcome = ck_blas_select_fast_core()
-        openblas_set_num_threads(1)
+        ck_blas_use_caller_thread_only()
         return currentInfo(initialCore: initial, outcome: outcome)
     }()
 
@@ -62,6 +62,10 @@ public enum BLAS {
 
     @inline(__always)
     static func ensureReady() { _ = setup }
+
+    /// Does the start-up work now (kernel choice, OpenBLAS's idle thread pool stopped), so
+    /// that a program can do it first thing instead of at its first product.
+    public static func prepare() { _ = setup }
 
     /// Replays the start-up choice after forcing OpenBLAS onto `core` first: for tests of the
     /// fallback detection on machines that OpenBLAS already recognises.

@@ -94,7 +94,7 @@ public final class BatchRunner: @unchecked Sendable {
     /// `state` is replaced by the final state.
     public func evaluate(inputs: [Int32], targets: [Int32], state: RecurrentState) throws -> Double {
         let steps = try load(inputs: inputs, targets: targets, state: state)
-        let packed = network.packed()
+        let packed = network.packedForward()
         let losses = UnsafeMutableBufferPointer<Double>.allocate(capacity: shards.count)
         defer { losses.deallocate() }
         forEachShard { i, shard in

@@ -14,14 +14,19 @@ public final class FloatBuffer: @unchecked Sendable {
     /// Number of floats.
     public let count: Int
     let pointer: UnsafeMutablePointer<Float>
+    private let allocation: UnsafeMutableRawPointer
 
-    /// Allocates `count` floats set to zero.
+    /// Allocates `count` floats set to zero. Large buffers come zeroed from the system
+    /// (calloc), so untouched pages cost nothing.
     public init(count: Int) {
         precondition(count >= 0, "FloatBuffer count must not be negative")
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
+        guard let raw = calloc(max(count, 1) * MemoryLayout<Float>.stride + 64, 1) else {
+            fatalError("out of memory allocating \(count) floats")
+        }
+        allocation = raw
+        let aligned = (Int(bitPattern: raw) + 63) & ~63
+        pointer = UnsafeMutableRawPointer(bitPattern: aligned)!.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
     /// A buffer holding a copy of `values`.
@@ -33,7 +38,7 @@ public final class FloatBuffer: @unchecked Sendable {
     }
 
     deinit {
-        UnsafeMutableRawPointer(pointer).deallocate()
+        free(allocation)
     }
 
     /// Calls `body` with the buffer's memory.

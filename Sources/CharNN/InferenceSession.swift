@@ -41,7 +41,7 @@ public final class InferenceSession: @unchecked Sendable {
             throw NetworkError.invalidInput("id \(id) outside the vocabulary 0..<\(vocab)")
         }
         let steps = ids.count / batchSize
-        let packed = network.packed()
+        let packed = network.packedForward()
         let config = network.config, H = config.hiddenSize, B = batchSize
         var start = 0
         while start < steps {

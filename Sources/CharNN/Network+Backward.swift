@@ -16,7 +16,7 @@ extension Network {
         BLAS.gemm(transA: true, transB: false, m: V, n: H, k: n, a: dlogits, lda: V, b: top, ldb: H,
                   beta: 1, c: grads + layout.outWeight, ldc: H)
         Kernels.colsumAdd(rows: n, cols: V, x: dlogits, out: grads + layout.outBias)
-        Kernels.gemmPacked(m: n, n: H, k: V, a: dlogits, lda: V, packed: pk.outBackward, c: last.dH!.pointer, ldc: H, accumulate: false)
+        Kernels.gemmPacked(m: n, n: H, k: V, a: dlogits, lda: V, packed: pk.outBackward!, c: last.dH!.pointer, ldc: H, accumulate: false)
         if dropout, let mask = last.mask { Kernels.mul(n * H, last.dH!.pointer, mask.pointer, last.dH!.pointer) }
 
         for l in stride(from: config.layers - 1, through: 0, by: -1) {

@@ -13,19 +13,25 @@ public final class Network: @unchecked Sendable {
     /// All weights, flat, in `layout` order.
     public let parameters: FloatBuffer
     private var packedWeights: PackedWeights?
+    private var packedForInference: PackedWeights?
 
     /// A network initialised as PyTorch does: every recurrent weight and bias uniform in
     /// ±1/√hidden, the output layer uniform in ±1/√hidden (nn.Linear's default for fan-in hidden).
-    public init(config: NetworkConfig, seed: UInt64) throws {
+    public convenience init(config: NetworkConfig, seed: UInt64) throws {
+        try self.init(config: config)
+        var rng = SeededGenerator(seed: seed)
+        let bound = 1 / Float(config.hiddenSize).squareRoot()
+        let p = parameters.pointer
+        for i in 0..<layout.count { p[i] = rng.uniform(-bound, bound) }
+    }
+
+    /// A network with every weight zero, to be filled by `setTensor` (loading a checkpoint).
+    public init(config: NetworkConfig) throws {
         try config.validate()
         BLAS.ensureReady()
         self.config = config
         layout = ParameterLayout(config: config)
         parameters = FloatBuffer(count: layout.count)
-        var rng = SeededGenerator(seed: seed)
-        let bound = 1 / Float(config.hiddenSize).squareRoot()
-        let p = parameters.pointer
-        for i in 0..<layout.count { p[i] = rng.uniform(-bound, bound) }
     }
 
     /// Number of trainable values.
@@ -34,6 +40,7 @@ public final class Network: @unchecked Sendable {
     /// Must be called after the weights change (optimizer step, load), before the next pass.
     public func parametersDidChange() {
         packedWeights = nil
+        packedForInference = nil
     }
 
     /// Replaces one tensor's values.
@@ -58,15 +65,24 @@ public final class Network: @unchecked Sendable {
     /// Not thread-safe: call from one thread before fanning out.
     func packed() -> PackedWeights {
         if let packedWeights { return packedWeights }
-        let fresh = PackedWeights(network: self)
+        let fresh = PackedWeights(network: self, backward: true)
         packedWeights = fresh
+        return fresh
+    }
+
+    /// The packed copies a forward pass needs (no backward layouts).
+    func packedForward() -> PackedWeights {
+        if let packedWeights { return packedWeights }
+        if let packedForInference { return packedForInference }
+        let fresh = PackedWeights(network: self, backward: false)
+        packedForInference = fresh
         return fresh
     }
 }
 
 /// Copies of the weights laid out for the kernels, made once per optimizer step.
 final class PackedWeights: @unchecked Sendable {
-    /// Per layer: W_hh for h * W_hh^T (K = H, N = G) and for dG * W_hh (K = G, N = H).
+    /// Per layer: W_hh for h * W_hh^T (K = H, N = G) and, for training, for dG * W_hh (K = G, N = H).
     let hhForward: [PackedMatrix], hhBackward: [PackedMatrix]
     /// Per layer above the first: W_ih the same two ways.
     let ihForward: [PackedMatrix?], ihBackward: [PackedMatrix?]
@@ -75,9 +91,9 @@ final class PackedWeights: @unchecked Sendable {
     /// Per layer: the bias added to the input projection (b_ih + b_hh, or b_ih alone for GRU).
     let inputBias: [FloatBuffer]
     /// Output layer for y * W_out^T (K = H, N = V) and for dlogits * W_out (K = V, N = H).
-    let outForward: PackedMatrix, outBackward: PackedMatrix
+    let outForward: PackedMatrix, outBackward: PackedMatrix?
 
-    init(network: Network) {
+    init(network: Network, backward: Bool) {
         let c = network.config, layout = network.layout
         let h = c.hiddenSize, g = c.gateWidth, v = c.vocabularySize
         let p = network.parameters
@@ -90,11 +106,11 @@ final class PackedWeights: @unchecked Sendable {
         for l in 0..<c.layers {
             let whh = p.at(layout.weightHH[l], count: g * h)
             hhF.append(pack(k: h, n: g, whh, rowStride: 1, colStride: h))
-            hhB.append(pack(k: g, n: h, whh, rowStride: h, colStride: 1))
+            if backward { hhB.append(pack(k: g, n: h, whh, rowStride: h, colStride: 1)) }
             if l > 0 {
                 let wih = p.at(layout.weightIH[l], count: g * h)
                 ihF.append(pack(k: h, n: g, wih, rowStride: 1, colStride: h))
-                ihB.append(pack(k: g, n: h, wih, rowStride: h, colStride: 1))
+                ihB.append(backward ? pack(k: g, n: h, wih, rowStride: h, colStride: 1) : nil)
             } else {
                 ihF.append(nil)
                 ihB.append(nil)
@@ -108,7 +124,7 @@ final class PackedWeights: @unchecked Sendable {
         ck_transpose_add(Int32(g), Int32(v), p.at(layout.weightIH[0], count: g * v), embedding.pointer)
         let wout = p.at(layout.outWeight, count: v * h)
         outForward = pack(k: h, n: v, wout, rowStride: 1, colStride: h)
-        outBackward = pack(k: v, n: h, wout, rowStride: h, colStride: 1)
+        outBackward = backward ? pack(k: v, n: h, wout, rowStride: h, colStride: 1) : nil
         hhForward = hhF
         hhBackward = hhB
         ihForward = ihF

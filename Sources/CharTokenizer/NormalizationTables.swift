@@ -129,6 +129,20 @@ struct UnicodeScan: Sendable {
     /// which keeps it out of any composition utf8proc sees.
     static let hangulFillerVowel: UInt32 = 0x11A7
 
+    /// Ranges holding no assigned character but private-use ones in Unicode 15 (planes 4–13
+    /// and the supplementary private-use planes): every scalar there is inert, so the start-up
+    /// scan skips them. `ConformanceTests` checks this against utf8proc's data.
+    static let inertRanges: [ClosedRange<UInt32>] = [0x3_2400...0xD_FFFF, 0xF_0000...0x10_FFFF]
+
+    /// Whether utf8proc treats `value` as inert (the per-scalar test of the scan).
+    static func isInert(_ value: UInt32) -> Bool {
+        let property = UnicodeData.property(value)
+        let decomposes = property.decomp_seqindex != UInt16.max || hangulSyllables.contains(value)
+        return property.combining_class == 0 && !decomposes
+            && property.casefold_seqindex == UInt16.max && !UnicodeData.isMark(value)
+            && UnicodeData.simpleBoundClasses.contains(Int(property.boundclass))
+    }
+
     func composesWithPrevious(_ scalar: UInt32) -> Bool {
         scalar != Self.hangulFillerVowel && seconds.contains(scalar)
     }
@@ -140,6 +154,7 @@ struct UnicodeScan: Sendable {
         let canonical = utf8proc_option_t(rawValue: UTF8PROC_DECOMPOSE.rawValue)
         for value in UInt32(0)..<0x110000 {
             if value >= 0xD800 && value < 0xE000 { continue }
+            if Self.inertRanges.contains(where: { $0.contains(value) }) { continue }
             let property = UnicodeData.property(value)
             let isSyllable = Self.hangulSyllables.contains(value)
             let decomposes = property.decomp_seqindex != UInt16.max || isSyllable
@@ -149,10 +164,7 @@ struct UnicodeScan: Sendable {
                     seconds.insert(UInt32(bitPattern: last))
                 }
             }
-            let inert = property.combining_class == 0 && !decomposes
-                && property.casefold_seqindex == UInt16.max && !UnicodeData.isMark(value)
-                && UnicodeData.simpleBoundClasses.contains(Int(property.boundclass))
-            if !inert { interesting.append(value) }
+            if !Self.isInert(value) { interesting.append(value) }
         }
         for vowelOrTrailing in UInt32(0x1160)...0x11FF {
             seconds.insert(vowelOrTrailing)

@@ -55,6 +55,8 @@ const char *ck_blas_preferred_core(void);
 /// Replaces a generic fallback table by the tuned one, unless the user set OPENBLAS_CORETYPE.
 /// Must run before any BLAS call. Returns one of the CK_BLAS_ values.
 int ck_blas_select_fast_core(void);
+/// Makes OpenBLAS compute every call on the calling thread and stops its idle worker pool.
+void ck_blas_use_caller_thread_only(void);
 
 // MARK: - Recurrent cells, one time step (rows of B, gate blocks H wide, PyTorch gate order)
 

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 time_budget="${CHARLM_TIME:-5m}"
 
-packages=(pkg-config libutf8proc-dev libopenblas-dev)
+packages=(pkg-config libutf8proc-dev libopenblas-dev unicode-data bzip2)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -10,25 +10,15 @@ Usage: python3 scripts/bench_pytorch_generate.py --configs lstm:128,lstm:256 [--
 """
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-
-class CharRNN(nn.Module):
-    def __init__(self, cell, vocab, hidden, layers):
-        super().__init__()
-        rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
-        self.vocab = vocab
-        self.rnn = rnn(vocab, hidden, layers, batch_first=True)
-        self.out = nn.Linear(hidden, vocab)
-
-    def forward(self, ids, state):
-        y, state = self.rnn(F.one_hot(ids, self.vocab).float(), state)
-        return self.out(y[:, -1]), state
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_model import CharRNN  # noqa: E402
 
 
 def measure(cell, hidden, args):
@@ -39,9 +29,9 @@ def measure(cell, hidden, args):
         for _ in range(args.repeats):
             prompt = torch.arange(20).remainder(args.vocab).repeat(args.samples, 1)
             start = time.perf_counter()
-            logits, state = model(prompt, None)
+            logits, state = model(prompt)
             for _ in range(args.length):
-                probs = torch.softmax(logits, dim=-1)
+                probs = torch.softmax(logits[:, -1], dim=-1)
                 nxt = torch.multinomial(probs, 1)
                 logits, state = model(nxt, state)
             rates.append(args.samples * args.length / (time.perf_counter() - start))

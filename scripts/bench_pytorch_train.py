@@ -11,30 +11,16 @@ Usage: python3 scripts/bench_pytorch_train.py --configs lstm:128,lstm:256 [--thr
 """
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-
-class CharRNN(nn.Module):
-    def __init__(self, cell, vocab, hidden, layers):
-        super().__init__()
-        rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
-        self.vocab = vocab
-        self.rnn = rnn(vocab, hidden, layers, batch_first=True)
-        self.out = nn.Linear(hidden, vocab)
-
-    def forward(self, ids, state):
-        y, state = self.rnn(F.one_hot(ids, self.vocab).float(), state)
-        return self.out(y), state
-
-
-def detach(state):
-    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_model import CharRNN, detach  # noqa: E402
 
 
 def measure(cell, hidden, args):

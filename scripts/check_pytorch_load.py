@@ -17,46 +17,10 @@ import subprocess
 import sys
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from safetensors.torch import load_file
 
-
-class CharRNN(nn.Module):
-    def __init__(self, cell, vocab, hidden, layers):
-        super().__init__()
-        rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
-        self.vocab = vocab
-        self.rnn = rnn(vocab, hidden, layers, batch_first=True)
-        self.out = nn.Linear(hidden, vocab)
-
-    def forward(self, ids, state):
-        y, state = self.rnn(F.one_hot(ids, self.vocab).double(), state)
-        return self.out(y), state
-
-
-def evaluate(model, ids, batch, seq):
-    targets = len(ids) - 1
-    streams = max(1, min(batch, targets // seq))
-    length = targets // streams
-    total, state, pos = 0.0, None, 0
-    with torch.no_grad():
-        while pos < length:
-            steps = min(seq, length - pos)
-            x = torch.stack([ids[b * length + pos: b * length + pos + steps] for b in range(streams)])
-            y = torch.stack([ids[b * length + pos + 1: b * length + pos + steps + 1] for b in range(streams)])
-            logits, state = model(x, state)
-            total += F.cross_entropy(logits.reshape(-1, model.vocab), y.reshape(-1), reduction="sum").item()
-            pos += steps
-        if targets > streams * length:
-            last = tuple(s[:, -1:].contiguous() for s in state) if isinstance(state, tuple) else state[:, -1:].contiguous()
-            start = streams * length
-            while start < targets:
-                steps = min(seq, targets - start)
-                logits, last = model(ids[start:start + steps].unsqueeze(0), last)
-                total += F.cross_entropy(logits.reshape(-1, model.vocab), ids[start + 1:start + steps + 1], reduction="sum").item()
-                start += steps
-    return total / targets
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_model import CharRNN, evaluate  # noqa: E402
 
 
 def main():

@@ -17,63 +17,15 @@ Usage: python3 scripts/pytorch_train_reference.py CORPUS [--time 600] [--hidden 
 """
 import argparse
 import json
-import math
+import os
 import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-
-class CharRNN(nn.Module):
-    def __init__(self, cell, vocab, hidden, layers, dropout):
-        super().__init__()
-        rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
-        self.vocab = vocab
-        self.rnn = rnn(vocab, hidden, layers, dropout=dropout if layers > 1 else 0, batch_first=True)
-        self.drop = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden, vocab)
-
-    def forward(self, ids, state):
-        y, state = self.rnn(F.one_hot(ids, self.vocab).float(), state)
-        return self.out(self.drop(y)), state
-
-
-def detach(state):
-    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-
-
-def evaluate(model, ids, batch, seq):
-    """charlm's Evaluator: up to `batch` streams, state carried, leftover continues the last stream."""
-    model.eval()
-    targets = len(ids) - 1
-    streams = max(1, min(batch, targets // seq))
-    length = targets // streams
-    total = 0.0
-    with torch.no_grad():
-        state = None
-        pos = 0
-        while pos < length:
-            steps = min(seq, length - pos)
-            x = torch.stack([ids[b * length + pos: b * length + pos + steps] for b in range(streams)])
-            y = torch.stack([ids[b * length + pos + 1: b * length + pos + steps + 1] for b in range(streams)])
-            logits, state = model(x, state)
-            total += F.cross_entropy(logits.reshape(-1, model.vocab), y.reshape(-1), reduction="sum").item()
-            pos += steps
-        leftover = targets - streams * length
-        if leftover > 0:
-            last = tuple(s[:, streams - 1:streams].contiguous() for s in state) if isinstance(state, tuple) else state[:, streams - 1:streams].contiguous()
-            start = streams * length
-            while start < targets:
-                steps = min(seq, targets - start)
-                x = ids[start:start + steps].unsqueeze(0)
-                y = ids[start + 1:start + steps + 1].unsqueeze(0)
-                logits, last = model(x, last)
-                total += F.cross_entropy(logits.reshape(-1, model.vocab), y.reshape(-1), reduction="sum").item()
-                start += steps
-    model.train()
-    return total / targets
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_model import CharRNN, detach, evaluate  # noqa: E402
 
 
 def main():

@@ -1,4 +1,5 @@
 import CharNN
+import CharTokenizer
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -98,6 +99,35 @@ public enum Benchmark {
             rates.append(Double(samples * length) / seconds)
         }
         return GenerationResult(charactersPerSecond: rates, firstCharacterSeconds: firstCharacter)
+    }
+
+    /// Seconds from opening a saved model (config, tokenizer, weights) to its first generated
+    /// character after a 20-character prompt: what a user waits for, minus process start.
+    /// Best of `repeats`.
+    public static func firstCharacterFromDisk(config: NetworkConfig, repeats: Int) throws -> Double {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("charlm-bench-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let units = (0..<config.vocabularySize).map { (i: Int) -> String in
+            let scalar = i < 95 ? UInt32(32 + i) : UInt32(0x100 + i)
+            return String(Character(Unicode.Scalar(scalar)!))
+        }
+        let tokenizer = try Tokenizer(units: units)
+        var shaped = config
+        shaped.vocabularySize = tokenizer.vocabularySize
+        let network = try Network(config: shaped, seed: 1)
+        let run = RunDirectory(directory)
+        try run.create(config: RunConfig(model: shaped, training: TrainingConfig(), corpus: nil), tokenizer: tokenizer, overwrite: false)
+        try DurableFile.write(RunDirectory.modelFile(network, step: 0).encoded(), to: run.modelURL)
+        let prompt = String(units.prefix(20).joined().prefix(20))
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let model = try LanguageModel.load(directory, checkpoint: .latest)
+            let generation = try BatchGeneration(model: model, request: GenerationRequest(prompt: prompt, length: 1, seed: 1))
+            try generation.step { _, _ in }
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return best
     }
 
     /// Single-thread throughput of the matrix-product kernels at a 1024^3 product: OpenBLAS's

@@ -122,13 +122,7 @@ public struct RunDirectory: Sendable {
         try? fm.removeItem(at: building)
         try DurableFile.makeDirectory(building)
         for name in Self.stateFiles {
-            let source = url.appendingPathComponent(name).path
-            let target = building.appendingPathComponent(name).path
-            if link(source, target) != 0 {
-                do { try fm.copyItem(atPath: source, toPath: target) } catch {
-                    throw CharLMError.unwritable(path: target, reason: error.localizedDescription)
-                }
-            }
+            try Self.linkOrCopy(url.appendingPathComponent(name), to: building.appendingPathComponent(name))
         }
         DurableFile.syncDirectory(building)
         let old = url.appendingPathComponent(".previous.old")
@@ -141,6 +135,15 @@ public struct RunDirectory: Sendable {
         try? fm.removeItem(at: old)
     }
 
+    /// A hard link to `source` at `target` (files are only ever replaced by rename, never
+    /// rewritten in place, so a link is a snapshot); a copy where links are not supported.
+    private static func linkOrCopy(_ source: URL, to target: URL) throws {
+        guard link(source.path, target.path) != 0 else { return }
+        do { try FileManager.default.copyItem(at: source, to: target) } catch {
+            throw CharLMError.unwritable(path: target.path, reason: error.localizedDescription)
+        }
+    }
+
     /// Saves the best checkpoint into best/ (swapped in as a whole directory).
     func saveBest(network: Network, trainer: TrainerState) throws {
         let fm = FileManager.default
@@ -148,12 +151,7 @@ public struct RunDirectory: Sendable {
         try? fm.removeItem(at: building)
         try DurableFile.makeDirectory(building)
         for name in ["config.json", "tokenizer.json"] {
-            let source = url.appendingPathComponent(name).path, target = building.appendingPathComponent(name).path
-            if link(source, target) != 0 {
-                do { try fm.copyItem(atPath: source, toPath: target) } catch {
-                    throw CharLMError.unwritable(path: target, reason: error.localizedDescription)
-                }
-            }
+            try Self.linkOrCopy(url.appendingPathComponent(name), to: building.appendingPathComponent(name))
         }
         try DurableFile.write(Self.modelFile(network, step: trainer.step).encoded(), to: building.appendingPathComponent("model.safetensors"))
         try DurableFile.write(trainer.jsonData(), to: building.appendingPathComponent("trainer_state.json"))

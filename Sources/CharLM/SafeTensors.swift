@@ -75,20 +75,15 @@ public struct SafeTensors: Sendable {
 
     /// The file's bytes.
     public func encoded() -> Data {
-        var header = "{"
-        var entries: [String] = []
-        if !metadata.isEmpty {
-            let fields = metadata.keys.sorted().map { "\(Self.quote($0)):\(Self.quote(metadata[$0]!))" }
-            entries.append("\"__metadata__\":{\(fields.joined(separator: ","))}")
-        }
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
         for name in names {
             let t = tensors[name]!
-            entries.append("\(Self.quote(name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + t.bytes.count)]}")
+            header[name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.bytes.count]] as [String: Any]
             offset += t.bytes.count
         }
-        header += entries.joined(separator: ",") + "}"
-        var headerBytes = Array(header.utf8)
+        var headerBytes = [UInt8]((try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data("{}".utf8))
         while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
         var out = Data(capacity: 8 + headerBytes.count + offset)
         var length = UInt64(headerBytes.count).littleEndian
@@ -96,22 +91,6 @@ public struct SafeTensors: Sendable {
         out.append(contentsOf: headerBytes)
         for name in names { out.append(tensors[name]!.bytes) }
         return out
-    }
-
-    private static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
     }
 
     // MARK: - Reading

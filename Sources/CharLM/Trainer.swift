@@ -3,13 +3,17 @@ import CharTokenizer
 import Foundation
 
 /// The shape of a new model; the vocabulary size comes from the tokenizer.
+///
+/// The defaults were chosen by measurement: on tinyshakespeare, in 10 minutes on a 2-core CPU,
+/// 2x384 with dropout 0.25 reached the lowest validation loss of 2x256 (dropout 0, 0.2),
+/// 2x384 (0.25, 0.3) and 2x512 (0.3); see the README's benchmarks.
 public struct ModelShape: Sendable, Equatable {
     public var cell: CellKind = .lstm
     public var layers: Int = 2
-    public var hiddenSize: Int = 256
-    public var dropout: Float = 0.2
+    public var hiddenSize: Int = 384
+    public var dropout: Float = 0.25
 
-    public init(cell: CellKind = .lstm, layers: Int = 2, hiddenSize: Int = 256, dropout: Float = 0.2) {
+    public init(cell: CellKind = .lstm, layers: Int = 2, hiddenSize: Int = 384, dropout: Float = 0.25) {
         self.cell = cell
         self.layers = layers
         self.hiddenSize = hiddenSize

@@ -34,6 +34,14 @@ struct ModelSize: ExpressibleByArgument, CustomStringConvertible {
     }
 }
 
+/// Options of the reference runs, shared by the benchmarks.
+struct ReferenceOptions: ParsableArguments {
+    @Flag(help: "Skip the PyTorch reference.") var noPytorch = false
+    @Option(help: "Python interpreter with torch installed.") var python = "python3"
+    @Option(help: "Directory holding the reference scripts.") var scripts = "scripts"
+    @Flag(help: "Print JSON lines instead of a table.") var json = false
+}
+
 /// Runs a reference script and collects the JSON objects it prints, one per line.
 enum ReferenceScript {
     static func run(python: String, script: String, arguments: [String]) -> (results: [[String: Any]], error: String?) {
@@ -83,10 +91,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Steps per timing.") var steps = 20
     @Option(help: "Timings per configuration (the median is reported).") var repeats = 5
     @Option(help: "Threads for charlm and PyTorch.") var threads = BatchRunner.defaultThreads
-    @Flag(help: "Skip the PyTorch reference.") var noPytorch = false
-    @Option(help: "Python interpreter with torch installed.") var python = "python3"
-    @Option(help: "Directory holding the reference scripts.") var scripts = "scripts"
-    @Flag(help: "Print JSON lines instead of a table.") var json = false
+    @OptionGroup var reference: ReferenceOptions
 
     func validate() throws {
         _ = try ModelSize.parseList(configs)
@@ -100,6 +105,7 @@ struct BenchTrain: ParsableCommand {
             let sizes = try ModelSize.parseList(configs)
             let peak = Benchmark.productPeak()
             let machinePeak = peak.packed * Double(threads)
+            let json = reference.json
             if !json {
                 Console.out("kernels: \(BLAS.info.summary)\n")
                 Console.out(String(format: "matrix-product peak, 1 thread: charlm packed kernel %.0f GFLOP/s, OpenBLAS sgemm %.0f GFLOP/s; x%d threads = %.0f GFLOP/s\n",
@@ -111,27 +117,27 @@ struct BenchTrain: ParsableCommand {
             for size in sizes {
                 let config = NetworkConfig(cell: size.cell, vocabularySize: vocab, hiddenSize: size.hidden, layers: layers)
                 let ours = try Benchmark.training(config: config, batchSize: batch, seqLength: seqLength, steps: steps, repeats: repeats, threads: threads)
-                var reference: Double?
+                var pytorch: Double?
                 var note = ""
-                if !noPytorch {
-                    let r = ReferenceScript.run(python: python, script: scripts + "/bench_pytorch_train.py", arguments: [
+                if !reference.noPytorch {
+                    let r = ReferenceScript.run(python: reference.python, script: reference.scripts + "/bench_pytorch_train.py", arguments: [
                         "--configs", size.description, "--threads", String(threads), "--batch", String(batch), "--seq", String(seqLength),
                         "--vocab", String(vocab), "--layers", String(layers), "--steps", String(steps), "--repeats", String(repeats)])
-                    reference = r.results.first?["median"] as? Double
+                    pytorch = r.results.first?["median"] as? Double
                     if let e = r.error { note = e }
                 }
-                let ratio = reference.map { ours.median / $0 }
+                let ratio = pytorch.map { ours.median / $0 }
                 if json {
                     var object: [String: Any] = ["cell": size.cell.rawValue, "hidden": size.hidden, "layers": layers, "charlm_chars_per_s": ours.median,
                                                  "charlm_runs": ours.charactersPerSecond, "gflops": ours.gflops, "peak_gflops": machinePeak,
                                                  "rss_warm": ours.residentAfterWarmup, "rss_end": ours.residentAtEnd, "kernels": BLAS.info.summary]
-                    if let reference { object["pytorch_chars_per_s"] = reference }
+                    if let pytorch { object["pytorch_chars_per_s"] = pytorch }
                     if let ratio { object["ratio"] = ratio }
                     if !note.isEmpty { object["note"] = note }
                     Console.out(Console.json(object) + "\n")
                 } else {
                     let mb = { (b: Int) in String(format: "%.0f MB", Double(b) / 1e6) }
-                    Console.out("| \(layers)x\(size.hidden) \(size.cell.rawValue.uppercased()) | \(Int(ours.median).formatted()) | \(reference.map { Int($0).formatted() } ?? "–") | "
+                    Console.out("| \(layers)x\(size.hidden) \(size.cell.rawValue.uppercased()) | \(Int(ours.median).formatted()) | \(pytorch.map { Int($0).formatted() } ?? "–") | "
                         + "\(ratio.map { String(format: "%.2f×", $0) } ?? "–") | \(String(format: "%.0f", ours.gflops)) | \(String(format: "%.0f%%", 100 * ours.gflops / machinePeak)) | "
                         + "\(mb(ours.residentAfterWarmup)) → \(mb(ours.residentAtEnd)) |\n")
                     if !note.isEmpty { Console.note("charlm: PyTorch reference skipped: \(note)") }
@@ -164,10 +170,7 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Timings per configuration (the median is reported).") var repeats = 3
     @Option(help: "Threads for the PyTorch reference.") var threads = BatchRunner.defaultThreads
     @Option(help: "Characters per sample for the (slow) PyTorch loop.") var referenceLength = 300
-    @Flag(help: "Skip the PyTorch reference.") var noPytorch = false
-    @Option(help: "Python interpreter with torch installed.") var python = "python3"
-    @Option(help: "Directory holding the reference scripts.") var scripts = "scripts"
-    @Flag(help: "Print JSON lines instead of a table.") var json = false
+    @OptionGroup var reference: ReferenceOptions
 
     func validate() throws {
         _ = try ModelSize.parseList(configs)
@@ -179,19 +182,21 @@ struct BenchGenerate: ParsableCommand {
     func run() throws {
         try Console.run {
             let sizes = try ModelSize.parseList(configs)
+            let json = reference.json
             if !json {
                 Console.out("kernels: \(BLAS.info.summary)\n\(layers) layers, vocabulary \(vocab); median of \(repeats) runs\n\n")
-                Console.out("| model | charlm 1 sample | PyTorch 1 sample | ratio | charlm \(batch) samples | PyTorch \(batch) samples | first character |\n")
-                Console.out("|---|---:|---:|---:|---:|---:|---:|\n")
+                Console.out("| model | charlm 1 sample | PyTorch 1 sample | ratio | charlm \(batch) samples | PyTorch \(batch) samples | first character | first character, model load included |\n")
+                Console.out("|---|---:|---:|---:|---:|---:|---:|---:|\n")
             }
             for size in sizes {
                 let config = NetworkConfig(cell: size.cell, vocabularySize: vocab, hiddenSize: size.hidden, layers: layers)
                 let single = try Benchmark.generation(config: config, samples: 1, length: length, repeats: repeats)
                 let batched = try Benchmark.generation(config: config, samples: batch, length: max(1, length / 4), repeats: repeats)
+                let fromDisk = try Benchmark.firstCharacterFromDisk(config: config, repeats: repeats)
                 var refSingle: Double?, refBatch: Double?
-                if !noPytorch {
+                if !reference.noPytorch {
                     for (samples, slot) in [(1, 0), (batch, 1)] {
-                        let r = ReferenceScript.run(python: python, script: scripts + "/bench_pytorch_generate.py", arguments: [
+                        let r = ReferenceScript.run(python: reference.python, script: reference.scripts + "/bench_pytorch_generate.py", arguments: [
                             "--configs", size.description, "--threads", String(threads), "--samples", String(samples),
                             "--length", String(referenceLength), "--repeats", String(repeats), "--vocab", String(vocab), "--layers", String(layers)])
                         let value = r.results.first?["median"] as? Double
@@ -201,7 +206,8 @@ struct BenchGenerate: ParsableCommand {
                 }
                 if json {
                     var object: [String: Any] = ["cell": size.cell.rawValue, "hidden": size.hidden, "charlm_single": single.median,
-                                                 "charlm_batch": batched.median, "batch": batch, "first_char_ms": single.firstCharacterSeconds * 1000]
+                                                 "charlm_batch": batched.median, "batch": batch, "first_char_ms": single.firstCharacterSeconds * 1000,
+                                                 "first_char_with_load_ms": fromDisk * 1000]
                     if let refSingle { object["pytorch_single"] = refSingle; object["ratio_single"] = single.median / refSingle }
                     if let refBatch { object["pytorch_batch"] = refBatch }
                     Console.out(Console.json(object) + "\n")
@@ -209,7 +215,7 @@ struct BenchGenerate: ParsableCommand {
                     let fmt = { (x: Double?) in x.map { Int($0).formatted() } ?? "–" }
                     Console.out("| \(layers)x\(size.hidden) \(size.cell.rawValue.uppercased()) | \(fmt(single.median)) | \(fmt(refSingle)) | "
                         + "\(refSingle.map { String(format: "%.0f×", single.median / $0) } ?? "–") | \(fmt(batched.median)) | \(fmt(refBatch)) | "
-                        + String(format: "%.1f ms |\n", single.firstCharacterSeconds * 1000))
+                        + String(format: "%.1f ms | %.1f ms |\n", single.firstCharacterSeconds * 1000, fromDisk * 1000))
                 }
             }
         }

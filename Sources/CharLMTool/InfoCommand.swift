@@ -50,7 +50,7 @@ struct Info: ParsableCommand {
             lines.append(("weights", model.weightsURL.path))
             lines.append(("model", "\(m.layers)-layer \(m.cell.rawValue.uppercased()), hidden \(m.hiddenSize), dropout \(m.dropout): \(model.network.parameterCount.formatted()) parameters"))
             lines.append(("vocabulary", "\(tok.vocabularySize) tokens (\(tok.config.unit.rawValue)s, \(tok.config.normalization.form.rawValue.uppercased())\(tok.config.normalization.caseFold ? ", case-folded" : ""), fallback \(tok.config.fallback.rawValue))"))
-            lines.append(("", units.map { $0.debugDescription }.joined(separator: " ") + (tok.vocabularySize > units.count ? " …" : "")))
+            lines.append(("", units.map(displayUnit).joined(separator: " ") + (tok.vocabularySize > units.count ? " …" : "")))
             lines.append(("training", "batch \(t.batchSize) x seq \(t.seqLength), \(t.optimizer.kind.rawValue) lr \(t.optimizer.learningRate) (\(t.schedule)), clip \(t.gradClip)"))
             if let latest, let step = latest["step"] as? Int {
                 let epoch = (latest["epoch"] as? Int) ?? 0, chars = (latest["characters_seen"] as? Int) ?? 0

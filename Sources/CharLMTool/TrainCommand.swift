@@ -13,7 +13,7 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a character model on a UTF-8 text file.",
         discussion: """
-        With no options, trains a 2-layer LSTM (hidden 256, dropout 0.2, batch 50, sequence 50, \
+        With no options, trains a 2-layer LSTM (hidden 384, dropout 0.25, batch 50, sequence 50, \
         Adam 2e-3, gradient clipping at 5) for up to 50 epochs with early stopping, into \
         runs/<corpus-name>/. Ctrl-C saves a checkpoint and exits; `--resume RUN` continues exactly \
         where it stopped.
@@ -40,10 +40,10 @@ struct Train: ParsableCommand {
     @Option(help: "Number of stacked recurrent layers (default 2).")
     var layers: Int?
 
-    @Option(help: "Hidden units per layer (default 256).")
+    @Option(help: "Hidden units per layer (default 384).")
     var hidden: Int?
 
-    @Option(help: "Dropout between layers and before the output layer (default 0.2).")
+    @Option(help: "Dropout between layers and before the output layer (default 0.25).")
     var dropout: Float?
 
     // MARK: Tokenizer

@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 import Dispatch
 import CKernels
 
@@ -33,6 +34,8 @@ public enum BLAS {
     }
 
     private static let setup: KernelInfo = {
+        // For tests on machines that OpenBLAS recognises: start from the fallback a newer CPU gets.
+        if let start = ProcessInfo.processInfo.environment["CHARLM_TEST_OPENBLAS_START_CORE"] { _ = ck_blas_force_core(start) }
         let initial = ck_blas_core_name().map { String(cString: $0) }
         let outcome = ck_blas_select_fast_core()
         ck_blas_use_caller_thread_only()
@@ -66,21 +69,6 @@ public enum BLAS {
     /// Does the start-up work now (kernel choice, OpenBLAS's idle thread pool stopped), so
     /// that a program can do it first thing instead of at its first product.
     public static func prepare() { _ = setup }
-
-    /// Replays the start-up choice after forcing OpenBLAS onto `core` first: for tests of the
-    /// fallback detection on machines that OpenBLAS already recognises.
-    public static func simulateStartup(fromCore core: String) -> KernelInfo {
-        ensureReady()
-        guard ck_blas_force_core(core) != 0 else { return currentInfo(initialCore: nil, outcome: Int32(CK_BLAS_UNAVAILABLE)) }
-        let initial = ck_blas_core_name().map { String(cString: $0) }
-        let outcome = ck_blas_select_fast_core()
-        return currentInfo(initialCore: initial, outcome: outcome)
-    }
-
-    /// Restores the start-up choice after `simulateStartup`.
-    public static func restoreStartupChoice() {
-        if let core = setup.openBLASCore { _ = ck_blas_force_core(core) }
-    }
 
     // MARK: - Products
 

@@ -29,10 +29,13 @@ import Testing
     }
 
     @discardableResult
-    static func charlm(_ arguments: [String], in directory: URL, stdin: String? = nil) throws -> Result {
+    static func charlm(_ arguments: [String], in directory: URL, stdin: String? = nil, environment: [String: String] = [:]) throws -> Result {
         let process = Process()
         process.executableURL = try binary
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         process.currentDirectoryURL = directory
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
@@ -44,6 +47,25 @@ import Testing
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// Starts a long `charlm train --json` on the corpus and reads its stdout until `ready` holds.
+    static func startTraining(_ arguments: [String], in directory: URL, until ready: (String) -> Bool) throws -> (Process, FileHandle) {
+        let process = Process()
+        process.executableURL = try binary
+        process.arguments = ["train", corpus, "--max-steps", "100000", "--json"] + arguments
+        process.currentDirectoryURL = directory
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var seen = ""
+        while !ready(seen) {
+            let data = out.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            seen += String(decoding: data, as: UTF8.self)
+        }
+        return (process, out.fileHandleForReading)
     }
 
     static func temporary() -> URL {
@@ -93,6 +115,30 @@ import Testing
         #expect(info.status == 0 && info.stdout.contains("OpenBLAS") && info.stdout.contains("2-layer LSTM"), "\(info.stdout)")
     }
 
+    /// OpenBLAS falls back to its generic "Prescott" table on CPUs newer than the build; charlm
+    /// must move it to a tuned table unless the user chose one.
+    @Test func aGenericOpenBLASKernelIsReplacedUnlessTheUserChoseOne() throws {
+        let dir = Self.temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(try Self.charlm(["train", Self.corpus, "--max-steps", "2", "--eval-every", "2", "--hidden", "8", "--batch", "4", "--seq-length", "8", "--quiet"], in: dir).status == 0)
+        func kernels(_ environment: [String: String]) throws -> [String: Any] {
+            let r = try Self.charlm(["info", "runs/brackets", "--json"], in: dir, environment: environment)
+            return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stderr)")
+        }
+        let avx2 = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8).contains(" avx2 ")
+        let fallback = try kernels(["CHARLM_TEST_OPENBLAS_START_CORE": "Prescott"])
+        let summary = try #require(fallback["kernels"] as? String)
+        if avx2 {
+            #expect(["SkylakeX", "Haswell"].contains(fallback["openblas_core"] as? String), "\(summary)")
+            #expect(summary.contains("replaced OpenBLAS's generic fallback Prescott"), "\(summary)")
+        } else {
+            #expect(fallback["openblas_core"] as? String == "Prescott", "no tuned table for this CPU: left alone")
+        }
+        let chosen = try kernels(["CHARLM_TEST_OPENBLAS_START_CORE": "Prescott", "OPENBLAS_CORETYPE": "Prescott"])
+        #expect(chosen["openblas_core"] as? String == "Prescott", "the user's OPENBLAS_CORETYPE is left alone")
+        #expect((chosen["kernels"] as? String)?.contains("set by OPENBLAS_CORETYPE") == true)
+    }
+
     @Test func badInputIsOneLineAndTheRightExitCode() throws {
         let dir = Self.temporary()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -120,22 +166,9 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         for signal in [SIGINT, SIGTERM] {
             let run = "runs/sig\(signal)"
-            let process = Process()
-            process.executableURL = try Self.binary
-            process.arguments = ["train", Self.corpus, "--out", run, "--max-steps", "100000", "--patience", "0", "--json"] + Self.small
-            process.currentDirectoryURL = dir
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = Pipe()
-            try process.run()
-            var seen = ""
-            while !seen.contains("\"step\":20,") {
-                let data = out.fileHandleForReading.availableData
-                if data.isEmpty { break }
-                seen += String(decoding: data, as: UTF8.self)
-            }
+            let (process, out) = try Self.startTraining(["--out", run, "--patience", "0"] + Self.small, in: dir) { $0.contains("\"step\":20,") }
             kill(process.processIdentifier, signal)
-            let rest = out.fileHandleForReading.readDataToEndOfFile()
+            let rest = out.readDataToEndOfFile()
             process.waitUntilExit()
             #expect(process.terminationStatus == 0, "signal \(signal): exits cleanly")
             #expect(String(decoding: rest, as: UTF8.self).contains("interrupted"))
@@ -146,21 +179,8 @@ import Testing
             #expect(resumed.status == 0, "\(resumed.stderr)")
         }
 
-        let process = Process()
-        process.executableURL = try Self.binary
-        process.arguments = ["train", Self.corpus, "--out", "runs/killed", "--max-steps", "100000", "--eval-every", "3", "--patience", "0", "--json"]
-            + Self.small.filter { $0 != "--eval-every" && $0 != "10" }
-        process.currentDirectoryURL = dir
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = Pipe()
-        try process.run()
-        var seen = ""
-        while seen.components(separatedBy: "\"event\":\"checkpoint\"").count < 6 {
-            let data = out.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            seen += String(decoding: data, as: UTF8.self)
-        }
+        let (process, _) = try Self.startTraining(["--out", "runs/killed", "--eval-every", "3", "--patience", "0"]
+            + Self.small.filter { $0 != "--eval-every" && $0 != "10" }, in: dir) { $0.components(separatedBy: "\"event\":\"checkpoint\"").count >= 6 }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         let generate = try Self.charlm(["generate", "runs/killed", "--checkpoint", "latest", "--length", "10", "--seed", "1"], in: dir)

@@ -1,0 +1,58 @@
+"""The model charlm trains, in PyTorch, shared by the reference scripts.
+
+`CharRNN` is one-hot input -> `rnn` (nn.LSTM, nn.GRU or nn.RNN, batch_first) -> dropout ->
+`out` (nn.Linear): its state dict has exactly the names of charlm's model.safetensors.
+`evaluate` is charlm's Evaluator: the loss over every unit of a text after the first.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class CharRNN(nn.Module):
+    def __init__(self, cell, vocab, hidden, layers, dropout=0.0):
+        super().__init__()
+        rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
+        self.vocab = vocab
+        self.rnn = rnn(vocab, hidden, layers, dropout=dropout if layers > 1 else 0.0, batch_first=True)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, vocab)
+
+    def forward(self, ids, state=None):
+        """Logits (batch, steps, vocab) for ids (batch, steps), and the final state."""
+        y, state = self.rnn(F.one_hot(ids, self.vocab).to(self.out.weight.dtype), state)
+        return self.out(self.drop(y)), state
+
+
+def detach(state):
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def evaluate(model, ids, batch, seq):
+    """Mean cross-entropy (nats) of every id after the first: up to `batch` contiguous streams
+    read `seq` ids at a time with the state carried; the ids left over when the streams are cut
+    continue the last stream. Exactly what charlm's Evaluator computes."""
+    was_training = model.training
+    model.eval()
+    targets = len(ids) - 1
+    streams = max(1, min(batch, targets // seq))
+    length = targets // streams
+    total, state, pos = 0.0, None, 0
+    with torch.no_grad():
+        while pos < length:
+            steps = min(seq, length - pos)
+            x = torch.stack([ids[b * length + pos: b * length + pos + steps] for b in range(streams)])
+            y = torch.stack([ids[b * length + pos + 1: b * length + pos + steps + 1] for b in range(streams)])
+            logits, state = model(x, state)
+            total += F.cross_entropy(logits.reshape(-1, model.vocab), y.reshape(-1), reduction="sum").item()
+            pos += steps
+        if targets > streams * length:
+            last = tuple(s[:, -1:].contiguous() for s in state) if isinstance(state, tuple) else state[:, -1:].contiguous()
+            start = streams * length
+            while start < targets:
+                steps = min(seq, targets - start)
+                logits, last = model(ids[start:start + steps].unsqueeze(0), last)
+                total += F.cross_entropy(logits.reshape(-1, model.vocab), ids[start + 1:start + steps + 1], reduction="sum").item()
+                start += steps
+    model.train(was_training)
+    return total / targets

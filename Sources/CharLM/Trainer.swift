@@ -304,7 +304,7 @@ public final class Trainer: @unchecked Sendable {
                 onEvent(.progress(TrainingProgress(
                     step: step, epoch: state.epoch, epochProgress: Double(state.cursor) / Double(chunks), trainLoss: meanLoss,
                     validationLoss: lastValidation, learningRate: rate, charactersPerSecond: speed, elapsedSeconds: elapsed(),
-                    etaSeconds: eta(totalSteps: totalSteps, speed: speed), gradientNorm: lastNorm, clippedSteps: windowClipped, steps: windowSteps)))
+                    etaSeconds: eta(totalSteps: totalSteps, speed: speed, elapsed: elapsed()), gradientNorm: lastNorm, clippedSteps: windowClipped, steps: windowSteps)))
                 windowStart = now
                 windowSteps = 0
                 windowLoss = 0
@@ -391,13 +391,13 @@ public final class Trainer: @unchecked Sendable {
         onEvent(.checkpoint(step: state.step, best: false, path: run.url.path))
     }
 
-    private func eta(totalSteps: Int?, speed: Double) -> Double? {
+    private func eta(totalSteps: Int?, speed: Double, elapsed: Double) -> Double? {
         let t = config.training
         var candidates: [Double] = []
         if let total = totalSteps, speed > 0 {
             candidates.append(Double(max(0, total - state.step) * t.batchSize * t.seqLength) / speed)
         }
-        if let limit = t.timeLimit { candidates.append(max(0, limit - state.elapsedSeconds)) }
+        if let limit = t.timeLimit { candidates.append(max(0, limit - elapsed)) }
         return candidates.min()
     }
 

@@ -267,6 +267,9 @@ struct TrainingDisplay {
     enum Mode { case live, lines, json, quiet }
     let mode: Mode
     private var lineOpen = false
+    /// In `.lines` mode (a pipe or a log file), progress is printed at most this often.
+    private let lineInterval = 10.0
+    private var lastLine = -Double.infinity
 
     init(mode: Mode) {
         self.mode = mode
@@ -300,7 +303,8 @@ struct TrainingDisplay {
             if mode == .live {
                 Console.note("\r\u{1B}[K" + text, newline: false)
                 lineOpen = true
-            } else {
+            } else if p.elapsedSeconds - lastLine >= lineInterval {
+                lastLine = p.elapsedSeconds
                 line(text)
             }
         case .validation(let v):

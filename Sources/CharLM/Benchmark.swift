@@ -108,7 +108,7 @@ public enum Benchmark {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("charlm-bench-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: directory) }
         let units = (0..<config.vocabularySize).map { (i: Int) -> String in
-            let scalar = i < 95 ? UInt32(32 + i) : UInt32(0x100 + i)
+            let scalar = i < 95 ? UInt32(32 + i) : UInt32(0x4E00 + i)
             return String(Character(Unicode.Scalar(scalar)!))
         }
         let tokenizer = try Tokenizer(units: units)

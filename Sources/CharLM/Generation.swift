@@ -155,6 +155,8 @@ public final class BatchGeneration {
 public struct TextStream: Sequence, IteratorProtocol {
     private let generation: BatchGeneration
     private var buffer: [String] = []
+    /// The error that ended the stream early, if any.
+    public private(set) var error: Error?
 
     public init(model: LanguageModel, request: GenerationRequest) throws {
         var single = request
@@ -166,7 +168,12 @@ public struct TextStream: Sequence, IteratorProtocol {
         while buffer.isEmpty {
             if generation.isFinished { return nil }
             var pieces: [String] = []
-            do { try generation.step { _, text in pieces.append(text) } } catch { return nil }
+            do {
+                try generation.step { _, text in pieces.append(text) }
+            } catch {
+                self.error = error
+                return nil
+            }
             buffer = pieces
         }
         return buffer.removeFirst()

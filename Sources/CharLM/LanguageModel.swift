@@ -43,8 +43,11 @@ public final class LanguageModel: @unchecked Sendable {
         let directory: URL, weights: URL
         if isDirectory.boolValue {
             let run = RunDirectory(path)
-            let useBest = checkpoint == .best && FileManager.default.fileExists(atPath: run.bestURL.appendingPathComponent("model.safetensors").path)
-            directory = useBest ? run.bestURL : run.url
+            // best.old holds the best weights if a crash interrupted the swap of best/.
+            let bestDirectory = [run.bestURL, run.url.appendingPathComponent("best.old")].first {
+                FileManager.default.fileExists(atPath: $0.appendingPathComponent("model.safetensors").path)
+            }
+            directory = checkpoint == .best ? (bestDirectory ?? run.url) : run.url
             weights = directory.appendingPathComponent("model.safetensors")
             if !FileManager.default.fileExists(atPath: weights.path) {
                 let previous = run.previousURL.appendingPathComponent("model.safetensors")

@@ -17,8 +17,9 @@ public struct MetricsRow: Sendable, Equatable {
     public var elapsedSeconds: Double
 }
 
-/// metrics.csv: a header and one row per logged step; rewritten atomically, so it always
-/// matches the checkpoint it sits beside.
+/// metrics.csv: a header and one row per logged step, rewritten atomically at every checkpoint;
+/// a resumed run drops the rows after its checkpoint (a crash between the two writes can lose
+/// the rows of one checkpoint interval: the file is a log, not state).
 struct MetricsLog {
     let url: URL
     let layers: Int
@@ -52,7 +53,7 @@ struct MetricsLog {
             loaded.append(MetricsRow(
                 step: s, epoch: Int(f[1]) ?? 0, characters: Int(f[2]) ?? 0, trainLoss: Double(f[3]), validationLoss: Double(f[4]),
                 learningRate: Float(f[6]) ?? 0, charactersPerSecond: Double(f[7]) ?? 0, gradientNorm: Double(f[8]),
-                clippedFraction: Double(f[9]), layerGradientNorms: f[10..<(11 + layers)].map { Double($0) ?? 0 },
+                clippedFraction: Double(f[9]), layerGradientNorms: f[10..<(11 + layers)].compactMap { Double($0) },
                 elapsedSeconds: Double(f[11 + layers]) ?? 0))
         }
         rows = loaded

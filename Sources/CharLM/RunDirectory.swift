@@ -41,6 +41,33 @@ public struct RunDirectory: Sendable {
 
     static let stateFiles = ["model.safetensors", "optimizer.safetensors", "trainer_state.json"]
 
+    /// Whether `name` is something charlm itself puts in a run directory.
+    static func isRunFile(_ name: String) -> Bool {
+        let ours: Set<String> = ["config.json", "tokenizer.json", "metrics.csv", "loss.svg", "best", "best.tmp", "best.old",
+                                 ".previous", ".previous.tmp", ".previous.old"]
+        return ours.contains(name) || stateFiles.contains(name) || isStaleTemporary(name)
+    }
+
+    /// A temporary file of an interrupted write (`.NAME.tmp-PID-RANDOM`).
+    static func isStaleTemporary(_ name: String) -> Bool {
+        name.hasPrefix(".") && name.contains(".tmp-")
+    }
+
+    /// Removes what interrupted writes left behind, and puts back a best/ that a crash left
+    /// half-swapped (only best.old present).
+    func tidy() {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: url.path)) ?? [] where Self.isStaleTemporary(name) {
+            try? fm.removeItem(at: url.appendingPathComponent(name))
+        }
+        try? fm.removeItem(at: url.appendingPathComponent("best.tmp"))
+        try? fm.removeItem(at: url.appendingPathComponent(".previous.tmp"))
+        let old = url.appendingPathComponent("best.old")
+        if !fm.fileExists(atPath: bestURL.path) && fm.fileExists(atPath: old.path) {
+            _ = rename(old.path, bestURL.path)
+        }
+    }
+
     /// Whether the directory exists.
     public var exists: Bool { FileManager.default.fileExists(atPath: url.path) }
 
@@ -51,9 +78,16 @@ public struct RunDirectory: Sendable {
     func create(config: RunConfig, tokenizer: Tokenizer, overwrite: Bool) throws {
         if exists {
             guard overwrite else { throw CharLMError.runExists(path: url.path) }
-            let contents = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
-            let ours = Set(["config.json", "tokenizer.json", "metrics.csv", "loss.svg", "best", ".previous"] + Self.stateFiles)
-            if let foreign = contents.first(where: { !ours.contains($0) && !$0.hasPrefix(".") }) {
+            var isDirectory: ObjCBool = false
+            FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
+            guard isDirectory.boolValue else {
+                throw CharLMError.invalidOptions("refusing to overwrite \(url.path): it is a file, not a run directory")
+            }
+            let contents: [String]
+            do { contents = try FileManager.default.contentsOfDirectory(atPath: url.path) } catch {
+                throw CharLMError.unwritable(path: url.path, reason: error.localizedDescription)
+            }
+            if let foreign = contents.first(where: { !Self.isRunFile($0) }) {
                 throw CharLMError.invalidOptions("refusing to overwrite \(url.path): it holds '\(foreign)', which is not part of a charlm run")
             }
             do { try FileManager.default.removeItem(at: url) } catch {
@@ -104,20 +138,26 @@ public struct RunDirectory: Sendable {
             for (name, data) in zip(Self.stateFiles, contents) {
                 staged.append(try DurableFile.stage(data, for: url.appendingPathComponent(name)))
             }
+            try keepPrevious()
         } catch {
             staged.forEach(DurableFile.discard)
             throw error
         }
-        try keepPrevious()
-        for (name, file) in zip(Self.stateFiles, staged) {
-            try DurableFile.commit(file, to: url.appendingPathComponent(name))
+        for (index, (name, file)) in zip(Self.stateFiles, staged).enumerated() {
+            do {
+                try DurableFile.commit(file, to: url.appendingPathComponent(name))
+            } catch {
+                staged[(index + 1)...].forEach(DurableFile.discard)
+                throw error
+            }
         }
     }
 
-    /// Hard-links the current checkpoint files into .previous (replacing it atomically).
+    /// Hard-links the current checkpoint files into .previous (replacing it atomically), when
+    /// they form a consistent checkpoint; otherwise .previous, the last consistent one, stays.
     private func keepPrevious() throws {
         let fm = FileManager.default
-        guard Self.stateFiles.allSatisfy({ fm.fileExists(atPath: url.appendingPathComponent($0).path) }) else { return }
+        guard (try? Self.checkpointStep(in: url)) != nil else { return }
         let building = url.appendingPathComponent(".previous.tmp")
         try? fm.removeItem(at: building)
         try DurableFile.makeDirectory(building)
@@ -147,6 +187,7 @@ public struct RunDirectory: Sendable {
     /// Saves the best checkpoint into best/ (swapped in as a whole directory).
     func saveBest(network: Network, trainer: TrainerState) throws {
         let fm = FileManager.default
+        tidy()
         let building = url.appendingPathComponent("best.tmp")
         try? fm.removeItem(at: building)
         try DurableFile.makeDirectory(building)
@@ -184,31 +225,42 @@ public struct RunDirectory: Sendable {
         network.parametersDidChange()
     }
 
+    /// The checkpoint in `directory`, when its three files agree on one step.
+    static func checkpoint(in directory: URL) throws -> (model: SafeTensors, optimizer: SafeTensors, trainer: TrainerState) {
+        let model = try SafeTensors(contentsOf: directory.appendingPathComponent("model.safetensors"))
+        let optimizer = try SafeTensors(contentsOf: directory.appendingPathComponent("optimizer.safetensors"))
+        let trainer = try TrainerState.load(from: directory.appendingPathComponent("trainer_state.json"))
+        let steps = [model.metadata["charlm_step"], optimizer.metadata["charlm_step"], String(trainer.step)]
+        guard Set(steps).count == 1 else {
+            throw CharLMError.invalidFile(path: directory.path, reason: "checkpoint files come from different steps (\(steps.map { $0 ?? "?" }.joined(separator: ", ")))")
+        }
+        return (model, optimizer, trainer)
+    }
+
+    /// The step of the checkpoint in `directory`, if its three files agree on one.
+    static func checkpointStep(in directory: URL) throws -> Int {
+        try checkpoint(in: directory).trainer.step
+    }
+
     /// The latest checkpoint's three files, from the run directory or, if a crash left those
     /// inconsistent, from .previous.
     func latestCheckpointFiles() throws -> (model: SafeTensors, optimizer: SafeTensors, trainer: TrainerState, source: URL) {
         var firstError: Error?
         for directory in [url, previousURL] {
             do {
-                let model = try SafeTensors(contentsOf: directory.appendingPathComponent("model.safetensors"))
-                let optimizer = try SafeTensors(contentsOf: directory.appendingPathComponent("optimizer.safetensors"))
-                let trainer = try TrainerState.load(from: directory.appendingPathComponent("trainer_state.json"))
-                let steps = [model.metadata["charlm_step"], optimizer.metadata["charlm_step"], String(trainer.step)]
-                guard Set(steps).count == 1 else {
-                    throw CharLMError.invalidFile(path: directory.path, reason: "checkpoint files come from different steps (\(steps.map { $0 ?? "?" }.joined(separator: ", ")))")
-                }
-                return (model, optimizer, trainer, directory)
+                let files = try Self.checkpoint(in: directory)
+                return (files.model, files.optimizer, files.trainer, directory)
             } catch {
                 if firstError == nil { firstError = error }
             }
         }
-        throw firstError!
+        throw CharLMError.invalidFile(path: url.path, reason: "no complete checkpoint to resume from (\(firstError.map { "\($0)" } ?? "none")); start again with --overwrite")
     }
 
     /// Restores optimizer state and the carried hidden state.
     static func loadOptimizer(_ file: SafeTensors, into optimizer: Optimizer, hidden: RecurrentState, source: String) throws {
         guard file.metadata["optimizer"] == optimizer.config.kind.rawValue else {
-            throw CharLMError.invalidOptions("the run was trained with optimizer \(file.metadata["optimizer"] ?? "?"), not \(optimizer.config.kind.rawValue)")
+            throw CharLMError.invalidFile(path: source, reason: "holds the state of optimizer \(file.metadata["optimizer"] ?? "?"), but config.json says \(optimizer.config.kind.rawValue)")
         }
         let step = try file.int64s("step", source: source)
         guard step.count == 1, step[0] >= 0 else { throw CharLMError.invalidFile(path: source, reason: "bad optimizer step") }

@@ -143,7 +143,8 @@ public struct SafeTensors: Sendable {
                 guard !overflow else { throw bad("tensor '\(name)' shape \(shape) overflows") }
                 count = product
             }
-            guard count * dtype.size == end - begin else {
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.size)
+            guard !overflow, bytes == end - begin else {
                 throw bad("tensor '\(name)' of shape \(shape) needs \(count * dtype.size) bytes, its offsets span \(end - begin)")
             }
             spans.append((name, begin, end))

@@ -24,7 +24,27 @@ public struct ModelShape: Sendable, Equatable {
 /// Options given again when resuming: each one set must match the run.
 public struct ResumeExpectations: Sendable {
     public var shape = PartialShape()
-    public var tokenizer: TokenizerConfig?
+    public var tokenizer = PartialTokenizer()
+
+    /// Tokenizer options given again; each must match the run's tokenizer.json.
+    public struct PartialTokenizer: Sendable {
+        public var form: NormalizationForm?
+        public var unit: TokenUnit?
+        public var fallback: Fallback?
+        public var caseFold: Bool?
+        public var minCount: Int?
+        public init() {}
+
+        func differences(from c: TokenizerConfig) -> [String] {
+            var out: [String] = []
+            if let v = form, v != c.normalization.form { out.append("--normalization \(v.rawValue) (the run uses \(c.normalization.form.rawValue))") }
+            if let v = unit, v != c.unit { out.append("--unit \(v.rawValue) (the run uses \(c.unit.rawValue))") }
+            if let v = fallback, v != c.fallback { out.append("--fallback \(v.rawValue) (the run uses \(c.fallback.rawValue))") }
+            if let v = caseFold, v != c.normalization.caseFold { out.append(v ? "--case-fold (the run does not fold case)" : "--no-case-fold (the run folds case)") }
+            if let v = minCount, v != c.minCount { out.append("--min-count \(v) (the run uses \(c.minCount))") }
+            return out
+        }
+    }
     public var training = PartialTraining()
 
     /// Training options that decide what the model learns; changing them mid-run would make
@@ -33,7 +53,8 @@ public struct ResumeExpectations: Sendable {
         public var batchSize: Int?
         public var seqLength: Int?
         public var optimizer: OptimizerKind?
-        public var learningRate: Float?
+        public var weightDecay: Float?
+        public var momentum: Float?
         public var schedule: LearningRateSchedule?
         public var gradClip: Float?
         public var valFraction: Double?
@@ -46,7 +67,8 @@ public struct ResumeExpectations: Sendable {
             if let v = batchSize, v != c.batchSize { out.append("--batch \(v) (the run uses \(c.batchSize))") }
             if let v = seqLength, v != c.seqLength { out.append("--seq-length \(v) (the run uses \(c.seqLength))") }
             if let v = optimizer, v != c.optimizer.kind { out.append("--optimizer \(v.rawValue) (the run uses \(c.optimizer.kind.rawValue))") }
-            if let v = learningRate, v != c.optimizer.learningRate { out.append("--lr \(v) (the run uses \(c.optimizer.learningRate))") }
+            if let v = weightDecay, v != c.optimizer.weightDecay { out.append("--weight-decay \(v) (the run uses \(c.optimizer.weightDecay))") }
+            if let v = momentum, v != c.optimizer.momentum { out.append("--momentum \(v) (the run uses \(c.optimizer.momentum))") }
             if let v = schedule, v != c.schedule { out.append("--lr-schedule \(v) (the run uses \(c.schedule))") }
             if let v = gradClip, v != c.gradClip { out.append("--grad-clip \(v) (the run uses \(c.gradClip))") }
             if let v = valFraction, v != c.valFraction { out.append("--val-fraction \(v) (the run uses \(c.valFraction))") }
@@ -76,6 +98,10 @@ public struct ResumeOverrides: Sendable {
     public var sampleEvery: Int?
     public var threads: Int?
     public var logEvery: Int?
+    public var earlyStoppingPatience: Int??
+    public var nanPolicy: NaNPolicy?
+    /// A new base learning rate (to continue a run that diverged, say).
+    public var learningRate: Float?
     public init() {}
 }
 
@@ -94,6 +120,8 @@ public final class Trainer: @unchecked Sendable {
     private var metrics: MetricsLog
     private let resumedFrom: Int?
     private var runner: BatchRunner
+    /// Things to tell the user when training starts (options changed on resume).
+    private var startNotices: [String] = []
     /// Test hook: steps for which the loss is treated as NaN.
     var simulateNaN: (@Sendable (Int) -> Bool)?
 
@@ -152,6 +180,8 @@ public final class Trainer: @unchecked Sendable {
                                   optimizer: optimizer, hidden: RecurrentState(config: model, batchSize: training.batchSize),
                                   state: state, resumedFrom: nil)
         try run.create(config: config, tokenizer: tokenizer, overwrite: overwrite)
+        // A step-0 checkpoint, so that even a crash during the first save leaves one to resume.
+        try run.saveLatest(network: network, optimizer: optimizer, hidden: trainer.hidden, trainer: state)
         return trainer
     }
 
@@ -164,6 +194,7 @@ public final class Trainer: @unchecked Sendable {
                               overrides: ResumeOverrides) throws -> Trainer {
         let run = RunDirectory(runDirectory)
         guard run.exists else { throw CharLMError.missingFile(path: run.url.path, hint: "nothing to resume") }
+        run.tidy()
         var config = try RunConfig.load(from: run.configURL)
         let tokenizer: Tokenizer
         do { tokenizer = try Tokenizer.load(from: run.tokenizerURL) } catch let error as TokenizerError {
@@ -171,6 +202,13 @@ public final class Trainer: @unchecked Sendable {
         }
         try check(expecting, against: config, tokenizer: tokenizer)
         var training = config.training
+        var notices: [String] = []
+        if let v = overrides.threads, v != training.threads {
+            notices.append("--threads \(v) instead of the run's \(training.threads): the batch is split differently, so results differ from an uninterrupted run in the last bits")
+        }
+        if let v = overrides.learningRate, v != training.optimizer.learningRate {
+            notices.append("learning rate changed from \(training.optimizer.learningRate) to \(v)")
+        }
         if let v = overrides.maxSteps { training.maxSteps = v }
         if let v = overrides.epochs { training.epochs = v }
         if let v = overrides.timeLimit { training.timeLimit = v }
@@ -178,6 +216,9 @@ public final class Trainer: @unchecked Sendable {
         if let v = overrides.sampleEvery { training.sampleEvery = v }
         if let v = overrides.threads { training.threads = v }
         if let v = overrides.logEvery { training.logEvery = v }
+        if let v = overrides.earlyStoppingPatience { training.earlyStoppingPatience = v }
+        if let v = overrides.nanPolicy { training.nanPolicy = v }
+        if let v = overrides.learningRate { training.optimizer.learningRate = v }
         try training.validate()
         config.training = training
         guard let path = corpusURL?.path ?? config.corpus else {
@@ -186,7 +227,7 @@ public final class Trainer: @unchecked Sendable {
         let corpus = try Corpus.load(URL(fileURLWithPath: path), tokenizer: tokenizer, valFraction: training.valFraction,
                                      validationFile: training.validationFile.map { URL(fileURLWithPath: $0) })
         if let recorded = config.corpusUnits, recorded != corpus.train.corpus.count {
-            throw CharLMError.invalidOptions("\(path) encodes to \(corpus.train.corpus.count) units, but the run was trained on \(recorded): the corpus changed since the run started")
+            throw CharLMError.badCorpus(path: path, reason: "encodes to \(corpus.train.corpus.count) units, but the run was trained on \(recorded): the corpus changed since the run started")
         }
         config.corpus = path
         let network = try Network(config: config.model)
@@ -198,6 +239,7 @@ public final class Trainer: @unchecked Sendable {
                                        source: files.source.appendingPathComponent("optimizer.safetensors").path)
         let trainer = try Trainer(run: run, config: config, tokenizer: tokenizer, corpus: corpus, network: network,
                                   optimizer: optimizer, hidden: hidden, state: files.trainer, resumedFrom: files.trainer.step)
+        trainer.startNotices = notices
         guard files.trainer.cursor <= trainer.batcher.chunksPerEpoch else {
             throw CharLMError.invalidFile(path: run.trainerStateURL.path, reason: "data cursor \(files.trainer.cursor) is past the end of the corpus")
         }
@@ -212,7 +254,7 @@ public final class Trainer: @unchecked Sendable {
         if let v = expected.shape.layers, v != m.layers { conflicts.append("--layers \(v) (the run has \(m.layers))") }
         if let v = expected.shape.hiddenSize, v != m.hiddenSize { conflicts.append("--hidden \(v) (the run has \(m.hiddenSize))") }
         if let v = expected.shape.dropout, v != m.dropout { conflicts.append("--dropout \(v) (the run has \(m.dropout))") }
-        if let v = expected.tokenizer, v != tokenizer.config { conflicts.append("tokenizer options that differ from the run's tokenizer.json") }
+        conflicts += expected.tokenizer.differences(from: tokenizer.config)
         conflicts += expected.training.differences(from: config.training)
         if !conflicts.isEmpty {
             throw CharLMError.invalidOptions("cannot resume \(config.corpus.map { "a run on \($0)" } ?? "this run") with \(conflicts.joined(separator: ", ")); drop those options to continue it as it was, or start a new run")
@@ -233,13 +275,14 @@ public final class Trainer: @unchecked Sendable {
             runDirectory: run.url.path, resumedFromStep: resumedFrom, parameterCount: network.parameterCount,
             vocabularySize: tokenizer.vocabularySize, trainUnits: corpus.train.count, validationUnits: corpus.validation.count,
             stepsPerEpoch: chunks, kernels: BLAS.info.summary, threads: runner.threads)))
+        for notice in startNotices { onEvent(.notice(notice)) }
         let gradients = FloatBuffer(count: network.parameterCount)
         let backup = RecurrentState(config: config.model, batchSize: t.batchSize)
         let sessionStart = Date()
         let elapsedBefore = state.elapsedSeconds
         var windowStart = Date(), windowSteps = 0, windowLoss = 0.0, windowClipped = 0, lastNorm = 0.0
         var lastValidation: Double? = state.history.last?.validationLoss
-        var evaluatedAtStep = state.history.last?.step
+        var evaluatedAtStep: Int? = state.step
         var stopReason: TrainingSummary.Reason?
 
         func elapsed() -> Double { elapsedBefore + Date().timeIntervalSince(sessionStart) }
@@ -264,7 +307,42 @@ public final class Trainer: @unchecked Sendable {
             state.cursor += 1
             state.step = step
             state.charactersSeen += t.batchSize * t.seqLength
-            guard loss.isFinite, GradientClipping.allFinite(gradients), !(simulateNaN?(step) ?? false) else {
+            if loss.isFinite, GradientClipping.allFinite(gradients), !(simulateNaN?(step) ?? false) {
+                state.consecutiveBadSteps = 0
+                let norm = t.gradClip > 0 ? GradientClipping.clip(gradients, maxNorm: t.gradClip) : GradientClipping.norm(gradients)
+                let clipped = t.gradClip > 0 && norm > Double(t.gradClip)
+                if clipped { windowClipped += 1 }
+                lastNorm = norm
+                let layerNorms = step % t.logEvery == 0 ? layerGradientNorms(gradients, scale: clipped ? norm / Double(t.gradClip) : 1) : []
+                optimizer.update(parameters: network.parameters, gradients: gradients, learningRate: rate)
+                network.parametersDidChange()
+                state.learningRate = rate
+                state.runningLoss += loss
+                state.runningCount += 1
+                windowLoss += loss
+                windowSteps += 1
+                if step % t.logEvery == 0 {
+                    let now = Date()
+                    let speed = Double(windowSteps * t.batchSize * t.seqLength) / max(now.timeIntervalSince(windowStart), 1e-9)
+                    let meanLoss = windowLoss / Double(windowSteps)
+                    metrics.append(MetricsRow(step: step, epoch: state.epoch, characters: state.charactersSeen, trainLoss: meanLoss,
+                                              validationLoss: nil, learningRate: rate, charactersPerSecond: speed, gradientNorm: norm,
+                                              clippedFraction: Double(windowClipped) / Double(windowSteps), layerGradientNorms: layerNorms,
+                                              elapsedSeconds: elapsed()))
+                    if windowClipped > 0 {
+                        onEvent(.notice("steps \(step - windowSteps + 1)-\(step): gradient norm above \(t.gradClip) on \(windowClipped) of \(windowSteps) steps (last \(String(format: "%.2f", norm))); clipped"))
+                    }
+                    onEvent(.progress(TrainingProgress(
+                        step: step, epoch: state.epoch, epochProgress: Double(state.cursor) / Double(chunks), trainLoss: meanLoss,
+                        validationLoss: lastValidation, learningRate: rate, charactersPerSecond: speed, elapsedSeconds: elapsed(),
+                        etaSeconds: eta(totalSteps: totalSteps, speed: speed, elapsed: elapsed()), gradientNorm: lastNorm,
+                        clippedSteps: windowClipped, steps: windowSteps)))
+                    windowStart = now
+                    windowSteps = 0
+                    windowLoss = 0
+                    windowClipped = 0
+                }
+            } else {
                 hidden.copy(from: backup)
                 state.badSteps += 1
                 state.consecutiveBadSteps += 1
@@ -275,48 +353,20 @@ public final class Trainer: @unchecked Sendable {
                 }
                 state.rateFactor *= 0.5
                 onEvent(.notice("step \(step): loss or gradients are NaN/Inf; step skipped, learning rate halved to \(rate * 0.5)"))
-                continue
             }
-            state.consecutiveBadSteps = 0
-            let norm = t.gradClip > 0 ? GradientClipping.clip(gradients, maxNorm: t.gradClip) : GradientClipping.norm(gradients)
-            if t.gradClip > 0 && norm > Double(t.gradClip) { windowClipped += 1 }
-            lastNorm = norm
-            let layerNorms = step % t.logEvery == 0 ? layerGradientNorms(gradients, scale: t.gradClip > 0 && norm > Double(t.gradClip) ? norm / Double(t.gradClip) : 1) : []
-            optimizer.update(parameters: network.parameters, gradients: gradients, learningRate: rate)
-            network.parametersDidChange()
-            state.learningRate = rate
-            state.runningLoss += loss
-            state.runningCount += 1
-            windowLoss += loss
-            windowSteps += 1
-
-            if step % t.logEvery == 0 {
-                let now = Date()
-                let speed = Double(windowSteps * t.batchSize * t.seqLength) / max(now.timeIntervalSince(windowStart), 1e-9)
-                let meanLoss = windowLoss / Double(windowSteps)
-                metrics.append(MetricsRow(step: step, epoch: state.epoch, characters: state.charactersSeen, trainLoss: meanLoss,
-                                          validationLoss: nil, learningRate: rate, charactersPerSecond: speed, gradientNorm: norm,
-                                          clippedFraction: Double(windowClipped) / Double(windowSteps), layerGradientNorms: layerNorms,
-                                          elapsedSeconds: elapsed()))
-                if windowClipped > 0 {
-                    onEvent(.notice("steps \(step - windowSteps + 1)-\(step): gradient norm above \(t.gradClip) on \(windowClipped) of \(windowSteps) steps (last \(String(format: "%.2f", norm))); clipped"))
-                }
-                onEvent(.progress(TrainingProgress(
-                    step: step, epoch: state.epoch, epochProgress: Double(state.cursor) / Double(chunks), trainLoss: meanLoss,
-                    validationLoss: lastValidation, learningRate: rate, charactersPerSecond: speed, elapsedSeconds: elapsed(),
-                    etaSeconds: eta(totalSteps: totalSteps, speed: speed, elapsed: elapsed()), gradientNorm: lastNorm, clippedSteps: windowClipped, steps: windowSteps)))
-                windowStart = now
-                windowSteps = 0
-                windowLoss = 0
-                windowClipped = 0
-            }
-            if step % t.evalEvery == 0 {
-                lastValidation = try validate(step: step, elapsed: elapsed(), onEvent: onEvent)
-                evaluatedAtStep = step
-                if let patience = t.earlyStoppingPatience, state.evaluationsWithoutImprovement >= patience { stopReason = .earlyStopping }
-            }
+            // The preview draws from the trainer's generator; it runs before a checkpoint of the
+            // same step so that the checkpoint holds the generator as the next step finds it.
             if t.sampleEvery > 0 && step % t.sampleEvery == 0 {
                 onEvent(.sample(step: step, text: try preview(length: t.sampleLength)))
+            }
+            if step % t.evalEvery == 0 {
+                guard let loss = try validate(step: step, scheduled: true, elapsed: elapsed(), onEvent: onEvent) else {
+                    stopReason = .diverged
+                    break
+                }
+                lastValidation = loss
+                evaluatedAtStep = step
+                if let patience = t.earlyStoppingPatience, state.evaluationsWithoutImprovement >= patience { stopReason = .earlyStopping }
             }
         }
 
@@ -329,7 +379,9 @@ public final class Trainer: @unchecked Sendable {
             try saveLatest(onEvent: onEvent)
         default:
             if evaluatedAtStep != state.step && state.step > 0 {
-                lastValidation = try validate(step: state.step, elapsed: elapsed(), onEvent: onEvent)
+                // A final validation for the user: it updates best/ but not the counters that
+                // steer training, so extending the limit later continues as one run would.
+                if let loss = try validate(step: state.step, scheduled: false, elapsed: elapsed(), onEvent: onEvent) { lastValidation = loss }
             }
         }
         return TrainingSummary(reason: reason, step: state.step, epoch: state.epoch, bestValidationLoss: state.bestValidationLoss,
@@ -337,30 +389,42 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// Validation over the whole split; then the checkpoints, the history and the plot.
-    private func validate(step: Int, elapsed: Double, onEvent: (TrainingEvent) -> Void) throws -> Double {
+    /// - Parameter scheduled: an every-`evalEvery` validation, which drives early stopping and
+    ///   plateau decay; an unscheduled one (at the end of a session) only reports and keeps best/.
+    /// - Returns: the loss, or nil when it is not finite (the weights are unusable; nothing is saved).
+    private func validate(step: Int, scheduled: Bool, elapsed: Double, onEvent: (TrainingEvent) -> Void) throws -> Double? {
         let t = config.training
         let result = try Evaluator.evaluate(network: network, span: corpus.validation, batchSize: t.batchSize,
                                             seqLength: t.seqLength, threads: t.threads)
         let loss = result.nats
-        let improved = loss.isFinite && loss < (state.bestValidationLoss ?? .infinity)
+        guard loss.isFinite else {
+            onEvent(.notice("step \(step): the validation loss is NaN/Inf; stopping with the last good checkpoint kept (\(run.url.path))"))
+            return nil
+        }
+        let improved = loss < (state.bestValidationLoss ?? .infinity)
         if improved {
             state.bestValidationLoss = loss
             state.bestStep = step
-            state.evaluationsWithoutImprovement = 0
-            state.plateauCount = 0
-        } else {
-            state.evaluationsWithoutImprovement += 1
-            state.plateauCount += 1
-            if case .plateau(let factor, let patience) = t.schedule, state.plateauCount >= patience {
-                state.rateFactor *= factor
-                state.plateauCount = 0
-                onEvent(.notice("step \(step): validation loss has not improved for \(patience) evaluations; learning rate x\(factor)"))
-            }
         }
-        let trainMean = state.runningCount > 0 ? state.runningLoss / Double(state.runningCount) : .nan
-        state.history.append(TrainerState.Evaluation(step: step, trainLoss: trainMean, validationLoss: loss))
-        state.runningLoss = 0
-        state.runningCount = 0
+        if scheduled {
+            if loss < (state.scheduledBestLoss ?? .infinity) {
+                state.scheduledBestLoss = loss
+                state.evaluationsWithoutImprovement = 0
+                state.plateauCount = 0
+            } else {
+                state.evaluationsWithoutImprovement += 1
+                state.plateauCount += 1
+                if case .plateau(let factor, let patience) = t.schedule, state.plateauCount >= patience {
+                    state.rateFactor *= factor
+                    state.plateauCount = 0
+                    onEvent(.notice("step \(step): validation loss has not improved for \(patience) evaluations; learning rate x\(factor)"))
+                }
+            }
+            state.history.append(TrainerState.Evaluation(
+                step: step, trainLoss: state.runningCount > 0 ? state.runningLoss / Double(state.runningCount) : nil, validationLoss: loss))
+            state.runningLoss = 0
+            state.runningCount = 0
+        }
         state.elapsedSeconds = elapsed
         if let last = metrics.rows.last, last.step == step {
             var row = last

@@ -9,7 +9,8 @@ public struct TrainerState: Codable, Sendable, Equatable {
 
     public struct Evaluation: Codable, Sendable, Equatable {
         public var step: Int
-        public var trainLoss: Double
+        /// Mean training loss since the previous validation (nil if every step was skipped).
+        public var trainLoss: Double?
         public var validationLoss: Double
     }
 
@@ -27,8 +28,12 @@ public struct TrainerState: Codable, Sendable, Equatable {
     /// Learning rate of the last step, and the factor that plateau decay and NaN recovery apply.
     public var learningRate: Float = 0
     public var rateFactor: Float = 1
+    /// The lowest validation loss so far (the weights in best/).
     public var bestValidationLoss: Double?
     public var bestStep: Int?
+    /// The lowest loss of the scheduled (every-`evalEvery`) validations, which early stopping
+    /// and plateau decay compare against.
+    public var scheduledBestLoss: Double?
     /// Validations in a row without improvement (early stopping and plateau decay).
     public var evaluationsWithoutImprovement = 0
     public var plateauCount = 0
@@ -49,6 +54,7 @@ public struct TrainerState: Codable, Sendable, Equatable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         return try encoder.encode(self)
     }
 
@@ -58,6 +64,7 @@ public struct TrainerState: Codable, Sendable, Equatable {
         }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         let state: TrainerState
         do {
             state = try decoder.decode(TrainerState.self, from: data)

@@ -49,13 +49,18 @@ enum ReferenceScript {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [python, script] + arguments
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("charlm-reference-\(UUID().uuidString).err")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errURL) }
+        guard let errFile = try? FileHandle(forWritingTo: errURL) else { return ([], "cannot create a temporary file") }
         process.standardOutput = out
-        process.standardError = err
+        process.standardError = errFile
         do { try process.run() } catch { return ([], "cannot start \(python): \(error.localizedDescription)") }
         let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        try? errFile.close()
+        let errData = (try? Data(contentsOf: errURL)) ?? Data()
         let results = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
         }

@@ -15,18 +15,49 @@ enum Console {
 
     /// Writes to stderr without buffering.
     static func note(_ text: String, newline: Bool = true) {
-        FileHandle.standardError.write(Data((text + (newline ? "\n" : "")).utf8))
+        write(text + (newline ? "\n" : ""), to: STDERR_FILENO)
     }
 
-    /// Writes to stdout and flushes, so that pipes see text as it is produced.
+    /// Writes to stdout at once, so that pipes see text as it is produced.
     static func out(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        write(text, to: STDOUT_FILENO)
+    }
+
+    /// A reader that went away (`charlm generate | head`) ends the command quietly; any other
+    /// write error ends it with one line.
+    private static func write(_ text: String, to fd: Int32) {
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EPIPE { exit(0) }
+                if fd != STDERR_FILENO {
+                    let message = "charlm: error: cannot write the output: \(String(cString: strerror(errno)))\n"
+                    _ = message.withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
+                }
+                exit(1)
+            }
+            offset += n
+        }
+        bytes.removeAll()
     }
 
     /// Runs `body`; an error becomes one line on stderr and the matching exit code.
     static func run(_ body: () throws -> Void) throws {
         do {
             try body()
+        } catch {
+            // A live progress line may still be open on the terminal.
+            if stderrIsTerminal { note("\r\u{1B}[K", newline: false) }
+            try report(error)
+        }
+    }
+
+    private static func report(_ error: Error) throws {
+        do {
+            throw error
         } catch let exit as ExitCode {
             throw exit
         } catch let error as CharLMError {
@@ -58,9 +89,18 @@ enum Console {
         x >= 10_000 ? String(format: "%.1fk", x / 1000) : String(format: "%.0f", x)
     }
 
-    /// A JSON line from a dictionary of plain values.
+    /// A JSON line from a dictionary of plain values; NaN and infinities become null.
     static func json(_ object: [String: Any]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        func clean(_ value: Any) -> Any {
+            switch value {
+            case let d as Double: return d.isFinite ? d : NSNull()
+            case let f as Float: return f.isFinite ? Double(f) : NSNull()
+            case let a as [Any]: return a.map(clean)
+            case let o as [String: Any]: return o.mapValues(clean)
+            default: return value
+            }
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: clean(object), options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }
 }

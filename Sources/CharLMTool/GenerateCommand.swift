@@ -75,6 +75,7 @@ struct Generate: ParsableCommand {
                 promptText = text
             }
             let baseSeed = seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
+            if seed == nil && !json { Console.note("charlm: seed \(baseSeed) (pass --seed \(baseSeed) to get this text again)") }
             let request = GenerationRequest(
                 prompt: promptText, length: length,
                 options: SamplingOptions(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty),

@@ -179,7 +179,7 @@ struct Train: ParsableCommand {
         if let s = try schedule() { t.schedule = s }
         if let gradClip { t.gradClip = gradClip }
         if let valFraction { t.valFraction = valFraction }
-        t.validationFile = valFile
+        t.validationFile = valFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         if let seed { t.seed = seed }
         t.maxSteps = maxSteps
         t.epochs = epochs
@@ -201,17 +201,20 @@ struct Train: ParsableCommand {
             e.shape.layers = layers
             e.shape.hiddenSize = hidden
             e.shape.dropout = dropout
-            if normalization != nil || unit != nil || fallback != nil || caseFold != nil || minCount != nil {
-                e.tokenizer = tokenizerConfig
-            }
+            e.tokenizer.form = normalization
+            e.tokenizer.unit = unit
+            e.tokenizer.fallback = fallback
+            e.tokenizer.caseFold = caseFold
+            e.tokenizer.minCount = minCount
             e.training.batchSize = batch
             e.training.seqLength = seqLength
             e.training.optimizer = optimizer
-            e.training.learningRate = lr
+            e.training.weightDecay = weightDecay
+            e.training.momentum = momentum
             e.training.schedule = try schedule()
             e.training.gradClip = gradClip
             e.training.valFraction = valFraction
-            e.training.validationFile = valFile
+            e.training.validationFile = valFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
             e.training.seed = seed
             return e
         }
@@ -228,6 +231,9 @@ struct Train: ParsableCommand {
         o.sampleEvery = sampleEvery
         o.threads = threads
         o.logEvery = logEvery
+        o.learningRate = lr
+        o.nanPolicy = nanPolicy
+        if let patience { o.earlyStoppingPatience = .some(patience == 0 ? nil : patience) }
         return o
     }
 

@@ -46,8 +46,13 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
         if hiddenSize < 1 { throw NetworkError.invalidConfig("hidden size must be at least 1, got \(hiddenSize)") }
         if layers < 1 { throw NetworkError.invalidConfig("layers must be at least 1, got \(layers)") }
         if !(dropout >= 0 && dropout < 1) { throw NetworkError.invalidConfig("dropout must be in [0, 1), got \(dropout)") }
-        let largest = max(vocabularySize, hiddenSize) * gateWidth
-        if largest > Int(Int32.max) / 2 { throw NetworkError.invalidConfig("network too large: a weight matrix would hold \(largest) values") }
+        if hiddenSize > 65536 || vocabularySize > 1 << 24 || layers > 1024 {
+            throw NetworkError.invalidConfig("network too large: hidden \(hiddenSize), vocabulary \(vocabularySize), \(layers) layers")
+        }
+        let parameters = layers * (gateWidth * (2 * hiddenSize + 2)) + gateWidth * vocabularySize + vocabularySize * (hiddenSize + 1)
+        if parameters > 1 << 31 {
+            throw NetworkError.invalidConfig("network too large: \(parameters) parameters (the limit is 2^31)")
+        }
     }
 }
 

@@ -56,6 +56,12 @@ import Testing
                                   training: smallTraining(steps: 5), tokenizerConfig: TokenizerConfig(), overwrite: true)
         }
         #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("notes.txt").path))
+        let file = writeFile(dir, "precious.txt", "not a run")
+        #expect(throws: CharLMError.self, "a file is never removed by --overwrite") {
+            _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: file, shape: smallShape,
+                                  training: smallTraining(steps: 5), tokenizerConfig: TokenizerConfig(), overwrite: true)
+        }
+        #expect(try String(contentsOf: file, encoding: .utf8) == "not a run")
     }
 
     @Test func impossibleOptionValuesAreRejected() throws {
@@ -92,7 +98,7 @@ import Testing
             _ = try Trainer.resume(runDirectory: run, corpus: nil, expecting: expecting, overrides: ResumeOverrides())
         }
         expecting = ResumeExpectations()
-        expecting.tokenizer = TokenizerConfig(unit: .byte)
+        expecting.tokenizer.unit = .byte
         #expect(throws: CharLMError.self) {
             _ = try Trainer.resume(runDirectory: run, corpus: nil, expecting: expecting, overrides: ResumeOverrides())
         }

@@ -8,9 +8,12 @@ import Testing
 @Suite struct TrainerTests {
     let corpus = projectCorpus("brackets.txt")
 
-    func start(_ dir: URL, steps: Int, evalEvery: Int = 10, shape: ModelShape = smallShape) throws -> Trainer {
-        try Trainer.start(corpus: corpus, runDirectory: dir.appendingPathComponent("run"), shape: shape,
-                          training: smallTraining(steps: steps, evalEvery: evalEvery), tokenizerConfig: TokenizerConfig(), overwrite: false)
+    func start(_ dir: URL, steps: Int, evalEvery: Int = 10, shape: ModelShape = smallShape,
+               adjust: (inout TrainingConfig) -> Void = { _ in }) throws -> Trainer {
+        var training = smallTraining(steps: steps, evalEvery: evalEvery)
+        adjust(&training)
+        return try Trainer.start(corpus: corpus, runDirectory: dir.appendingPathComponent("run"), shape: shape,
+                                 training: training, tokenizerConfig: TokenizerConfig(), overwrite: false)
     }
 
     func resume(_ dir: URL, steps: Int) throws -> Trainer {
@@ -79,6 +82,43 @@ import Testing
         let resumed = try resume(dir, steps: 25)
         let summary = try resumed.train()
         #expect(summary.step == 25)
+    }
+
+    @Test func extendingAFinishedRunContinuesAsOneRunWouldWithPlateauAndEarlyStopping() throws {
+        let a = temporaryDirectory(), b = temporaryDirectory()
+        defer { cleanup(a); cleanup(b) }
+        func settings(_ t: inout TrainingConfig) {
+            t.schedule = .plateau(factor: 0.5, patience: 1)
+            t.earlyStoppingPatience = 50
+            t.optimizer.learningRate = 2e-2
+        }
+        let whole = LossRecorder()
+        _ = try start(a, steps: 40, evalEvery: 5, adjust: settings).train(onEvent: whole.record)
+        let first = LossRecorder(), second = LossRecorder()
+        _ = try start(b, steps: 17, evalEvery: 5, adjust: settings).train(onEvent: first.record)
+        #expect(first.validations[17] != nil, "a run that ends between validations is validated at its end")
+        _ = try resume(b, steps: 40).train(onEvent: second.record)
+        for step in 18...40 { #expect(second.losses[step] == whole.losses[step], "step \(step)") }
+        let saved = try TrainerState.load(from: b.appendingPathComponent("run/trainer_state.json"))
+        let reference = try TrainerState.load(from: a.appendingPathComponent("run/trainer_state.json"))
+        #expect(saved.rateFactor == reference.rateFactor && saved.evaluationsWithoutImprovement == reference.evaluationsWithoutImprovement)
+    }
+
+    @Test func twoCrashesInARowStillLeaveACheckpoint() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        _ = try start(dir, steps: 20).train()
+        let run = RunDirectory(dir.appendingPathComponent("run"))
+        func breakLatest(step: String) throws {
+            var later = try SafeTensors(contentsOf: run.modelURL)
+            later.metadata["charlm_step"] = step
+            try later.encoded().write(to: run.modelURL)
+        }
+        try breakLatest(step: "30")
+        let resumed = try resume(dir, steps: 30)
+        _ = try resumed.train()
+        try breakLatest(step: "40")
+        #expect(try run.latestCheckpointFiles().trainer.step == 20, ".previous still holds a consistent checkpoint")
     }
 
     @Test func aTruncatedModelFileFallsBackToThePreviousCheckpoint() throws {

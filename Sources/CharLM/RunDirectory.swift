@@ -165,11 +165,18 @@ public struct RunDirectory: Sendable {
             try Self.linkOrCopy(url.appendingPathComponent(name), to: building.appendingPathComponent(name))
         }
         DurableFile.syncDirectory(building)
-        let old = url.appendingPathComponent(".previous.old")
+        try swapIn(building, as: previousURL)
+    }
+
+    /// Replaces the directory `destination` by the finished directory `building`: the old one
+    /// is renamed to `<destination>.old`, the new one renamed into place, then the old removed.
+    private func swapIn(_ building: URL, as destination: URL) throws {
+        let fm = FileManager.default
+        let old = url.appendingPathComponent(destination.lastPathComponent + ".old")
         try? fm.removeItem(at: old)
-        if fm.fileExists(atPath: previousURL.path) { _ = rename(previousURL.path, old.path) }
-        guard rename(building.path, previousURL.path) == 0 else {
-            throw CharLMError.unwritable(path: previousURL.path, reason: String(cString: strerror(errno)))
+        if fm.fileExists(atPath: destination.path) { _ = rename(destination.path, old.path) }
+        guard rename(building.path, destination.path) == 0 else {
+            throw CharLMError.unwritable(path: destination.path, reason: String(cString: strerror(errno)))
         }
         DurableFile.syncDirectory(url)
         try? fm.removeItem(at: old)
@@ -196,14 +203,7 @@ public struct RunDirectory: Sendable {
         }
         try DurableFile.write(Self.modelFile(network, step: trainer.step).encoded(), to: building.appendingPathComponent("model.safetensors"))
         try DurableFile.write(trainer.jsonData(), to: building.appendingPathComponent("trainer_state.json"))
-        let old = url.appendingPathComponent("best.old")
-        try? fm.removeItem(at: old)
-        if fm.fileExists(atPath: bestURL.path) { _ = rename(bestURL.path, old.path) }
-        guard rename(building.path, bestURL.path) == 0 else {
-            throw CharLMError.unwritable(path: bestURL.path, reason: String(cString: strerror(errno)))
-        }
-        DurableFile.syncDirectory(url)
-        try? fm.removeItem(at: old)
+        try swapIn(building, as: bestURL)
     }
 
     // MARK: - Loading

@@ -79,7 +79,7 @@ public struct RunDirectory: Sendable {
         if exists {
             guard overwrite else { throw CharLMError.runExists(path: url.path) }
             var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
+            _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
             guard isDirectory.boolValue else {
                 throw CharLMError.invalidOptions("refusing to overwrite \(url.path): it is a file, not a run directory")
             }

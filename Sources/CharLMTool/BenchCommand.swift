@@ -51,7 +51,7 @@ enum ReferenceScript {
         process.arguments = [python, script] + arguments
         let out = Pipe()
         let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("charlm-reference-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errURL) }
         guard let errFile = try? FileHandle(forWritingTo: errURL) else { return ([], "cannot create a temporary file") }
         process.standardOutput = out

@@ -104,27 +104,14 @@ struct Segmenter {
             if i >= n { break }
 
             let start = i
-            var scalar: UInt32
-            let b0 = p[i]
-            if b0 < 0x80 {
-                i += 1
-                scalar = UInt32(b0)
-                if b0 == 0x0D && normalizeNewlines {
-                    if i < n && p[i] == 0x0A { continue }
-                    scalar = 0x0A
-                }
-            } else {
-                let step = UTF8Decoding.decode(p, at: i, end: n)
-                i += step.length
-                if step.status == .scalar {
-                    scalar = step.scalar
-                } else if replaceInvalid {
-                    scalar = 0xFFFD
-                } else {
-                    out.count = o
-                    throw TokenizerError.invalidUTF8(offset: baseOffset + start, source: source)
-                }
+            let next: UInt32?
+            do {
+                next = try nextScalar(p, &i, n, baseOffset: baseOffset)
+            } catch {
+                out.count = o
+                throw error
             }
+            guard let scalar = next else { continue }
             let payload = fast(scalar)
             if payload >= 0 {
                 dst[o] = payload
@@ -180,6 +167,25 @@ struct Segmenter {
         return n
     }
 
+    /// Decodes the scalar at `i` and moves past it, turning CR (and CRLF) into LF when newlines
+    /// are normalized. Returns nil for the CR of a CRLF, which the LF that follows stands for.
+    /// - Throws: `TokenizerError.invalidUTF8` unless invalid bytes are replaced by U+FFFD.
+    @inline(__always)
+    private func nextScalar(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ n: Int, baseOffset: Int) throws -> UInt32? {
+        let start = i
+        let b0 = p[i]
+        if b0 < 0x80 {
+            i += 1
+            guard b0 == 0x0D && normalizeNewlines else { return UInt32(b0) }
+            return i < n && p[i] == 0x0A ? nil : 0x0A
+        }
+        let step = UTF8Decoding.decode(p, at: i, end: n)
+        i += step.length
+        if step.status == .scalar { return step.scalar }
+        if replaceInvalid { return 0xFFFD }
+        throw TokenizerError.invalidUTF8(offset: baseOffset + start, source: source)
+    }
+
     /// Runs a region through the exact path (or the cache) and finishes it.
     private mutating func processRegion<Sink: UnitSink>(
         _ p: UnsafePointer<UInt8>, count n: Int, baseOffset: Int, out: IDBuffer, sink: inout Sink
@@ -190,27 +196,7 @@ struct Segmenter {
         let first = out.count
         var i = 0
         while i < n {
-            let start = i
-            var scalar: UInt32
-            let b0 = p[i]
-            if b0 < 0x80 {
-                i += 1
-                scalar = UInt32(b0)
-                if b0 == 0x0D && normalizeNewlines {
-                    if i < n && p[i] == 0x0A { continue }
-                    scalar = 0x0A
-                }
-            } else {
-                let step = UTF8Decoding.decode(p, at: i, end: n)
-                i += step.length
-                if step.status == .scalar {
-                    scalar = step.scalar
-                } else if replaceInvalid {
-                    scalar = 0xFFFD
-                } else {
-                    throw TokenizerError.invalidUTF8(offset: baseOffset + start, source: source)
-                }
-            }
+            guard let scalar = try nextScalar(p, &i, n, baseOffset: baseOffset) else { continue }
             slow.push(scalar, sink: &sink, out: out)
         }
         slow.finish(sink: &sink, out: out)

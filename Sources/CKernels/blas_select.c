@@ -3,11 +3,19 @@
 // A DYNAMIC_ARCH OpenBLAS picks its kernel table when the library loads. CPUs newer than the
 // build fall back to a generic table ("Prescott" in Debian's 0.3.21 on several AVX-512
 // machines), which runs sgemm at a fifth of the speed. OpenBLAS itself honours
-// OPENBLAS_CORETYPE, but only at load time, before `main`. Its exported
-// `gotoblas_dynamic_quit`/`gotoblas_dynamic_init` pair re-runs that choice, so at first use
-// charlm re-selects the table once, before any product is computed, with OPENBLAS_CORETYPE
-// set just for that call. A user's own OPENBLAS_CORETYPE is left alone. The symbols are weak:
-// with another BLAS (or a static OpenBLAS without them) nothing happens.
+// OPENBLAS_CORETYPE, but only at load time. Its exported `gotoblas_dynamic_quit`/
+// `gotoblas_dynamic_init` pair re-runs that choice, and the only way to name the table it
+// picks is the environment variable, so charlm sets OPENBLAS_CORETYPE for that one call.
+//
+// Changing the environment is only safe while no other thread can read it, so the choice is
+// made once, in a constructor that runs while the program loads, before `main` and before any
+// thread starts (OpenBLAS's own constructor, a dependency's, has run by then). A user's own
+// OPENBLAS_CORETYPE is left alone. The symbols are weak: with another BLAS (or a static
+// OpenBLAS without them) nothing happens.
+//
+// CHARLM_OPENBLAS_START_CORE=NAME first moves OpenBLAS to the table NAME, as if the CPU were
+// unknown to it: how the fallback path is exercised on machines OpenBLAS recognises (tests,
+// and a user checking what charlm would do on a newer CPU).
 
 #include "CKernels.h"
 #include <stdio.h>
@@ -29,11 +37,11 @@ const char *ck_blas_core_name(void) {
     return openblas_get_corename();
 }
 
-int ck_blas_can_reselect(void) {
+static int ck_blas_can_reselect(void) {
     return gotoblas_dynamic_init && gotoblas_dynamic_quit && openblas_get_corename;
 }
 
-int ck_blas_force_core(const char *name) {
+static int ck_blas_force_core(const char *name) {
     if (!ck_blas_can_reselect() || !name) return 0;
     char *saved = getenv("OPENBLAS_CORETYPE");
     char *copy = saved ? strdup(saved) : NULL;
@@ -53,7 +61,7 @@ static int ck_is_generic_core(const char *name) {
     return 0;
 }
 
-const char *ck_blas_preferred_core(void) {
+static const char *ck_blas_preferred_core(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
@@ -65,7 +73,7 @@ const char *ck_blas_preferred_core(void) {
     return NULL;
 }
 
-int ck_blas_select_fast_core(void) {
+static int ck_blas_select_fast_core(void) {
     if (getenv("OPENBLAS_CORETYPE")) return CK_BLAS_USER_CHOICE;
     if (!ck_blas_can_reselect()) return CK_BLAS_UNAVAILABLE;
     const char *current = ck_blas_core_name();
@@ -73,6 +81,29 @@ int ck_blas_select_fast_core(void) {
     if (!ck_is_generic_core(current) || !preferred) return CK_BLAS_KEPT;
     ck_blas_force_core(preferred);
     return ck_is_generic_core(ck_blas_core_name()) ? CK_BLAS_KEPT : CK_BLAS_RESELECTED;
+}
+
+static char ck_blas_initial_core[64];
+static int ck_blas_outcome = CK_BLAS_UNAVAILABLE;
+
+__attribute__((constructor))
+static void ck_blas_choose_core_at_load(void) {
+    const char *start = getenv("CHARLM_OPENBLAS_START_CORE");
+    if (start && *start && !getenv("OPENBLAS_CORETYPE")) ck_blas_force_core(start);
+    const char *initial = ck_blas_core_name();
+    if (initial) {
+        strncpy(ck_blas_initial_core, initial, sizeof ck_blas_initial_core - 1);
+        ck_blas_initial_core[sizeof ck_blas_initial_core - 1] = 0;
+    }
+    ck_blas_outcome = ck_blas_select_fast_core();
+}
+
+const char *ck_blas_core_at_load(void) {
+    return ck_blas_initial_core[0] ? ck_blas_initial_core : NULL;
+}
+
+int ck_blas_selection(void) {
+    return ck_blas_outcome;
 }
 
 extern void openblas_set_num_threads(int) __attribute__((weak));

@@ -26,11 +26,16 @@
 
 static _Thread_local int ck_isa_forced = -1;
 
+// The AVX-512 and AVX2 variants are compiled for the x86-64-v4 and x86-64-v3 levels (see
+// vecmath.h), so a CPU must have every feature of the level, not just the headline one: an
+// AVX-512 CPU without BW/DQ/VL, or an AVX2 CPU without BMI2 or MOVBE, would otherwise get
+// instructions it cannot run. The level checks include the operating system's support for
+// the wider registers (XGETBV).
 int ck_isa_detected(void) {
 #if CK_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return CK_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CK_ISA_AVX2;
+    if (__builtin_cpu_supports("x86-64-v4")) return CK_ISA_AVX512;
+    if (__builtin_cpu_supports("x86-64-v3")) return CK_ISA_AVX2;
 #endif
     return CK_ISA_GENERIC;
 }
@@ -38,6 +43,10 @@ int ck_isa_detected(void) {
 int ck_isa(void) {
     if (ck_isa_forced >= 0) return ck_isa_forced;
     return ck_isa_detected();
+}
+
+int ck_isa_forced_on_thread(void) {
+    return ck_isa_forced;
 }
 
 int ck_force_isa(int isa) {

@@ -74,11 +74,14 @@
 #endif
 
 /// e^x (Cephes-style: Cody-Waite range reduction and a degree-6 polynomial).
-/// Arguments are clamped to [-87, 88], where the result stays a normal float.
+/// Arguments are clamped to [-87, 88], where the result stays a normal float. NaN gives NaN:
+/// it passes the clamps (comparisons with NaN are false) and the polynomial, while the
+/// exponent is built from a NaN-free copy, since converting NaN to an integer is undefined.
 static inline __attribute__((always_inline)) float ck_expf(float x) {
     x = x > 88.0f ? 88.0f : x;
     x = x < -87.0f ? -87.0f : x;
     float n = CK_FLOOR(x * 1.44269504088896341f + 0.5f);
+    n = n == n ? n : 0.0f;
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;

@@ -104,22 +104,23 @@ CK_VOID_KERNEL(ck_transpose_add, (int rows, int cols, const float *x, float *y),
 
 // MARK: - Dropout
 
-static inline uint32_t ck_hash32(uint32_t x) {
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
+// A 64-bit mixer (splitmix64's finaliser): every output bit depends on every input bit.
+static inline uint64_t ck_mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBull;
+    x ^= x >> 31;
     return x;
 }
 
-CK_VOID_KERNEL(ck_dropout_mask, (long n, uint32_t key, uint32_t offset, float p, float *mask),
+CK_VOID_KERNEL(ck_dropout_mask, (long n, uint64_t key, uint64_t offset, float p, float *mask),
                (n, key, offset, p, mask)) {
     float keep = 1.0f / (1.0f - p);
     uint32_t threshold = (uint32_t)((double)p * 16777216.0);
     for (long i = 0; i < n; i++) {
-        uint32_t h = ck_hash32(ck_hash32((uint32_t)i + offset) ^ key);
-        mask[i] = (h >> 8) >= threshold ? keep : 0.0f;
+        uint64_t h = ck_mix64(ck_mix64(offset + (uint64_t)i) ^ key);
+        mask[i] = (uint32_t)(h >> 40) >= threshold ? keep : 0.0f;
     }
 }
 

@@ -488,10 +488,10 @@ public final class Trainer: @unchecked Sendable {
         return try model.generate(request).first?.text ?? ""
     }
 
-    static func dropoutKey(seed: UInt64, step: Int) -> UInt32 {
+    static func dropoutKey(seed: UInt64, step: Int) -> UInt64 {
         var x = seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15
         x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
         x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
-        return UInt32(truncatingIfNeeded: x ^ (x >> 31))
+        return x ^ (x >> 31)
     }
 }

@@ -34,12 +34,9 @@ public enum BLAS {
     }
 
     private static let setup: KernelInfo = {
-        // For tests on machines that OpenBLAS recognises: start from the fallback a newer CPU gets.
-        if let start = ProcessInfo.processInfo.environment["CHARLM_TEST_OPENBLAS_START_CORE"] { _ = ck_blas_force_core(start) }
-        let initial = ck_blas_core_name().map { String(cString: $0) }
-        let outcome = ck_blas_select_fast_core()
+        // The kernel table was chosen while the program loaded (blas_select.c).
         ck_blas_use_caller_thread_only()
-        return currentInfo(initialCore: initial, outcome: outcome)
+        return currentInfo(initialCore: ck_blas_core_at_load().map { String(cString: $0) }, outcome: ck_blas_selection())
     }()
 
     private static func currentInfo(initialCore: String?, outcome: Int32) -> KernelInfo {

@@ -60,7 +60,7 @@ public final class BatchRunner: @unchecked Sendable {
     /// - Returns: the mean loss in nats per character.
     public func trainStep(
         inputs: [Int32], targets: [Int32], state: RecurrentState, gradients: FloatBuffer,
-        dropoutKey: UInt32 = 0, initialStateGradient: RecurrentState? = nil
+        dropoutKey: UInt64 = 0, initialStateGradient: RecurrentState? = nil
     ) throws -> Double {
         precondition(training, "BatchRunner was created with training: false")
         precondition(gradients.count == network.parameterCount, "gradient buffer size differs from the parameter count")
@@ -107,6 +107,32 @@ public final class BatchRunner: @unchecked Sendable {
         }
         storeFinalState(into: state, steps: steps)
         return losses.reduce(0, +)
+    }
+
+    /// Forward pass without dropout, returning the logits: (batchSize, steps, vocabularySize),
+    /// batch-major like the ids. `state` is replaced by the final state.
+    public func logits(inputs: [Int32], state: RecurrentState) throws -> [Float] {
+        let steps = try load(inputs: inputs, targets: inputs, state: state)
+        let packed = network.packedForward()
+        forEachShard { _, shard in
+            network.forwardLayers(shard.workspace, packed, steps: steps, dropout: nil)
+            network.outputLogits(shard.workspace, packed, firstStep: 0, steps: steps, dropout: false)
+        }
+        storeFinalState(into: state, steps: steps)
+        let V = network.config.vocabularySize
+        var out = [Float](repeating: 0, count: batchSize * steps * V)
+        out.withUnsafeMutableBufferPointer { out in
+            for shard in shards {
+                let w = shard.workspace
+                for t in 0..<steps {
+                    for r in 0..<w.rows {
+                        let source = w.logits.at((t * w.rows + r) * V, count: V)
+                        (out.baseAddress! + ((shard.rowStart + r) * steps + t) * V).update(from: source, count: V)
+                    }
+                }
+            }
+        }
+        return out
     }
 
     // MARK: - Shards

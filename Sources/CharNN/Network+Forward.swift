@@ -3,16 +3,20 @@ import CKernels
 /// Dropout draws for one pass: masks depend only on (key, layer, step, global row), so the
 /// result does not depend on how the batch is split across threads.
 struct DropoutPlan {
-    let key: UInt32
+    let key: UInt64
     let rowStart: Int
     let totalRows: Int
 
-    func layerKey(_ layer: Int) -> UInt32 {
-        var x = key ^ (UInt32(truncatingIfNeeded: layer) &* 0x9E37_79B9)
-        x ^= x >> 16
-        x = x &* 0x7FEB_352D
-        x ^= x >> 15
-        return x
+    func layerKey(_ layer: Int) -> UInt64 {
+        var x = key ^ (UInt64(layer) &* 0x9E37_79B9_7F4A_7C15)
+        x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
+        return x ^ (x >> 31)
+    }
+
+    /// Index of the first mask element of step `t` of this shard, within the whole pass.
+    func offset(step t: Int, width: Int) -> UInt64 {
+        UInt64(t * totalRows + rowStart) &* UInt64(width)
     }
 }
 
@@ -67,8 +71,7 @@ extension Network {
             if let dropout, let mask = L.mask?.pointer, let dropped = L.dropped?.pointer {
                 let key = dropout.layerKey(l)
                 for t in 0..<steps {
-                    let offset = UInt32(truncatingIfNeeded: (t * dropout.totalRows + dropout.rowStart) * H)
-                    ck_dropout_mask(B * H, key, offset, config.dropout, mask + t * B * H)
+                    ck_dropout_mask(B * H, key, dropout.offset(step: t, width: H), config.dropout, mask + t * B * H)
                 }
                 Kernels.mul(n * H, hs + B * H, mask, dropped)
             }

@@ -1,4 +1,5 @@
 import CKernels
+import Synchronization
 
 /// A stacked recurrent network over one-hot character ids, with an output projection to
 /// vocabulary logits: the weights, and the packed copies of them that the kernels read.
@@ -12,8 +13,10 @@ public final class Network: @unchecked Sendable {
     public let layout: ParameterLayout
     /// All weights, flat, in `layout` order.
     public let parameters: FloatBuffer
-    private var packedWeights: PackedWeights?
-    private var packedForInference: PackedWeights?
+    /// Packed copies of the current weights, made on first use: one with the backward layouts
+    /// (training) and a forward-only one (inference). Locked, so that inference sessions on
+    /// several threads can share one network.
+    private let packCache = Mutex<(full: PackedWeights?, forward: PackedWeights?)>((nil, nil))
 
     /// A network initialised as PyTorch does: every recurrent weight and bias uniform in
     /// ±1/√hidden, the output layer uniform in ±1/√hidden (nn.Linear's default for fan-in hidden).
@@ -38,9 +41,9 @@ public final class Network: @unchecked Sendable {
     public var parameterCount: Int { layout.count }
 
     /// Must be called after the weights change (optimizer step, load), before the next pass.
+    /// Passes already running keep the packed copies they started with.
     public func parametersDidChange() {
-        packedWeights = nil
-        packedForInference = nil
+        packCache.withLock { $0 = (nil, nil) }
     }
 
     /// Replaces one tensor's values.
@@ -62,21 +65,23 @@ public final class Network: @unchecked Sendable {
     }
 
     /// The packed weights for the current parameters; packs them if they changed.
-    /// Not thread-safe: call from one thread before fanning out.
     func packed() -> PackedWeights {
-        if let packedWeights { return packedWeights }
-        let fresh = PackedWeights(network: self, backward: true)
-        packedWeights = fresh
-        return fresh
+        packCache.withLock { cache in
+            if let full = cache.full { return full }
+            let fresh = PackedWeights(network: self, backward: true)
+            cache.full = fresh
+            return fresh
+        }
     }
 
     /// The packed copies a forward pass needs (no backward layouts).
     func packedForward() -> PackedWeights {
-        if let packedWeights { return packedWeights }
-        if let packedForInference { return packedForInference }
-        let fresh = PackedWeights(network: self, backward: false)
-        packedForInference = fresh
-        return fresh
+        packCache.withLock { cache in
+            if let packed = cache.full ?? cache.forward { return packed }
+            let fresh = PackedWeights(network: self, backward: false)
+            cache.forward = fresh
+            return fresh
+        }
     }
 }
 

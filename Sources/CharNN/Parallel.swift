@@ -1,15 +1,25 @@
+import CKernels
 import Dispatch
 
 /// Runs `body(0..<count)` on up to `count` threads and returns when all are done.
 /// The caller guarantees that the iterations touch disjoint memory.
+///
+/// An instruction set forced on the calling thread (`ck_force_isa`, for tests) is forced on
+/// the workers too, for the length of the call, so that a forced set covers the whole pass.
 func parallelFor(_ count: Int, _ body: (Int) -> Void) {
     if count == 1 {
         body(0)
         return
     }
+    let forced = ck_isa_forced_on_thread()
     withoutActuallyEscaping(body) { escapable in
         let box = UncheckedSendableBox(escapable)
-        DispatchQueue.concurrentPerform(iterations: count) { i in box.value(i) }
+        DispatchQueue.concurrentPerform(iterations: count) { i in
+            let previous = ck_isa_forced_on_thread()
+            ck_force_isa(forced)
+            box.value(i)
+            ck_force_isa(previous)
+        }
     }
 }
 

@@ -117,13 +117,23 @@ import Testing
     }
 
     @Test func stopStringsEndASampleWithoutPrintingThem() throws {
+        // The same seed without a stop string shows what the sample would be; a stop string
+        // taken from its middle must then fire exactly there.
+        let free = try model.generate(GenerationRequest(prompt: "(", length: 400, seed: 5))[0].text
+        let characters = Array(free)
+        let start = characters.count / 2
+        let stop = String(characters[start..<(start + 3)])
+        let expected = String(free[..<free.range(of: stop)!.lowerBound])
         var pieces = ""
-        let request = GenerationRequest(prompt: "(", length: 400, seed: 5, stop: ["\n"])
-        let samples = try model.generate(request) { _, text in pieces += text }
+        let samples = try model.generate(GenerationRequest(prompt: "(", length: 400, seed: 5, stop: ["\u{1}never", stop])) { _, text in
+            pieces += text
+        }
         let s = samples[0]
-        #expect(!s.text.contains("\n"))
+        #expect(s.stoppedBy == stop, "the stop string \(stop.debugDescription) fired")
+        #expect(s.text == expected, "the text ends right before the stop string")
+        #expect(!s.text.contains(stop))
+        #expect(s.tokens.count < 400)
         #expect(pieces == s.text, "streamed pieces add up to the text")
-        if s.stoppedBy != nil { #expect(s.tokens.count < 400) }
     }
 
     @Test func unknownPromptCharactersAreNamed() throws {

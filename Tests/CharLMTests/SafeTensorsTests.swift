@@ -10,9 +10,11 @@ import Testing
         file.add("empty", shape: [0], values: [])
         file.add("step", shape: [1], int64: [Int64.max])
         let data = file.encoded()
-        #expect(data.count % 8 == 0 || true)
         let headerLength = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
         #expect(headerLength % 8 == 0, "header is padded to 8 bytes")
+        #expect(data.count == 8 + headerLength + 6 * 4 + 0 + 8, "length, header, then exactly the tensors' bytes")
+        let header = String(decoding: data[8..<(8 + headerLength)], as: UTF8.self)
+        #expect(header.hasPrefix("{") && header.trimmingCharacters(in: .whitespaces).hasSuffix("}"), "the header is JSON padded with spaces")
         let back = try SafeTensors(data: data, source: "test")
         #expect(back.metadata == file.metadata)
         #expect(back.names == ["rnn.weight_ih_l0", "empty", "step"])

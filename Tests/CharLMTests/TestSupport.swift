@@ -50,9 +50,11 @@ final class LossRecorder: @unchecked Sendable {
     var losses: [Int: Double] = [:]
     var validations: [Int: Double] = [:]
     var notices: [String] = []
+    var samples: [Int: String] = [:]
 
     func record(_ event: TrainingEvent) {
         switch event {
+        case .sample(let step, let text): samples[step] = text
         case .progress(let p): losses[p.step] = p.trainLoss
         case .validation(let v): validations[v.step] = v.loss
         case .notice(let n): notices.append(n)

@@ -22,15 +22,22 @@ import Testing
         return try Trainer.resume(runDirectory: dir.appendingPathComponent("run"), corpus: nil, expecting: ResumeExpectations(), overrides: overrides)
     }
 
-    @Test func resumedRunReproducesTheUninterruptedOne() throws {
+    /// With sample previews on (every 4 steps), the previews' generator is part of the state
+    /// that must survive the resume, and the previews themselves must match.
+    @Test(arguments: [0, 4])
+    func resumedRunReproducesTheUninterruptedOne(sampleEvery: Int) throws {
         let a = temporaryDirectory(), b = temporaryDirectory()
         defer { cleanup(a); cleanup(b) }
+        let previews = { (t: inout TrainingConfig) in
+            t.sampleEvery = sampleEvery
+            t.sampleLength = 30
+        }
         let whole = LossRecorder()
-        let full = try start(a, steps: 30)
+        let full = try start(a, steps: 30, adjust: previews)
         _ = try full.train(onEvent: whole.record)
 
         let first = LossRecorder(), second = LossRecorder()
-        let part = try start(b, steps: 13)
+        let part = try start(b, steps: 13, adjust: previews)
         let summary = try part.train(onEvent: first.record)
         #expect(summary.reason == .maxSteps)
         let rest = try resume(b, steps: 30)
@@ -43,6 +50,10 @@ import Testing
         }
         for step in [20, 30] { #expect(second.validations[step] == whole.validations[step], "validation at step \(step)") }
         #expect(full.network.parameters.array == rest.network.parameters.array, "final weights are identical")
+        if sampleEvery > 0 {
+            #expect(whole.samples.count == 7 && first.samples.count == 3 && second.samples.count == 4)
+            #expect(first.samples.merging(second.samples) { a, _ in a } == whole.samples, "the previews continue as they would have")
+        }
     }
 
     @Test func interruptionSavesAndResumesExactly() throws {

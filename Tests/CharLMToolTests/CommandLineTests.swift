@@ -28,14 +28,23 @@ import Testing
         let stderr: String
     }
 
+    /// The environment of every charlm these tests start: this process's, without the variables
+    /// that change which kernels run (some machines set OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE,
+    /// CI's among them), plus `overrides`.
+    static func childEnvironment(_ overrides: [String: String] = [:]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        for name in environment.keys where name.hasPrefix("OPENBLAS_") || name.hasPrefix("CHARLM_") {
+            environment[name] = nil
+        }
+        return environment.merging(overrides) { _, new in new }
+    }
+
     @discardableResult
     static func charlm(_ arguments: [String], in directory: URL, stdin: String? = nil, environment: [String: String] = [:]) throws -> Result {
         let process = Process()
         process.executableURL = try binary
         process.arguments = arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        }
+        process.environment = childEnvironment(environment)
         process.currentDirectoryURL = directory
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
@@ -54,6 +63,7 @@ import Testing
         let process = Process()
         process.executableURL = try binary
         process.arguments = ["train", corpus, "--max-steps", "100000", "--json"] + arguments
+        process.environment = childEnvironment()
         process.currentDirectoryURL = directory
         let out = Pipe()
         process.standardOutput = out
@@ -126,7 +136,7 @@ import Testing
             return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stderr)")
         }
         let avx2 = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8).contains(" avx2 ")
-        let fallback = try kernels(["CHARLM_TEST_OPENBLAS_START_CORE": "Prescott"])
+        let fallback = try kernels(["CHARLM_OPENBLAS_START_CORE": "Prescott"])
         let summary = try #require(fallback["kernels"] as? String)
         if avx2 {
             #expect(["SkylakeX", "Haswell"].contains(fallback["openblas_core"] as? String), "\(summary)")
@@ -134,7 +144,7 @@ import Testing
         } else {
             #expect(fallback["openblas_core"] as? String == "Prescott", "no tuned table for this CPU: left alone")
         }
-        let chosen = try kernels(["CHARLM_TEST_OPENBLAS_START_CORE": "Prescott", "OPENBLAS_CORETYPE": "Prescott"])
+        let chosen = try kernels(["CHARLM_OPENBLAS_START_CORE": "Prescott", "OPENBLAS_CORETYPE": "Prescott"])
         #expect(chosen["openblas_core"] as? String == "Prescott", "the user's OPENBLAS_CORETYPE is left alone")
         #expect((chosen["kernels"] as? String)?.contains("set by OPENBLAS_CORETYPE") == true)
     }

@@ -1,3 +1,4 @@
+import CKernels
 import Testing
 @testable import CharNN
 
@@ -27,6 +28,39 @@ import Testing
             #expect(closeness(stateGradient.c!.array, c0Grad) <= 1, "c0 gradient")
             #expect(closeness(state.c!.array, finalC) <= 1, "final c")
         }
+    }
+
+    /// Every instruction set this CPU has, forced on the two-thread path (the workers take the
+    /// set forced on the calling thread): products, cells and softmax all run the forced variant.
+    @Test(arguments: Array(0...ck_isa_detected()))
+    func everyInstructionSetMatchesPyTorchOnTwoThreads(isa: Int32) throws {
+        #expect(ck_force_isa(isa) == isa)
+        defer { ck_force_isa(-1) }
+        for cell in ["lstm", "gru", "rnn"] {
+            let fx = try ModelFixture.load(cell)
+            let net = try fx.network()
+            let runner = BatchRunner(network: net, batchSize: fx.batch, seqLength: fx.steps, threads: 2)
+            #expect(runner.threads == 2)
+            let state = fx.initialState()
+            let gradients = FloatBuffer(count: net.parameterCount)
+            let loss = try runner.trainStep(inputs: fx.inputs, targets: fx.targets, state: state, gradients: gradients)
+            #expect(abs(loss - fx.expected.loss) <= 1e-5 * abs(fx.expected.loss), "\(cell) isa \(isa): loss")
+            for info in net.layout.tensors {
+                let actual = Array(gradients.array[info.offset..<(info.offset + info.count)])
+                #expect(closeness(actual, fx.expected.gradients[info.name]!) <= 1, "\(cell) isa \(isa): gradient of \(info.name)")
+            }
+            #expect(closeness(state.h.array, fx.expected.final_h) <= 1, "\(cell) isa \(isa): final h")
+        }
+    }
+
+    @Test(arguments: ["lstm", "gru", "rnn"], [1, 2])
+    func logitsMatchPyTorch(cell: String, threads: Int) throws {
+        let fx = try ModelFixture.load(cell)
+        let net = try fx.network()
+        let runner = BatchRunner(network: net, batchSize: fx.batch, seqLength: fx.steps, threads: threads, training: false)
+        let logits = try runner.logits(inputs: fx.inputs, state: fx.initialState())
+        #expect(logits.count == fx.expected.logits.count, "(batch, steps, vocab) like PyTorch's batch_first output")
+        #expect(closeness(logits, fx.expected.logits) <= 1, "logits")
     }
 
     @Test(arguments: ["lstm", "gru", "rnn"])

@@ -26,12 +26,19 @@ struct VocabularyTests {
         #expect(unknown.unknownID == 0)
     }
 
-    @Test("tinyshakespeare gives char-rnn's 65 characters (when the corpus is available)")
-    func tinyShakespeare() throws {
+    /// tinyshakespeare, where `corpora/fetch.sh` puts it or in the workspace's shared corpora.
+    static let tinyShakespeareFile: URL? = {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
-        let corpus = root.appendingPathComponent("../shared/corpora/tinyshakespeare.txt").standardizedFileURL
-        guard FileManager.default.fileExists(atPath: corpus.path) else { return }
+        return ["corpora/data/tinyshakespeare.txt", "../shared/corpora/tinyshakespeare.txt"]
+            .map { root.appendingPathComponent($0).standardizedFileURL }
+            .first { FileManager.default.fileExists(atPath: $0.path) }
+    }()
+
+    @Test("tinyshakespeare gives char-rnn's 65 characters",
+          .enabled(if: tinyShakespeareFile != nil, "tinyshakespeare.txt not found: run corpora/fetch.sh tinyshakespeare"))
+    func tinyShakespeare() throws {
+        let corpus = try #require(Self.tinyShakespeareFile)
         let tokenizer = try Tokenizer.build(corpusFile: corpus)
         #expect(tokenizer.vocabularySize == 65)
         #expect(tokenizer.vocabulary.prefix(3).map(\.text) == ["\n", " ", "!"])

@@ -17,8 +17,11 @@ int ck_isa_detected(void);
 /// The instruction set the kernels use (detected unless forced).
 int ck_isa(void);
 /// Forces a lower instruction set on the calling thread (for tests); a negative or unsupported
-/// value restores detection. Returns the set now in use on this thread.
+/// value restores detection. Returns the set now in use on this thread. CharNN's worker threads
+/// take on the forced set of the thread that hands them work.
 int ck_force_isa(int isa);
+/// The set forced on the calling thread, or -1 when none is.
+int ck_isa_forced_on_thread(void);
 const char *ck_isa_name(int isa);
 
 // MARK: - Products against a packed right-hand operand
@@ -46,15 +49,11 @@ enum {
 
 /// The OpenBLAS kernel table in use, or NULL with another BLAS.
 const char *ck_blas_core_name(void);
-/// Whether the loaded OpenBLAS can re-select its kernel table at run time.
-int ck_blas_can_reselect(void);
-/// Switches OpenBLAS to the named kernel table (OPENBLAS_CORETYPE spelling). Returns 0 if it cannot.
-int ck_blas_force_core(const char *name);
-/// The tuned table this CPU should run ("SkylakeX", "Haswell"), or NULL.
-const char *ck_blas_preferred_core(void);
-/// Replaces a generic fallback table by the tuned one, unless the user set OPENBLAS_CORETYPE.
-/// Must run before any BLAS call. Returns one of the CK_BLAS_ values.
-int ck_blas_select_fast_core(void);
+/// The table OpenBLAS chose by itself when it loaded, or NULL with another BLAS.
+const char *ck_blas_core_at_load(void);
+/// What charlm did about that table while the program loaded (a generic fallback is replaced
+/// by the tuned table unless the user set OPENBLAS_CORETYPE): one of the CK_BLAS_ values.
+int ck_blas_selection(void);
 /// Makes OpenBLAS compute every call on the calling thread and stops its idle worker pool.
 void ck_blas_use_caller_thread_only(void);
 
@@ -101,8 +100,9 @@ void ck_gather_rows(int n, const int *ids, const float *table, int cols, const f
 void ck_scatter_add_rows(int n, const int *ids, const float *rows, int cols, float *table);
 /// y (cols x rows) += transpose of x (rows x cols).
 void ck_transpose_add(int rows, int cols, const float *x, float *y);
-/// mask[i] = 0 with probability p, else 1/(1-p); element i's draw depends only on (key, offset + i).
-void ck_dropout_mask(long n, uint32_t key, uint32_t offset, float p, float *mask);
+/// mask[i] = 0 with probability p, else 1/(1-p); element i's draw depends only on (key, offset + i),
+/// both 64-bit, so that no two elements of a run share a draw.
+void ck_dropout_mask(long n, uint64_t key, uint64_t offset, float p, float *mask);
 
 // MARK: - Optimizer updates (PyTorch's formulas)
 

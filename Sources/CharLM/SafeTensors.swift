@@ -128,11 +128,11 @@ public struct SafeTensors: Sendable {
             guard let dtype = DType(rawValue: dtypeName) else { throw bad("tensor '\(name)' has unsupported dtype \(dtypeName)") }
             guard let shapeValues = entry["shape"] as? [Any] else { throw bad("tensor '\(name)' has no shape") }
             let shape = try shapeValues.map { v -> Int in
-                guard let n = (v as? NSNumber)?.intValue, n >= 0 else { throw bad("tensor '\(name)' has a bad shape") }
+                guard let n = Self.exactInteger(v), n >= 0 else { throw bad("tensor '\(name)' has a bad shape") }
                 return n
             }
             guard let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
-                  let begin = (offsets[0] as? NSNumber)?.intValue, let end = (offsets[1] as? NSNumber)?.intValue,
+                  let begin = Self.exactInteger(offsets[0]), let end = Self.exactInteger(offsets[1]),
                   begin >= 0, begin <= end else { throw bad("tensor '\(name)' has bad data_offsets") }
             guard end <= bodyCount else {
                 throw bad("tensor '\(name)' ends at byte \(end) of a \(bodyCount)-byte data section (truncated?)")
@@ -144,8 +144,9 @@ public struct SafeTensors: Sendable {
                 count = product
             }
             let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.size)
-            guard !overflow, bytes == end - begin else {
-                throw bad("tensor '\(name)' of shape \(shape) needs \(count * dtype.size) bytes, its offsets span \(end - begin)")
+            guard !overflow else { throw bad("tensor '\(name)' shape \(shape) overflows") }
+            guard bytes == end - begin else {
+                throw bad("tensor '\(name)' of shape \(shape) needs \(bytes) bytes, its offsets span \(end - begin)")
             }
             spans.append((name, begin, end))
             tensors[name] = Tensor(dtype: dtype, shape: shape, bytes: data[(data.startIndex + bodyStart + begin)..<(data.startIndex + bodyStart + end)])
@@ -160,6 +161,13 @@ public struct SafeTensors: Sendable {
         }
         guard position == bodyCount else { throw bad("\(bodyCount - position) bytes after the last tensor") }
         names = spans.map(\.name)
+    }
+
+    /// A JSON number that is exactly an integer (not a Bool, a fraction, or out of Int's range).
+    private static func exactInteger(_ value: Any) -> Int? {
+        // JSON's true and false come back as NSNumbers of type "c" (char); numbers as "i", "q" or "d".
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else { return nil }
+        return Int(number.stringValue)
     }
 
     /// Reads and validates a file.

@@ -234,6 +234,11 @@ public final class Trainer: @unchecked Sendable {
         let optimizer = try Optimizer(config: training.optimizer, parameterCount: network.parameterCount)
         let hidden = RecurrentState(config: config.model, batchSize: training.batchSize)
         let files = try run.latestCheckpointFiles()
+        if files.source != run.url {
+            var why = "its files disagree"
+            do { _ = try RunDirectory.checkpoint(in: run.url) } catch { why = "\(error)" }
+            notices.append("the latest checkpoint cannot be used (\(why)); resuming from the previous one, at step \(files.trainer.step)")
+        }
         try RunDirectory.loadWeights(files.model, into: network, source: files.source.appendingPathComponent("model.safetensors").path)
         try RunDirectory.loadOptimizer(files.optimizer, into: optimizer, hidden: hidden,
                                        source: files.source.appendingPathComponent("optimizer.safetensors").path)
@@ -269,7 +274,10 @@ public final class Trainer: @unchecked Sendable {
     public func train(shouldStop: () -> Bool = { false }, onEvent: (TrainingEvent) -> Void = { _ in }) throws -> TrainingSummary {
         let t = config.training
         let chunks = batcher.chunksPerEpoch
-        let totalSteps = t.maxSteps.map { max($0, 1) } ?? t.epochs.map { $0 * chunks }
+        let totalSteps = t.maxSteps ?? t.epochs.map { epochs in
+            let (product, overflow) = epochs.multipliedReportingOverflow(by: chunks)
+            return overflow ? Int.max : product
+        }
         if resumedFrom != nil { metrics.load(upTo: state.step) }
         onEvent(.started(TrainingStart(
             runDirectory: run.url.path, resumedFromStep: resumedFrom, parameterCount: network.parameterCount,
@@ -306,7 +314,7 @@ public final class Trainer: @unchecked Sendable {
                                             dropoutKey: Self.dropoutKey(seed: t.seed, step: step))
             state.cursor += 1
             state.step = step
-            state.charactersSeen += t.batchSize * t.seqLength
+            state.charactersSeen = min(state.charactersSeen, Int.max - t.batchSize * t.seqLength) + t.batchSize * t.seqLength
             if loss.isFinite, GradientClipping.allFinite(gradients), !(simulateNaN?(step) ?? false) {
                 state.consecutiveBadSteps = 0
                 let norm = t.gradClip > 0 ? GradientClipping.clip(gradients, maxNorm: t.gradClip) : GradientClipping.norm(gradients)
@@ -459,7 +467,7 @@ public final class Trainer: @unchecked Sendable {
         let t = config.training
         var candidates: [Double] = []
         if let total = totalSteps, speed > 0 {
-            candidates.append(Double(max(0, total - state.step) * t.batchSize * t.seqLength) / speed)
+            candidates.append(Double(max(0, total - state.step)) * Double(t.batchSize * t.seqLength) / speed)
         }
         if let limit = t.timeLimit { candidates.append(max(0, limit - elapsed)) }
         return candidates.min()

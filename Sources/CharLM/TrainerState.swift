@@ -58,7 +58,8 @@ public struct TrainerState: Codable, Sendable, Equatable {
         return try encoder.encode(self)
     }
 
-    static func load(from url: URL) throws -> TrainerState {
+    /// Reads and validates trainer_state.json.
+    public static func load(from url: URL) throws -> TrainerState {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw CharLMError.missingFile(path: url.path, hint: "")
         }
@@ -75,9 +76,40 @@ public struct TrainerState: Codable, Sendable, Equatable {
         guard state.version <= currentVersion else {
             throw CharLMError.invalidFile(path: url.path, reason: "trainer state version \(state.version) is newer than this charlm supports")
         }
-        guard state.step >= 0, state.cursor >= 0, state.epoch >= 0, SeededGenerator(state: state.rng) != nil else {
-            throw CharLMError.invalidFile(path: url.path, reason: "trainer state holds impossible values")
+        if let problem = state.problem {
+            throw CharLMError.invalidFile(path: url.path, reason: "trainer state holds an impossible value: \(problem)")
         }
         return state
+    }
+
+    /// Counters read from a file must stay below this (2^53, where doubles still count exactly),
+    /// so that training can go on adding to them without overflowing.
+    static let maximumCount = 1 << 53
+
+    /// The first field outside its possible range, if any.
+    var problem: String? {
+        func count(_ name: String, _ value: Int) -> String? {
+            value >= 0 && value <= Self.maximumCount ? nil : "\(name) \(value) is outside 0...2^53"
+        }
+        let counts = [("step", step), ("epoch", epoch), ("cursor", cursor), ("characters_seen", charactersSeen),
+                      ("evaluations_without_improvement", evaluationsWithoutImprovement), ("plateau_count", plateauCount),
+                      ("consecutive_bad_steps", consecutiveBadSteps), ("bad_steps", badSteps), ("running_count", runningCount)]
+        for (name, value) in counts { if let problem = count(name, value) { return problem } }
+        if !(elapsedSeconds >= 0 && elapsedSeconds <= TrainingConfig.maximumSeconds) { return "elapsed_seconds \(elapsedSeconds)" }
+        if !(learningRate.isFinite && learningRate >= 0) { return "learning_rate \(learningRate)" }
+        if !(rateFactor >= 0 && rateFactor <= 1) { return "rate_factor \(rateFactor) is not in [0, 1]" }
+        if !runningLoss.isFinite { return "running_loss \(runningLoss)" }
+        if runningCount > step { return "running_count \(runningCount) is more than the step \(step)" }
+        for (name, loss) in [("best_validation_loss", bestValidationLoss), ("scheduled_best_loss", scheduledBestLoss)] {
+            if let loss, !loss.isFinite { return "\(name) \(loss)" }
+        }
+        if let bestStep, !(bestStep >= 0 && bestStep <= step) { return "best_step \(bestStep) is not in 0...\(step)" }
+        if (bestStep == nil) != (bestValidationLoss == nil) { return "best_step and best_validation_loss must both be set or both be missing" }
+        for evaluation in history where !(evaluation.step >= 0 && evaluation.step <= step && evaluation.validationLoss.isFinite
+                                          && (evaluation.trainLoss?.isFinite ?? true)) {
+            return "history entry at step \(evaluation.step)"
+        }
+        if SeededGenerator(state: rng) == nil { return "rng must be four numbers, not all zero" }
+        return nil
     }
 }

@@ -124,22 +124,33 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// Bounds on the limits, far beyond any real run, so that counts and products of them can
+    /// never overflow (10^11 steps of 2^24 characters stay below 2^63).
+    public static let maximumSteps = 100_000_000_000
+    public static let maximumEpochs = 1_000_000_000
+    public static let maximumSeconds = 100.0 * 365 * 24 * 3600
+    /// Characters in one step (batch x sequence length): the network indexes them with 32-bit
+    /// integers, and their logits must fit in memory.
+    public static let maximumStepCharacters = 1 << 24
+
     /// Checks every value; throws `CharLMError.invalidOptions` naming the first bad one.
     public func validate() throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw CharLMError.invalidOptions(message) } }
         try check(batchSize >= 1 && batchSize <= 100_000, "--batch must be between 1 and 100000, got \(batchSize)")
         try check(seqLength >= 1 && seqLength <= 100_000, "--seq-length must be between 1 and 100000, got \(seqLength)")
+        try check(batchSize * seqLength <= Self.maximumStepCharacters,
+                  "--batch x --seq-length must be at most \(Self.maximumStepCharacters) characters per step, got \(batchSize) x \(seqLength)")
         try check(gradClip >= 0 && gradClip.isFinite, "--grad-clip must be 0 (off) or positive, got \(gradClip)")
         try check(validationFile != nil || (valFraction > 0 && valFraction < 1), "--val-fraction must be between 0 and 1 (exclusive), got \(valFraction)")
-        try check(maxSteps.map { $0 >= 1 } ?? true, "--max-steps must be at least 1")
-        try check(epochs.map { $0 >= 1 } ?? true, "--epochs must be at least 1")
-        try check(timeLimit.map { $0 > 0 && $0.isFinite } ?? true, "--time must be positive")
-        try check(evalEvery >= 1, "--eval-every must be at least 1, got \(evalEvery)")
-        try check(sampleEvery >= 0, "--sample-every must not be negative")
-        try check(sampleLength >= 1, "--sample-length must be at least 1")
-        try check(earlyStoppingPatience.map { $0 >= 1 } ?? true, "--patience must be at least 1")
+        try check(maxSteps.map { $0 >= 1 && $0 <= Self.maximumSteps } ?? true, "--max-steps must be between 1 and \(Self.maximumSteps)")
+        try check(epochs.map { $0 >= 1 && $0 <= Self.maximumEpochs } ?? true, "--epochs must be between 1 and \(Self.maximumEpochs)")
+        try check(timeLimit.map { $0 > 0 && $0 <= Self.maximumSeconds } ?? true, "--time must be positive and at most \(Int(Self.maximumSeconds / 3600)) hours")
+        try check(evalEvery >= 1 && evalEvery <= Self.maximumSteps, "--eval-every must be between 1 and \(Self.maximumSteps), got \(evalEvery)")
+        try check(sampleEvery >= 0 && sampleEvery <= Self.maximumSteps, "--sample-every must be between 0 and \(Self.maximumSteps)")
+        try check(sampleLength >= 1 && sampleLength <= 1_000_000, "--sample-length must be between 1 and 1000000")
+        try check(earlyStoppingPatience.map { $0 >= 1 && $0 <= 1_000_000 } ?? true, "--patience must be between 0 and 1000000")
         try check(threads >= 1 && threads <= 1024, "--threads must be between 1 and 1024, got \(threads)")
-        try check(logEvery >= 1, "log interval must be at least 1")
+        try check(logEvery >= 1 && logEvery <= Self.maximumSteps, "log interval must be between 1 and \(Self.maximumSteps)")
         if case .cosine = schedule {
             try check(maxSteps != nil || epochs != nil, "--lr-schedule cosine needs --max-steps or --epochs to know where training ends")
         }
@@ -189,6 +200,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
             decoder.keyDecodingStrategy = .convertFromSnakeCase
             let config = try decoder.decode(RunConfig.self, from: data)
             try config.model.validate()
+            try config.training.validate()
+            if let units = config.corpusUnits, units < 0 { throw CharLMError.invalidOptions("corpus_units is negative") }
             return config
         } catch let error as DecodingError {
             throw CharLMError.invalidFile(path: url.path, reason: "unreadable config: \(error.shortDescription)")

@@ -22,7 +22,11 @@ struct Info: ParsableCommand {
             let model = try LanguageModel.load(URL(fileURLWithPath: runPath), checkpoint: checkpoint)
             let m = model.config.model, t = model.config.training, tok = model.tokenizer
             let latestURL = URL(fileURLWithPath: runPath).appendingPathComponent("trainer_state.json")
-            let latest = (try? JSONSerialization.jsonObject(with: Data(contentsOf: latestURL))) as? [String: Any]
+            // A damaged latest state does not stop `info` from describing the rest.
+            var latest: TrainerState?, latestProblem: String?
+            if FileManager.default.fileExists(atPath: latestURL.path) {
+                do { latest = try TrainerState.load(from: latestURL) } catch { latestProblem = "\(error)" }
+            }
             let saved = model.trainerState
             let kernels = BLAS.info
             let units = (0..<Int32(min(tok.vocabularySize, 40))).compactMap { tok.unit(for: $0) }
@@ -42,7 +46,8 @@ struct Info: ParsableCommand {
                     object["best_val_loss"] = saved.bestValidationLoss ?? NSNull()
                     object["best_step"] = saved.bestStep ?? NSNull()
                 }
-                if let latest { object["latest_step"] = latest["step"] ?? NSNull() }
+                if let latest { object["latest_step"] = latest.step }
+                if let latestProblem { object["latest_error"] = latestProblem }
                 Console.out(Console.json(object) + "\n")
                 return
             }
@@ -52,10 +57,10 @@ struct Info: ParsableCommand {
             lines.append(("vocabulary", "\(tok.vocabularySize) tokens (\(tok.config.unit.rawValue)s, \(tok.config.normalization.form.rawValue.uppercased())\(tok.config.normalization.caseFold ? ", case-folded" : ""), fallback \(tok.config.fallback.rawValue))"))
             lines.append(("", units.map(displayUnit).joined(separator: " ") + (tok.vocabularySize > units.count ? " …" : "")))
             lines.append(("training", "batch \(t.batchSize) x seq \(t.seqLength), \(t.optimizer.kind.rawValue) lr \(t.optimizer.learningRate) (\(t.schedule)), clip \(t.gradClip)"))
-            if let latest, let step = latest["step"] as? Int {
-                let epoch = (latest["epoch"] as? Int) ?? 0, chars = (latest["characters_seen"] as? Int) ?? 0
-                let elapsed = (latest["elapsed_seconds"] as? Double) ?? 0
-                lines.append(("progress", "step \(step), epoch \(epoch + 1), \(chars.formatted()) characters seen, \(durationText(elapsed)) of training"))
+            if let latest {
+                lines.append(("progress", "step \(latest.step), epoch \(latest.epoch + 1), \(latest.charactersSeen.formatted()) characters seen, \(Console.duration(latest.elapsedSeconds)) of training"))
+            } else if let latestProblem {
+                lines.append(("progress", "unknown: \(latestProblem)"))
             }
             if let saved, let best = saved.bestValidationLoss {
                 lines.append(("validation", String(format: "best %.4f nats/char (%.3f bpc, perplexity %.2f) at step %d", best, best / log(2), exp(best), saved.bestStep ?? 0)))
@@ -71,6 +76,4 @@ struct Info: ParsableCommand {
             }
         }
     }
-
-    private func durationText(_ seconds: Double) -> String { Console.duration(seconds) }
 }

@@ -141,4 +141,75 @@ import Testing
         #expect(throws: CharLMError.self) { _ = try LanguageModel.load(run, checkpoint: .latest) }
         #expect(throws: CharLMError.self) { _ = try LanguageModel.load(dir.appendingPathComponent("nothing-here")) }
     }
+
+    // MARK: - Values that used to trap (Swift arithmetic overflow)
+
+    @Test func limitsBeyondAnyRealRunAreRejectedNotOverflowed() throws {
+        for adjust in [{ (t: inout TrainingConfig) in t.maxSteps = 100_000_000_000_000_000 },
+                       { t in t.maxSteps = nil; t.epochs = 10_000_000_000_000_000 },
+                       { t in t.maxSteps = nil; t.timeLimit = 1e300 },
+                       { t in t.batchSize = 100_000; t.seqLength = 100_000 },
+                       { t in t.evalEvery = Int.max },
+                       { t in t.sampleLength = Int.max }] {
+            var t = smallTraining(steps: 5)
+            adjust(&t)
+            #expect(throws: CharLMError.self) { try t.validate() }
+        }
+        var largest = smallTraining(steps: TrainingConfig.maximumSteps)
+        largest.maxSteps = nil
+        largest.epochs = TrainingConfig.maximumEpochs
+        #expect(throws: Never.self, "the largest allowed limits are accepted") { try largest.validate() }
+    }
+
+    @Test func extremeTrainerStateValuesAreRefusedWhereTheyAreRead() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        let run = dir.appendingPathComponent("run")
+        _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: run, shape: smallShape, training: smallTraining(steps: 10),
+                              tokenizerConfig: TokenizerConfig(), overwrite: false).train()
+        let url = run.appendingPathComponent("trainer_state.json")
+        let original = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let extremes: [(String, Any)] = [
+            ("elapsed_seconds", 1e300), ("elapsed_seconds", -1), ("epoch", Int.max), ("characters_seen", Int.max),
+            ("running_count", Int.max), ("step", -1), ("cursor", Int.max), ("best_step", 1 << 40), ("rate_factor", 7),
+            ("learning_rate", -1), ("bad_steps", Int.max), ("plateau_count", -3), ("evaluations_without_improvement", Int.max),
+        ]
+        for (field, value) in extremes {
+            var state = original
+            state[field] = value
+            try JSONSerialization.data(withJSONObject: state).write(to: url)
+            do {
+                _ = try TrainerState.load(from: url)
+                Issue.record("\(field) = \(value) must be refused")
+            } catch let error as CharLMError {
+                #expect(error.description.contains(field), "\(field): \(error)")
+            }
+            let resumed = try Trainer.resume(runDirectory: run, corpus: nil, expecting: ResumeExpectations(), overrides: ResumeOverrides())
+            #expect(resumed.state.step == 0, "\(field): the resume falls back to the previous checkpoint, step \(resumed.state.step)")
+        }
+    }
+
+    @Test func aTensorShapeThatOverflowsIsAnErrorNotATrap() throws {
+        let header = #"{"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,4]}}"#
+        var data = Data()
+        var length = UInt64(header.utf8.count).littleEndian
+        withUnsafeBytes(of: &length) { data.append(contentsOf: $0) }
+        data.append(Data(header.utf8))
+        data.append(Data(count: 4))
+        do {
+            _ = try SafeTensors(data: data, source: "huge")
+            Issue.record("a shape of 2^62 float32 values must be refused")
+        } catch let error as CharLMError {
+            #expect(error.description.contains("overflows"), "\(error)")
+        }
+        for shape in ["[1.5]", "[true]", "[-1]", "[18446744073709551615]", "[1e30]"] {
+            let odd = #"{"w":{"dtype":"F32","shape":"# + shape + #","data_offsets":[0,4]}}"#
+            var bytes = Data()
+            var count = UInt64(odd.utf8.count).littleEndian
+            withUnsafeBytes(of: &count) { bytes.append(contentsOf: $0) }
+            bytes.append(Data(odd.utf8))
+            bytes.append(Data(count: 4))
+            #expect(throws: CharLMError.self, "shape \(shape)") { try SafeTensors(data: bytes, source: "odd") }
+        }
+    }
 }

@@ -27,9 +27,10 @@ let package = Package(
         .target(name: "CKernels"),
 
         // MARK: - Libraries
-        .target(name: "CharTokenizer", dependencies: ["CUTF8Proc"]),
+        .target(name: "CharIO"),
+        .target(name: "CharTokenizer", dependencies: ["CUTF8Proc", "CharIO"]),
         .target(name: "CharNN", dependencies: ["CBLAS", "CKernels"]),
-        .target(name: "CharLM", dependencies: ["CharTokenizer", "CharNN"]),
+        .target(name: "CharLM", dependencies: ["CharTokenizer", "CharNN", "CharIO"]),
 
         // MARK: - Command-line tool
         .executableTarget(

@@ -116,8 +116,11 @@ public enum Benchmark {
         shaped.vocabularySize = tokenizer.vocabularySize
         let network = try Network(config: shaped, seed: 1)
         let run = RunDirectory(directory)
-        try run.create(config: RunConfig(model: shaped, training: TrainingConfig(), corpus: nil), tokenizer: tokenizer, overwrite: false)
-        try DurableFile.write(RunDirectory.modelFile(network, step: 0).encoded(), to: run.modelURL)
+        let lock = try run.create(config: RunConfig(model: shaped, training: TrainingConfig(), corpus: nil), tokenizer: tokenizer,
+                                  overwrite: false) { staging in
+            try writeDurably(RunDirectory.modelFile(network, step: 0).encoded(), to: staging.modelURL)
+        }
+        lock.release()
         let prompt = String(units.prefix(20).joined().prefix(20))
         var best = Double.infinity
         for _ in 0..<repeats {

@@ -1,3 +1,4 @@
+import CharIO
 import CharNN
 import CharTokenizer
 import Foundation
@@ -16,8 +17,12 @@ public enum CharLMError: Error, Equatable, LocalizedError, CustomStringConvertib
     case badPrompt(String)
     /// A run directory that already exists.
     case runExists(path: String)
+    /// A run directory that another process is writing.
+    case runInUse(path: String, pid: Int32?)
     /// Training produced NaN or Inf and could not recover.
     case diverged(String)
+    /// Stopped on request (a signal) before there was anything to save.
+    case interrupted(String)
 
     public var description: String {
         switch self {
@@ -28,9 +33,27 @@ public enum CharLMError: Error, Equatable, LocalizedError, CustomStringConvertib
         case .invalidOptions(let message): message
         case .badPrompt(let message): message
         case .runExists(let path): "run directory \(path) already exists; pass --resume \(path) to continue it or --overwrite to replace it"
+        case .runInUse(let path, let pid): "\(path) is in use by \(pid.map { "process \($0)" } ?? "another process") (one training at a time per run)"
         case .diverged(let message): message
+        case .interrupted(let message): message
         }
     }
 
     public var errorDescription: String? { description }
+}
+
+extension CharLMError {
+    init(_ error: DurableFileError) {
+        self = .unwritable(path: error.path, reason: error.reason)
+    }
+}
+
+/// Writes `data` to `url` atomically (`DurableFile`), failing with `CharLMError.unwritable`.
+func writeDurably(_ data: Data, to url: URL) throws {
+    do { try DurableFile.write(data, to: url) } catch let error as DurableFileError { throw CharLMError(error) }
+}
+
+/// Creates a directory and its parents, failing with `CharLMError.unwritable`.
+func makeDirectory(_ url: URL) throws {
+    do { try DurableFile.makeDirectory(url) } catch let error as DurableFileError { throw CharLMError(error) }
 }

@@ -74,7 +74,7 @@ struct MetricsLog {
     }
 
     func write() throws {
-        try DurableFile.write(Data(csv().utf8), to: url)
+        try writeDurably(Data(csv().utf8), to: url)
     }
 }
 

@@ -1,3 +1,4 @@
+import CharIO
 import CharNN
 import CharTokenizer
 import Foundation
@@ -44,20 +45,15 @@ public struct RunDirectory: Sendable {
     /// Whether `name` is something charlm itself puts in a run directory.
     static func isRunFile(_ name: String) -> Bool {
         let ours: Set<String> = ["config.json", "tokenizer.json", "metrics.csv", "loss.svg", "best", "best.tmp", "best.old",
-                                 ".previous", ".previous.tmp", ".previous.old"]
-        return ours.contains(name) || stateFiles.contains(name) || isStaleTemporary(name)
-    }
-
-    /// A temporary file of an interrupted write (`.NAME.tmp-PID-RANDOM`).
-    static func isStaleTemporary(_ name: String) -> Bool {
-        name.hasPrefix(".") && name.contains(".tmp-")
+                                 ".previous", ".previous.tmp", ".previous.old", DirectoryLock.fileName]
+        return ours.contains(name) || stateFiles.contains(name) || DurableFile.isTemporary(name)
     }
 
     /// Removes what interrupted writes left behind, and puts back a best/ that a crash left
     /// half-swapped (only best.old present).
     func tidy() {
         let fm = FileManager.default
-        for name in (try? fm.contentsOfDirectory(atPath: url.path)) ?? [] where Self.isStaleTemporary(name) {
+        for name in (try? fm.contentsOfDirectory(atPath: url.path)) ?? [] where DurableFile.isTemporary(name) {
             try? fm.removeItem(at: url.appendingPathComponent(name))
         }
         try? fm.removeItem(at: url.appendingPathComponent("best.tmp"))
@@ -71,32 +67,89 @@ public struct RunDirectory: Sendable {
     /// Whether the directory exists.
     public var exists: Bool { FileManager.default.fileExists(atPath: url.path) }
 
+    /// Takes the run's lock: one process at a time may write a run (`charlm train`, a resume).
+    /// - Throws: `CharLMError.runInUse` naming the process that holds it.
+    func lock() throws -> DirectoryLock {
+        do {
+            return try DirectoryLock(url)
+        } catch DirectoryLockError.inUse(_, let pid) {
+            throw CharLMError.runInUse(path: url.path, pid: pid)
+        } catch let error as DirectoryLockError {
+            throw CharLMError.unwritable(path: url.path, reason: "\(error)")
+        }
+    }
+
     // MARK: - Creating
 
-    /// Creates the directory with config.json and tokenizer.json.
-    /// - Parameter overwrite: remove an existing run at this path first.
-    func create(config: RunConfig, tokenizer: Tokenizer, overwrite: Bool) throws {
-        if exists {
-            guard overwrite else { throw CharLMError.runExists(path: url.path) }
-            var isDirectory: ObjCBool = false
-            _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
-            guard isDirectory.boolValue else {
-                throw CharLMError.invalidOptions("refusing to overwrite \(url.path): it is a file, not a run directory")
+    /// Creates the run directory holding config.json, tokenizer.json and what `initialize`
+    /// writes (the step-0 checkpoint). Everything is written into a hidden directory beside the
+    /// run, which is then renamed into place whole: a run directory either does not exist or
+    /// holds a complete checkpoint, whenever the process is stopped.
+    /// - Parameter overwrite: remove an existing run at this path first (never a file, a
+    ///   directory holding anything charlm did not write, or a run another process is using).
+    /// - Returns: the lock on the new run, held until the caller lets it go.
+    func create(config: RunConfig, tokenizer: Tokenizer, overwrite: Bool,
+                initialize: (RunDirectory) throws -> Void) throws -> DirectoryLock {
+        let fm = FileManager.default
+        let parent = url.deletingLastPathComponent()
+        try makeDirectory(parent)
+        removeAbandonedCreations(in: parent)
+        let staging = RunDirectory(parent.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"))
+        try makeDirectory(staging.url)
+        let lock: DirectoryLock
+        do {
+            lock = try staging.lock()
+            try writeDurably(config.jsonData(), to: staging.configURL)
+            try writeDurably(tokenizer.jsonData(), to: staging.tokenizerURL)
+            try initialize(staging)
+            if exists {
+                guard overwrite else { throw CharLMError.runExists(path: url.path) }
+                try removeForOverwrite()
             }
-            let contents: [String]
-            do { contents = try FileManager.default.contentsOfDirectory(atPath: url.path) } catch {
-                throw CharLMError.unwritable(path: url.path, reason: error.localizedDescription)
+            guard rename(staging.url.path, url.path) == 0 else {
+                if errno == EEXIST || errno == ENOTEMPTY { throw CharLMError.runExists(path: url.path) }
+                throw CharLMError.unwritable(path: url.path, reason: String(cString: strerror(errno)))
             }
-            if let foreign = contents.first(where: { !Self.isRunFile($0) }) {
-                throw CharLMError.invalidOptions("refusing to overwrite \(url.path): it holds '\(foreign)', which is not part of a charlm run")
-            }
-            do { try FileManager.default.removeItem(at: url) } catch {
-                throw CharLMError.unwritable(path: url.path, reason: error.localizedDescription)
-            }
+        } catch {
+            try? fm.removeItem(at: staging.url)
+            throw error
         }
-        try DurableFile.makeDirectory(url)
-        try DurableFile.write(config.jsonData(), to: configURL)
-        try DurableFile.write(tokenizer.jsonData(), to: tokenizerURL)
+        DurableFile.syncDirectory(parent)
+        return lock
+    }
+
+    /// Removes this run for `--overwrite`, after checking that it is a run no one is using.
+    private func removeForOverwrite() throws {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        _ = fm.fileExists(atPath: url.path, isDirectory: &isDirectory)
+        guard isDirectory.boolValue else {
+            throw CharLMError.invalidOptions("refusing to overwrite \(url.path): it is a file, not a run directory")
+        }
+        let contents: [String]
+        do { contents = try fm.contentsOfDirectory(atPath: url.path) } catch {
+            throw CharLMError.unwritable(path: url.path, reason: error.localizedDescription)
+        }
+        if let foreign = contents.first(where: { !Self.isRunFile($0) }) {
+            throw CharLMError.invalidOptions("refusing to overwrite \(url.path): it holds '\(foreign)', which is not part of a charlm run")
+        }
+        let existing = try lock()
+        defer { existing.release() }
+        do { try fm.removeItem(at: url) } catch {
+            throw CharLMError.unwritable(path: url.path, reason: error.localizedDescription)
+        }
+    }
+
+    /// Removes hidden directories that creations of this run left when they were killed
+    /// (`.NAME.tmp-…` beside it, whose lock no process holds).
+    private func removeAbandonedCreations(in parent: URL) {
+        let prefix = ".\(url.lastPathComponent).tmp-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? [] where name.hasPrefix(prefix) {
+            let candidate = parent.appendingPathComponent(name)
+            guard let lock = try? DirectoryLock(candidate) else { continue }
+            try? FileManager.default.removeItem(at: candidate)
+            lock.release()
+        }
     }
 
     // MARK: - Saving
@@ -133,23 +186,17 @@ public struct RunDirectory: Sendable {
             Self.optimizerFile(optimizer, hidden: hidden, step: trainer.step).encoded(),
             try trainer.jsonData(),
         ]
-        var staged: [URL] = []
         do {
-            for (name, data) in zip(Self.stateFiles, contents) {
-                staged.append(try DurableFile.stage(data, for: url.appendingPathComponent(name)))
+            // Written (invisible) first, so that a full disk fails before anything is replaced.
+            let writers = try zip(Self.stateFiles, contents).map { name, data throws in
+                let writer = try DurableFile.Writer(for: url.appendingPathComponent(name))
+                try data.withUnsafeBytes { bytes in try writer.write(bytes) }
+                return writer
             }
             try keepPrevious()
-        } catch {
-            staged.forEach(DurableFile.discard)
-            throw error
-        }
-        for (index, (name, file)) in zip(Self.stateFiles, staged).enumerated() {
-            do {
-                try DurableFile.commit(file, to: url.appendingPathComponent(name))
-            } catch {
-                staged[(index + 1)...].forEach(DurableFile.discard)
-                throw error
-            }
+            for writer in writers { try writer.commit() }
+        } catch let error as DurableFileError {
+            throw CharLMError(error)
         }
     }
 
@@ -160,7 +207,7 @@ public struct RunDirectory: Sendable {
         guard (try? Self.checkpointStep(in: url)) != nil else { return }
         let building = url.appendingPathComponent(".previous.tmp")
         try? fm.removeItem(at: building)
-        try DurableFile.makeDirectory(building)
+        try makeDirectory(building)
         for name in Self.stateFiles {
             try Self.linkOrCopy(url.appendingPathComponent(name), to: building.appendingPathComponent(name))
         }
@@ -197,12 +244,12 @@ public struct RunDirectory: Sendable {
         tidy()
         let building = url.appendingPathComponent("best.tmp")
         try? fm.removeItem(at: building)
-        try DurableFile.makeDirectory(building)
+        try makeDirectory(building)
         for name in ["config.json", "tokenizer.json"] {
             try Self.linkOrCopy(url.appendingPathComponent(name), to: building.appendingPathComponent(name))
         }
-        try DurableFile.write(Self.modelFile(network, step: trainer.step).encoded(), to: building.appendingPathComponent("model.safetensors"))
-        try DurableFile.write(trainer.jsonData(), to: building.appendingPathComponent("trainer_state.json"))
+        try writeDurably(Self.modelFile(network, step: trainer.step).encoded(), to: building.appendingPathComponent("model.safetensors"))
+        try writeDurably(trainer.jsonData(), to: building.appendingPathComponent("trainer_state.json"))
         try swapIn(building, as: bestURL)
     }
 

@@ -1,3 +1,4 @@
+import CharIO
 import CharNN
 import CharTokenizer
 import Foundation
@@ -122,6 +123,8 @@ public final class Trainer: @unchecked Sendable {
     private var runner: BatchRunner
     /// Things to tell the user when training starts (options changed on resume).
     private var startNotices: [String] = []
+    /// Held while this trainer may write the run.
+    private var lock: DirectoryLock?
     /// Test hook: steps for which the loss is treated as NaN.
     var simulateNaN: (@Sendable (Int) -> Bool)?
 
@@ -152,8 +155,14 @@ public final class Trainer: @unchecked Sendable {
     /// initialises the model, and creates the run directory (config.json, tokenizer.json).
     ///
     /// Every check that can fail runs before anything is written.
+    /// - Parameter shouldStop: checked between the preparation's phases; when it holds,
+    ///   preparation ends with `CharLMError.interrupted` and nothing is written.
     public static func start(corpus corpusURL: URL, runDirectory: URL, shape: ModelShape, training: TrainingConfig,
-                             tokenizerConfig: TokenizerConfig, overwrite: Bool) throws -> Trainer {
+                             tokenizerConfig: TokenizerConfig, overwrite: Bool,
+                             shouldStop: () -> Bool = { false }) throws -> Trainer {
+        func checkpoint() throws {
+            if shouldStop() { throw CharLMError.interrupted("stopped while preparing the run; nothing was written") }
+        }
         try training.validate()
         let run = RunDirectory(runDirectory)
         if run.exists && !overwrite { throw CharLMError.runExists(path: run.url.path) }
@@ -164,8 +173,10 @@ public final class Trainer: @unchecked Sendable {
         } catch let error as TokenizerError {
             throw CharLMError.badCorpus(path: corpusURL.path, reason: error.localizedDescription)
         }
+        try checkpoint()
         let corpus = try Corpus.load(corpusURL, tokenizer: tokenizer, valFraction: training.valFraction,
                                      validationFile: training.validationFile.map { URL(fileURLWithPath: $0) })
+        try checkpoint()
         let model = NetworkConfig(cell: shape.cell, vocabularySize: tokenizer.vocabularySize, hiddenSize: shape.hiddenSize,
                                   layers: shape.layers, dropout: shape.dropout)
         do { try model.validate() } catch let error as NetworkError { throw CharLMError.invalidOptions("\(error)") }
@@ -179,9 +190,10 @@ public final class Trainer: @unchecked Sendable {
         let trainer = try Trainer(run: run, config: config, tokenizer: tokenizer, corpus: corpus, network: network,
                                   optimizer: optimizer, hidden: RecurrentState(config: model, batchSize: training.batchSize),
                                   state: state, resumedFrom: nil)
-        try run.create(config: config, tokenizer: tokenizer, overwrite: overwrite)
         // A step-0 checkpoint, so that even a crash during the first save leaves one to resume.
-        try run.saveLatest(network: network, optimizer: optimizer, hidden: trainer.hidden, trainer: state)
+        trainer.lock = try run.create(config: config, tokenizer: tokenizer, overwrite: overwrite) { staging in
+            try staging.saveLatest(network: network, optimizer: optimizer, hidden: trainer.hidden, trainer: state)
+        }
         return trainer
     }
 
@@ -194,6 +206,7 @@ public final class Trainer: @unchecked Sendable {
                               overrides: ResumeOverrides) throws -> Trainer {
         let run = RunDirectory(runDirectory)
         guard run.exists else { throw CharLMError.missingFile(path: run.url.path, hint: "nothing to resume") }
+        let lock = try run.lock()
         run.tidy()
         var config = try RunConfig.load(from: run.configURL)
         let tokenizer: Tokenizer
@@ -245,10 +258,11 @@ public final class Trainer: @unchecked Sendable {
         let trainer = try Trainer(run: run, config: config, tokenizer: tokenizer, corpus: corpus, network: network,
                                   optimizer: optimizer, hidden: hidden, state: files.trainer, resumedFrom: files.trainer.step)
         trainer.startNotices = notices
+        trainer.lock = lock
         guard files.trainer.cursor <= trainer.batcher.chunksPerEpoch else {
             throw CharLMError.invalidFile(path: run.trainerStateURL.path, reason: "data cursor \(files.trainer.cursor) is past the end of the corpus")
         }
-        try DurableFile.write(config.jsonData(), to: run.configURL)
+        try writeDurably(config.jsonData(), to: run.configURL)
         return trainer
     }
 
@@ -459,7 +473,7 @@ public final class Trainer: @unchecked Sendable {
         let train = metrics.rows.compactMap { r in r.trainLoss.map { (Double(r.step), $0) } }
         let validation = metrics.rows.compactMap { r in r.validationLoss.map { (Double(r.step), $0) } }
         let title = "\(config.model.layers)x\(config.model.hiddenSize) \(config.model.cell.rawValue.uppercased()) on \(URL(fileURLWithPath: config.corpus ?? "corpus").lastPathComponent)"
-        try DurableFile.write(Data(LossPlot.svg(train: train, validation: validation, title: title).utf8), to: run.plotURL)
+        try writeDurably(Data(LossPlot.svg(train: train, validation: validation, title: title).utf8), to: run.plotURL)
         onEvent(.checkpoint(step: state.step, best: false, path: run.url.path))
     }
 

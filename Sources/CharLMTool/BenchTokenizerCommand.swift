@@ -203,15 +203,16 @@ struct BenchTokenizer: ParsableCommand {
     static func writeRepeated(_ source: URL, to destination: URL, size: Int) throws -> Int {
         let data = try Data(contentsOf: source)
         guard !data.isEmpty else { throw TokenizerCommandError("\(source.path) is empty") }
-        let handle = try createOutputFile(destination.path)
+        var output = try CommandOutput(path: destination.path, inputs: [source.path])
         var block = Data()
         while block.count < 8 << 20 { block.append(data) }
         var written = 0
         while written < size {
             let piece = written + block.count <= size ? block : block.prefix((size - written + data.count - 1) / data.count * data.count)
-            try handle.write(contentsOf: piece)
+            try output.write(piece)
             written += piece.count
         }
+        try output.finish()
         return written
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CharNN
+import Foundation
 
 @main
 struct CharLMCommand: ParsableCommand {
@@ -16,6 +17,10 @@ struct CharLMCommand: ParsableCommand {
     )
 
     static func main() {
+        // A closed pipe is an EPIPE error where output is written, not a silent death; a file
+        // size limit is an EFBIG error where a file is written (the write then fails cleanly).
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGXFSZ, SIG_IGN)
         BLAS.prepare()
         do {
             var command = try parseAsRoot()

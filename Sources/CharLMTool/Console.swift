@@ -9,39 +9,58 @@ import Darwin
 #endif
 
 /// Output conventions of every command: results on stdout, progress and errors on stderr,
-/// exit code 0 on success, 1 on a runtime failure, 64 on a usage error.
+/// exit code 0 on success, 1 on a runtime failure, 64 on a usage error, 128 + N when signal N
+/// (Ctrl-C: 130) stopped a training after it saved.
 enum Console {
     static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) != 0 }
 
+    /// What a closed standard output (`charlm generate … | head`) does: end the command quietly
+    /// with exit code 0 (the default), or, during training, ask it to save and stop.
+    enum ClosedOutput { case exit, stopTraining }
+    nonisolated(unsafe) static var onClosedOutput = ClosedOutput.exit
+    private static let stdoutClosed = Atomic<Bool>(false)
+
     /// Writes to stderr without buffering.
     static func note(_ text: String, newline: Bool = true) {
-        write(text + (newline ? "\n" : ""), to: STDERR_FILENO)
+        write(Array((text + (newline ? "\n" : "")).utf8), to: STDERR_FILENO)
     }
 
     /// Writes to stdout at once, so that pipes see text as it is produced.
     static func out(_ text: String) {
-        write(text, to: STDOUT_FILENO)
+        write(Array(text.utf8), to: STDOUT_FILENO)
     }
 
-    /// A reader that went away (`charlm generate | head`) ends the command quietly; any other
-    /// write error ends it with one line.
-    private static func write(_ text: String, to fd: Int32) {
-        var bytes = Array(text.utf8)
+    static func out(_ bytes: [UInt8]) {
+        write(bytes, to: STDOUT_FILENO)
+    }
+
+    /// Whether standard output was closed by its reader.
+    static var outputClosed: Bool { stdoutClosed.load(ordering: .relaxed) }
+
+    /// A reader that went away ends the command quietly (SIGPIPE is ignored, so the write fails
+    /// with EPIPE); any other write error on stdout ends it with one line.
+    private static func write(_ bytes: [UInt8], to fd: Int32) {
+        if fd == STDOUT_FILENO && outputClosed { return }
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if n < 0 {
                 if errno == EINTR { continue }
-                if errno == EPIPE { exit(0) }
-                if fd != STDERR_FILENO {
-                    let message = "charlm: error: cannot write the output: \(String(cString: strerror(errno)))\n"
-                    _ = message.withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
+                if fd == STDERR_FILENO { return }
+                if errno == EPIPE {
+                    stdoutClosed.store(true, ordering: .relaxed)
+                    switch onClosedOutput {
+                    case .exit: exit(0)
+                    case .stopTraining: StopSignal.request(signal: SIGPIPE)
+                    }
+                    return
                 }
+                let message = "charlm: error: cannot write the output: \(String(cString: strerror(errno)))\n"
+                _ = message.withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
                 exit(1)
             }
             offset += n
         }
-        bytes.removeAll()
     }
 
     /// Runs `body`; an error becomes one line on stderr and the matching exit code.
@@ -61,10 +80,16 @@ enum Console {
         } catch let exit as ExitCode {
             throw exit
         } catch let error as CharLMError {
-            note("charlm: error: \(error.description)")
             switch error {
-            case .invalidOptions, .runExists: throw ExitCode(64)
-            default: throw ExitCode(1)
+            case .interrupted(let message):
+                note("charlm: \(message)")
+                throw ExitCode(StopSignal.exitCode == 0 ? 130 : StopSignal.exitCode)
+            case .invalidOptions, .runExists:
+                note("charlm: error: \(error.description)")
+                throw ExitCode(64)
+            default:
+                note("charlm: error: \(error.description)")
+                throw ExitCode(1)
             }
         } catch let error as LocalizedError {
             note("charlm: error: \(error.errorDescription ?? "\(error)")")
@@ -137,28 +162,40 @@ struct Duration: ExpressibleByArgument {
     }
 }
 
-/// SIGINT and SIGTERM ask a long command to stop at the next safe point; a second signal ends
-/// the process at once (the last checkpoint on disk stays loadable either way).
+/// SIGINT, SIGTERM and SIGHUP ask a training to stop at the next safe point (it saves a
+/// checkpoint and exits with 128 + the signal's number); a second signal ends the process at
+/// once (the last checkpoint on disk stays loadable either way). A closed standard output asks
+/// the same way.
 enum StopSignal {
     private static let requested = Atomic<Int>(0)
+    private static let firstSignal = Atomic<Int32>(0)
 
+    /// Installs the handlers; call it before anything is written.
     static func install() {
-        let handler: @convention(c) (Int32) -> Void = { signal in
-            if StopSignal.requested.add(1, ordering: .relaxed).newValue >= 2 {
-                let message = "\ncharlm: stopped at once; the last checkpoint on disk is intact\n"
-                _ = message.withCString { write(STDERR_FILENO, $0, strlen($0)) }
-                _exit(128 + signal)
-            }
-        }
-        signal(SIGINT, handler)
-        signal(SIGTERM, handler)
+        let handler: @convention(c) (Int32) -> Void = { signal in StopSignal.request(signal: signal) }
+        for number in [SIGINT, SIGTERM, SIGHUP] { signal(number, handler) }
         // A parent may have started charlm with these signals blocked; take them back.
         var set = sigset_t()
         sigemptyset(&set)
-        sigaddset(&set, SIGINT)
-        sigaddset(&set, SIGTERM)
+        for number in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, number) }
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
+    /// Records a stop request (async-signal-safe).
+    static func request(signal: Int32) {
+        _ = firstSignal.compareExchange(expected: 0, desired: signal, ordering: .relaxed)
+        if requested.add(1, ordering: .relaxed).newValue >= 2 && signal != SIGPIPE {
+            let message = "\ncharlm: stopped at once; the last checkpoint on disk is intact\n"
+            _ = message.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+            _exit(128 + signal)
+        }
+    }
+
     static var isRequested: Bool { requested.load(ordering: .relaxed) > 0 }
+
+    /// The exit code after stopping on request: 128 + the first signal, or 0 for a closed output.
+    static var exitCode: Int32 {
+        let signal = firstSignal.load(ordering: .relaxed)
+        return signal == SIGPIPE || signal == 0 ? 0 : 128 + signal
+    }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CharLM
 import CharTokenizer
 import Foundation
 
@@ -19,6 +20,11 @@ struct TokenizerBuild: ParsableCommand {
     @OptionGroup var options: TokenizerConfigOptions
 
     func run() throws {
+        try Console.run { try build() }
+    }
+
+    private func build() throws {
+        if sameFile(corpus, output) { throw CharLMError.invalidOptions("the output \(output) is the corpus \(corpus); write to another file") }
         let tokenizer = try Tokenizer.build(corpusFile: URL(fileURLWithPath: corpus), config: options.tokenizerConfig)
         try tokenizer.save(to: URL(fileURLWithPath: output))
         let units = tokenizer.vocabulary.filter { entry in
@@ -29,7 +35,7 @@ struct TokenizerBuild: ParsableCommand {
             }
         }.count
         let reserved = tokenizer.vocabularySize - units
-        print("wrote \(output): \(tokenizer.vocabularySize) tokens (\(units) units"
-              + (reserved > 0 ? " + \(reserved) reserved" : "") + ")")
+        Console.out("wrote \(output): \(tokenizer.vocabularySize) tokens (\(units) units"
+              + (reserved > 0 ? " + \(reserved) reserved" : "") + ")\n")
     }
 }

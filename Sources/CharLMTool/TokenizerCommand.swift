@@ -1,4 +1,6 @@
 import ArgumentParser
+import CharIO
+import CharLM
 import CharTokenizer
 import Foundation
 #if canImport(Glibc)
@@ -63,68 +65,72 @@ struct TokenizerConfigOptions: ParsableArguments {
     }
 }
 
-/// Buffered writes to standard output (or to the file of an `--output` option), so that large
-/// outputs stream without a system call per token.
-struct StandardOutput {
+/// Where a command's results go: standard output, or the file of an `-o` option, which appears
+/// only when the command succeeds (written beside it under a temporary name, then renamed), so
+/// that a failing command, a full disk or Ctrl-C never leaves a truncated file or destroys the
+/// one that was there. Writes are buffered, so that large outputs stream without a system call
+/// per token.
+struct CommandOutput {
     private var buffer: [UInt8] = []
-    private let handle: FileHandle
+    private let file: DurableFile.Writer?
 
     /// Writes to `path`, or to standard output when `path` is nil or "-".
-    init(path: String? = nil) throws {
+    /// - Parameter inputs: the files the command reads; an output that is one of them is refused.
+    init(path: String?, inputs: [String]) throws {
         if let path, path != "-" {
-            self.handle = try createOutputFile(path)
+            if let input = inputs.first(where: { sameFile($0, path) }) {
+                throw CharLMError.invalidOptions("the output \(path) is the input \(input); write to another file")
+            }
+            do { file = try DurableFile.Writer(for: URL(fileURLWithPath: path)) } catch let error as DurableFileError {
+                throw CharLMError.unwritable(path: path, reason: error.reason)
+            }
         } else {
-            self.handle = FileHandle.standardOutput
+            file = nil
         }
         buffer.reserveCapacity(1 << 16)
     }
 
-    mutating func write(_ bytes: some Sequence<UInt8>) {
+    mutating func write(_ bytes: some Sequence<UInt8>) throws {
         buffer.append(contentsOf: bytes)
-        if buffer.count >= 1 << 16 { flush() }
+        if buffer.count >= 1 << 16 { try flush() }
     }
 
-    mutating func write(_ bytes: UnsafeRawBufferPointer) {
+    mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
         buffer.append(contentsOf: bytes)
-        if buffer.count >= 1 << 16 { flush() }
+        if buffer.count >= 1 << 16 { try flush() }
     }
 
-    mutating func write(_ text: String) {
-        write(text.utf8)
+    mutating func write(_ text: String) throws {
+        try write(text.utf8)
     }
 
-    mutating func flush() {
+    private mutating func flush() throws {
         guard !buffer.isEmpty else { return }
-        let descriptor = handle.fileDescriptor
-        buffer.withUnsafeBytes { bytes in
-            var written = 0
-            while written < bytes.count {
-                let result = systemWrite(descriptor, bytes.baseAddress! + written, bytes.count - written)
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    // A closed pipe (e.g. `| head`) or a full disk: stop writing, like other tools.
-                    return
-                }
-                written += result
+        if let file {
+            do { try file.write(buffer) } catch let error as DurableFileError {
+                throw CharLMError.unwritable(path: error.path, reason: error.reason)
             }
+        } else {
+            Console.out(buffer)
         }
         buffer.removeAll(keepingCapacity: true)
     }
+
+    /// Writes what is buffered and, for a file, puts it in place.
+    mutating func finish() throws {
+        try flush()
+        do { try file?.commit() } catch let error as DurableFileError {
+            throw CharLMError.unwritable(path: error.path, reason: error.reason)
+        }
+    }
 }
 
-#if canImport(Glibc)
-private let systemWrite = Glibc.write
-#elseif canImport(Darwin)
-private let systemWrite = Darwin.write
-#endif
-
-/// Creates (or truncates) a file for writing.
-func createOutputFile(_ path: String) throws -> FileHandle {
-    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard descriptor >= 0 else {
-        throw TokenizerError.unwritableFile(path: path, reason: String(cString: strerror(errno)))
-    }
-    return FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+/// Whether two paths name the same existing file (symbolic and hard links included).
+func sameFile(_ a: String, _ b: String) -> Bool {
+    guard a != "-", b != "-" else { return false }
+    var sa = stat(), sb = stat()
+    guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
 }
 
 /// Opens a path argument for reading; "-" is standard input.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CharLM
 import CharTokenizer
 import Foundation
 
@@ -36,14 +37,18 @@ struct TokenizerDecode: ParsableCommand {
     }
 
     func run() throws {
+        try Console.run { try decode() }
+    }
+
+    private func decode() throws {
         let tokenizer = try Tokenizer.load(from: URL(fileURLWithPath: self.tokenizer))
         var decoder = StreamingDecoder(tokenizer: tokenizer)
-        var output = try StandardOutput(path: self.output)
+        let source = ids == nil ? try openInput(input) : nil
+        var output = try CommandOutput(path: self.output, inputs: [self.tokenizer, input])
         if let ids {
             var parser = IDTextParser()
-            for id in try parser.parse(Array(ids.utf8), final: true) { output.write(try decoder.push(id)) }
-        } else {
-            let (handle, name) = try openInput(input)
+            for id in try parser.parse(Array(ids.utf8), final: true) { try output.write(try decoder.push(id)) }
+        } else if let (handle, name) = source {
             let width = EncodedCorpus.Width(vocabularySize: tokenizer.vocabularySize).rawValue
             var parser = IDTextParser()
             var carry: [UInt8] = []
@@ -56,7 +61,7 @@ struct TokenizerDecode: ParsableCommand {
                     for start in stride(from: 0, to: whole, by: width) {
                         var value: UInt32 = 0
                         for byte in 0..<width { value |= UInt32(carry[start + byte]) << (8 * byte) }
-                        output.write(try decoder.push(Int32(bitPattern: value)))
+                        try output.write(try decoder.push(Int32(bitPattern: value)))
                     }
                     offset += whole
                     carry.removeFirst(whole)
@@ -66,13 +71,13 @@ struct TokenizerDecode: ParsableCommand {
                                 + "was it written with this tokenizer?")
                     }
                 } else {
-                    for id in try parser.parse(chunk, final: chunk.isEmpty) { output.write(try decoder.push(id)) }
+                    for id in try parser.parse(chunk, final: chunk.isEmpty) { try output.write(try decoder.push(id)) }
                 }
                 if chunk.isEmpty { break }
             }
         }
-        output.write(decoder.finish())
-        output.flush()
+        try output.write(decoder.finish())
+        try output.finish()
     }
 
     private func readChunk(_ handle: FileHandle, name: String) throws -> [UInt8] {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CharLM
 import CharTokenizer
 import Foundation
 
@@ -42,15 +43,19 @@ struct TokenizerEncode: ParsableCommand {
     }
 
     func run() throws {
-        let tokenizer = try Tokenizer.load(from: URL(fileURLWithPath: self.tokenizer))
-        var writer = IDWriter(format: format, vocabularySize: tokenizer.vocabularySize, output: try StandardOutput(path: output))
-        if let text {
-            writer.write(try tokenizer.encode(text))
-        } else {
-            let (handle, name) = try openInput(input)
-            try tokenizer.encode(contentsOf: handle, name: name) { writer.write($0) }
+        try Console.run {
+            let tokenizer = try Tokenizer.load(from: URL(fileURLWithPath: self.tokenizer))
+            let source = text == nil ? try openInput(input) : nil
+            var writer = IDWriter(format: format, vocabularySize: tokenizer.vocabularySize,
+                                  output: try CommandOutput(path: output, inputs: [self.tokenizer, input]))
+            try writer.start()
+            if let text {
+                try writer.write(try tokenizer.encode(text))
+            } else if let (handle, name) = source {
+                try tokenizer.encode(contentsOf: handle, name: name) { try writer.write($0) }
+            }
+            try writer.finish()
         }
-        writer.finish()
     }
 }
 
@@ -58,40 +63,43 @@ struct TokenizerEncode: ParsableCommand {
 struct IDWriter {
     let format: IDFormat
     let width: EncodedCorpus.Width
-    private var output: StandardOutput
+    private var output: CommandOutput
     private var first = true
 
-    init(format: IDFormat, vocabularySize: Int, output: StandardOutput) {
+    init(format: IDFormat, vocabularySize: Int, output: CommandOutput) {
         self.format = format
         self.output = output
         self.width = EncodedCorpus.Width(vocabularySize: vocabularySize)
-        if format == .json { self.output.write("[") }
     }
 
-    mutating func write(_ ids: [Int32]) {
+    mutating func start() throws {
+        if format == .json { try output.write("[") }
+    }
+
+    mutating func write(_ ids: [Int32]) throws {
         switch format {
         case .text, .json:
             let separator = format == .text ? " " : ", "
             for id in ids {
-                if !first { output.write(separator) }
+                if !first { try output.write(separator) }
                 first = false
-                output.write(String(id))
+                try output.write(String(id))
             }
         case .binary:
             switch width {
-            case .uint8: output.write(ids.map { UInt8(truncatingIfNeeded: $0) })
-            case .uint16: ids.map { UInt16(truncatingIfNeeded: $0).littleEndian }.withUnsafeBytes { output.write($0) }
-            case .uint32: ids.map { UInt32(bitPattern: $0).littleEndian }.withUnsafeBytes { output.write($0) }
+            case .uint8: try output.write(ids.map { UInt8(truncatingIfNeeded: $0) })
+            case .uint16: try ids.map { UInt16(truncatingIfNeeded: $0).littleEndian }.withUnsafeBytes { try output.write($0) }
+            case .uint32: try ids.map { UInt32(bitPattern: $0).littleEndian }.withUnsafeBytes { try output.write($0) }
             }
         }
     }
 
-    mutating func finish() {
+    mutating func finish() throws {
         switch format {
-        case .text: output.write("\n")
-        case .json: output.write("]\n")
+        case .text: try output.write("\n")
+        case .json: try output.write("]\n")
         case .binary: break
         }
-        output.flush()
+        try output.finish()
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CharLM
 import CharTokenizer
 import Foundation
 
@@ -81,17 +82,19 @@ struct TokenizerStats: ParsableCommand {
     }
 
     func run() throws {
-        let report = try report()
-        var output = try StandardOutput(path: self.output)
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            output.write(try encoder.encode(report))
-            output.write("\n")
-        } else {
-            output.write(Self.format(report))
+        try Console.run {
+            var output = try CommandOutput(path: self.output, inputs: [corpus])
+            let report = try report()
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                try output.write(try encoder.encode(report))
+                try output.write("\n")
+            } else {
+                try output.write(Self.format(report))
+            }
+            try output.finish()
         }
-        output.flush()
     }
 
     static func format(_ report: Report) -> String {

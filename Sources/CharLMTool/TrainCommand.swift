@@ -246,6 +246,9 @@ struct Train: ParsableCommand {
     // MARK: Running
 
     func run() throws {
+        // Before anything is written: a signal from here on stops training cleanly.
+        StopSignal.install()
+        Console.onClosedOutput = .stopTraining
         try Console.run {
             let trainer: Trainer
             if let resume {
@@ -256,13 +259,14 @@ struct Train: ParsableCommand {
                 let directory = out ?? Self.defaultRunDirectory(for: corpus)
                 if !quiet && !json { Console.note("charlm: reading \(corpus)") }
                 trainer = try Trainer.start(corpus: URL(fileURLWithPath: corpus), runDirectory: URL(fileURLWithPath: directory),
-                                            shape: shape, training: try trainingConfig(), tokenizerConfig: tokenizerConfig, overwrite: overwrite)
+                                            shape: shape, training: try trainingConfig(), tokenizerConfig: tokenizerConfig,
+                                            overwrite: overwrite, shouldStop: { StopSignal.isRequested })
             }
-            StopSignal.install()
             var display = TrainingDisplay(mode: json ? .json : quiet ? .quiet : Console.stderrIsTerminal ? .live : .lines)
             let summary = try trainer.train(shouldStop: { StopSignal.isRequested }, onEvent: { display.show($0) })
             display.finish(summary)
             if summary.reason == .diverged { throw ExitCode(1) }
+            if summary.reason == .interrupted && StopSignal.exitCode != 0 { throw ExitCode(StopSignal.exitCode) }
         }
     }
 }

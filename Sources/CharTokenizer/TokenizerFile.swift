@@ -1,3 +1,4 @@
+import CharIO
 import Foundation
 
 extension Tokenizer {
@@ -9,7 +10,11 @@ extension Tokenizer {
     /// Writes `tokenizer.json` atomically: a temporary file in the same directory, fsync, rename.
     /// - Throws: `TokenizerError.unwritableFile`.
     public func save(to url: URL) throws {
-        try AtomicFile.write(jsonData(), to: url)
+        do {
+            try DurableFile.write(jsonData(), to: url)
+        } catch let error as DurableFileError {
+            throw TokenizerError.unwritableFile(path: error.path, reason: error.reason)
+        }
     }
 
     /// Reads a tokenizer file.

@@ -174,13 +174,14 @@ import Testing
     @Test func sigintSavesACheckpointAndSigkillLosesNothingSaved() throws {
         let dir = Self.temporary()
         defer { try? FileManager.default.removeItem(at: dir) }
-        for signal in [SIGINT, SIGTERM] {
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
             let run = "runs/sig\(signal)"
             let (process, out) = try Self.startTraining(["--out", run, "--patience", "0"] + Self.small, in: dir) { $0.contains("\"step\":20,") }
             kill(process.processIdentifier, signal)
             let rest = out.readDataToEndOfFile()
             process.waitUntilExit()
-            #expect(process.terminationStatus == 0, "signal \(signal): exits cleanly")
+            #expect(process.terminationReason == .exit && process.terminationStatus == 128 + signal,
+                    "signal \(signal): saves, then exits with 128 + \(signal), got \(process.terminationStatus)")
             #expect(String(decoding: rest, as: UTF8.self).contains("interrupted"))
             let state = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("\(run)/trainer_state.json"))) as? [String: Any]
             let step = try #require(state?["step"] as? Int)

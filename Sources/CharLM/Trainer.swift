@@ -144,6 +144,12 @@ public final class Trainer: @unchecked Sendable {
         guard corpus.validation.count >= 2 else {
             throw CharLMError.badCorpus(path: config.corpus ?? "corpus", reason: "its validation split has \(corpus.validation.count) units; it needs at least 2 (raise --val-fraction or give --val-file)")
         }
+        let needed = BatchRunner.workingMemory(config: config.model, batchSize: config.training.batchSize,
+                                               seqLength: config.training.seqLength, training: true)
+        let physical = Double(ProcessInfo.processInfo.physicalMemory)
+        guard needed < 0.8 * physical else {
+            throw CharLMError.invalidOptions(String(format: "a training step of this model needs about %.1f GB of memory, more than this machine's %.1f GB allow; lower --batch, --seq-length or --hidden", needed / 1e9, physical / 1e9))
+        }
         runner = BatchRunner(network: network, batchSize: config.training.batchSize, seqLength: config.training.seqLength,
                              threads: config.training.threads)
         metrics = MetricsLog(url: run.metricsURL, layers: config.model.layers)

@@ -22,6 +22,19 @@ public final class BatchRunner: @unchecked Sendable {
         let workspace: Workspace
     }
 
+    /// Bytes of working memory a runner of this size allocates (activations, gradients, logits).
+    public static func workingMemory(config: NetworkConfig, batchSize: Int, seqLength: Int, training: Bool) -> Double {
+        let rows = Double(batchSize), steps = Double(seqLength)
+        let h = Double(config.hiddenSize), g = Double(config.gateWidth), v = Double(config.vocabularySize)
+        // Per layer: states and cell states (h, c, tanh c), gates, GRU's recurrent sum, dropout;
+        // backward: dH, dGates, dGh. Then the logits and, for training, the gradient copies.
+        var perLayer = 3 * (steps + 1) * rows * h + 2 * steps * rows * g + 2 * steps * rows * h
+        if training { perLayer += steps * rows * h + 2 * steps * rows * g }
+        var total = Double(config.layers) * perLayer + steps * rows * v
+        if training { total += Double(ParameterLayout(config: config).count) + v * g }
+        return 4 * total
+    }
+
     /// The number of threads used by default: every core.
     public static var defaultThreads: Int { ProcessInfo.processInfo.activeProcessorCount }
 
@@ -29,6 +42,7 @@ public final class BatchRunner: @unchecked Sendable {
     ///   - training: allocate what the backward pass needs.
     public init(network: Network, batchSize: Int, seqLength: Int, threads: Int = BatchRunner.defaultThreads, training: Bool = true) {
         precondition(batchSize >= 1 && seqLength >= 1, "batch size and sequence length must be positive")
+        precondition(batchSize <= Int(Int32.max) / seqLength, "batch x sequence length must fit the kernels' 32-bit row counts")
         BLAS.ensureReady()
         self.network = network
         self.batchSize = batchSize

@@ -146,7 +146,8 @@ final class CompactIDStorage: @unchecked Sendable {
     /// Writes ids at `index` within the reserved capacity, without changing `count`; several
     /// threads may write disjoint ranges at once. Call `commit` afterwards.
     func write(_ ids: UnsafeBufferPointer<Int32>, at index: Int) {
-        guard let base, let source = ids.baseAddress, index + ids.count <= capacity else { return }
+        precondition(index >= 0 && index + ids.count <= capacity, "ids written at \(index)..<\(index + ids.count), capacity \(capacity)")
+        guard let base, let source = ids.baseAddress else { return }
         switch width {
         case .uint8:
             let destination = base.assumingMemoryBound(to: UInt8.self) + index

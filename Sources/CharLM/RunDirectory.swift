@@ -256,7 +256,7 @@ public struct RunDirectory: Sendable {
     // MARK: - Loading
 
     /// Reads weights into `network`, checking every name and shape.
-    static func loadWeights(_ file: SafeTensors, into network: Network, source: String) throws {
+    public static func loadWeights(_ file: SafeTensors, into network: Network, source: String) throws {
         let expected = Set(network.layout.tensors.map(\.name))
         if let extra = file.names.first(where: { !expected.contains($0) }) {
             throw CharLMError.invalidFile(path: source, reason: "holds tensor '\(extra)', which a \(network.config.cell.rawValue) model of this shape does not have")

@@ -292,6 +292,11 @@ public final class Trainer: @unchecked Sendable {
     /// wire it to SIGINT/SIGTERM), or training diverges. Saves the latest checkpoint at every
     /// validation and on the way out, and the best one whenever validation improves.
     public func train(shouldStop: () -> Bool = { false }, onEvent: (TrainingEvent) -> Void = { _ in }) throws -> TrainingSummary {
+        if lock == nil { lock = try run.lock() }
+        defer {
+            lock?.release()
+            lock = nil
+        }
         let t = config.training
         let chunks = batcher.chunksPerEpoch
         let totalSteps = t.maxSteps ?? t.epochs.map { epochs in

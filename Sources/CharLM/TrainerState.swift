@@ -63,6 +63,12 @@ public struct TrainerState: Codable, Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw CharLMError.missingFile(path: url.path, hint: "")
         }
+        return try load(data: data, source: url.path)
+    }
+
+    /// Parses and validates the bytes of a trainer_state.json.
+    /// - Parameter source: how to name the data in error messages.
+    public static func load(data: Data, source: String) throws -> TrainerState {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
@@ -70,14 +76,14 @@ public struct TrainerState: Codable, Sendable, Equatable {
         do {
             state = try decoder.decode(TrainerState.self, from: data)
         } catch let error as DecodingError {
-            throw CharLMError.invalidFile(path: url.path, reason: "unreadable trainer state: \(error.shortDescription)")
+            throw CharLMError.invalidFile(path: source, reason: "unreadable trainer state: \(error.shortDescription)")
         }
-        guard state.format == currentFormat else { throw CharLMError.invalidFile(path: url.path, reason: "not a charlm trainer state") }
+        guard state.format == currentFormat else { throw CharLMError.invalidFile(path: source, reason: "not a charlm trainer state") }
         guard state.version <= currentVersion else {
-            throw CharLMError.invalidFile(path: url.path, reason: "trainer state version \(state.version) is newer than this charlm supports")
+            throw CharLMError.invalidFile(path: source, reason: "trainer state version \(state.version) is newer than this charlm supports")
         }
         if let problem = state.problem {
-            throw CharLMError.invalidFile(path: url.path, reason: "trainer state holds an impossible value: \(problem)")
+            throw CharLMError.invalidFile(path: source, reason: "trainer state holds an impossible value: \(problem)")
         }
         return state
     }

@@ -185,15 +185,21 @@ public struct RunConfig: Codable, Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw CharLMError.missingFile(path: url.path, hint: "a charlm run directory holds config.json, tokenizer.json and model.safetensors")
         }
+        return try load(data: data, source: url.path)
+    }
+
+    /// Parses and validates the bytes of a config.json.
+    /// - Parameter source: how to name the data in error messages.
+    public static func load(data: Data, source: String) throws -> RunConfig {
         struct Header: Decodable { let format: String?; let version: Int? }
         guard let header = try? JSONDecoder().decode(Header.self, from: data) else {
-            throw CharLMError.invalidFile(path: url.path, reason: "not a JSON object (truncated or damaged?)")
+            throw CharLMError.invalidFile(path: source, reason: "not a JSON object (truncated or damaged?)")
         }
         guard header.format == currentFormat else {
-            throw CharLMError.invalidFile(path: url.path, reason: "not a charlm config (format is \(header.format.map { "'\($0)'" } ?? "missing"))")
+            throw CharLMError.invalidFile(path: source, reason: "not a charlm config (format is \(header.format.map { "'\($0)'" } ?? "missing"))")
         }
         guard let version = header.version, version <= currentVersion else {
-            throw CharLMError.invalidFile(path: url.path, reason: "format version \(header.version ?? -1) is newer than this charlm supports (\(currentVersion)); upgrade charlm")
+            throw CharLMError.invalidFile(path: source, reason: "format version \(header.version ?? -1) is newer than this charlm supports (\(currentVersion)); upgrade charlm")
         }
         do {
             let decoder = JSONDecoder()
@@ -204,9 +210,9 @@ public struct RunConfig: Codable, Sendable, Equatable {
             if let units = config.corpusUnits, units < 0 { throw CharLMError.invalidOptions("corpus_units is negative") }
             return config
         } catch let error as DecodingError {
-            throw CharLMError.invalidFile(path: url.path, reason: "unreadable config: \(error.shortDescription)")
+            throw CharLMError.invalidFile(path: source, reason: "unreadable config: \(error.shortDescription)")
         } catch {
-            throw CharLMError.invalidFile(path: url.path, reason: "\(error)")
+            throw CharLMError.invalidFile(path: source, reason: "\(error)")
         }
     }
 

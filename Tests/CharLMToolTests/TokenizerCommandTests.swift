@@ -141,15 +141,10 @@ struct TokenizerCommandTests {
             (["tokenizer", "build", corpus, "-o", workspace.path("no/dir/t.json")], "cannot write"),
         ]
         for (arguments, expected) in cases {
-            do {
-                try Self.run(arguments)
-                Issue.record("\(arguments) succeeded")
-            } catch {
-                let message = CharLMCommand.message(for: error)
-                #expect(message.contains(expected), "\(arguments): \(message)")
-                #expect(!message.contains("\n"), "\(arguments): \(message)")
-                #expect(CharLMCommand.exitCode(for: error).rawValue == 1, "\(arguments)")
-            }
+            let result = try CommandLineTests.charlm(arguments, in: workspace.url)
+            #expect(result.status == 1, "\(arguments): exit \(result.status)")
+            #expect(result.stderr.hasPrefix("charlm: error: ") && result.stderr.contains(expected), "\(arguments): \(result.stderr)")
+            #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
         }
         #expect(!FileManager.default.fileExists(atPath: workspace.path("t2.json")))
     }

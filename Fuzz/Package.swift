@@ -1,0 +1,19 @@
+// swift-tools-version:6.0
+// Fuzz targets for charlm's readers, built with libFuzzer (`scripts/fuzz.sh` builds and runs
+// them). Not part of the charlm package: every target here needs `-sanitize=fuzzer`, which
+// provides `main`.
+import PackageDescription
+
+let readers = ["FuzzSafeTensors", "FuzzTokenizerFile", "FuzzRunConfig", "FuzzTrainerState", "FuzzPrompt"]
+
+let package = Package(
+    name: "charlm-fuzz",
+    dependencies: [.package(name: "charlm", path: "..")],
+    targets: readers.map { name in
+        .executableTarget(
+            name: name,
+            dependencies: ["CharLM", "CharNN", "CharTokenizer"].map { .product(name: $0, package: "charlm") },
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        )
+    }
+)

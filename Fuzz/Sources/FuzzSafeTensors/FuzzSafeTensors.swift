@@ -1,0 +1,20 @@
+import CharLM
+import CharNN
+import CharTokenizer
+import Foundation
+
+/// model.safetensors and optimizer.safetensors: parse, read every tensor, load into a network.
+let network = try! Network(config: NetworkConfig(cell: .lstm, vocabularySize: 5, hiddenSize: 3, layers: 2))
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+    let data = Data(bytes: start, count: count)
+    guard let file = try? SafeTensors(data: data, source: "fuzz") else { return 0 }
+    for name in file.names {
+        _ = try? file.floats(name, source: "fuzz")
+        _ = try? file.int64s(name, source: "fuzz")
+    }
+    _ = try? RunDirectory.loadWeights(file, into: network, source: "fuzz")
+    _ = file.encoded()
+    return 0
+}

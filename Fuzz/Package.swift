@@ -1,7 +1,6 @@
 // swift-tools-version:6.0
 // Fuzz targets for charlm's readers, built with libFuzzer (`scripts/fuzz.sh` builds and runs
-// them). Not part of the charlm package: every target here needs `-sanitize=fuzzer`, which
-// provides `main`.
+// them). Not part of the charlm package: every target here needs `-sanitize=fuzzer`.
 import PackageDescription
 
 let readers = ["FuzzSafeTensors", "FuzzTokenizerFile", "FuzzRunConfig", "FuzzTrainerState", "FuzzPrompt"]
@@ -9,11 +8,10 @@ let readers = ["FuzzSafeTensors", "FuzzTokenizerFile", "FuzzRunConfig", "FuzzTra
 let package = Package(
     name: "charlm-fuzz",
     dependencies: [.package(name: "charlm", path: "..")],
-    targets: readers.map { name in
+    targets: [.target(name: "FuzzSupport")] + readers.map { name in
         .executableTarget(
             name: name,
-            dependencies: ["CharLM", "CharNN", "CharTokenizer"].map { .product(name: $0, package: "charlm") },
-            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+            dependencies: ["FuzzSupport"] + ["CharLM", "CharNN", "CharTokenizer"].map { .product(name: $0, package: "charlm") }
         )
     }
 )

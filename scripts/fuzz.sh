@@ -17,9 +17,9 @@ shift || true
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || targets=(FuzzSafeTensors FuzzTokenizerFile FuzzRunConfig FuzzTrainerState FuzzPrompt)
 
-swift build -c debug --scratch-path .build-fuzz \
+swift build -c release --scratch-path .build-fuzz \
     -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address 2>&1 | grep -v "prohibited flag" | tail -3
-bin="$(swift build -c debug --scratch-path .build-fuzz --show-bin-path)"
+bin="$(swift build -c release --scratch-path .build-fuzz --show-bin-path)"
 
 # The kernel table choice and OpenBLAS's own threads are not what is being fuzzed.
 export OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}"

@@ -115,33 +115,49 @@ public final class BatchGeneration {
 
     /// Moves the part of sample i's pending text that cannot begin a stop string into its
     /// text, and returns it; on a stop string, ends the sample there.
+    ///
+    /// Stop strings are matched on UTF-8 bytes (a match of valid UTF-8 inside valid UTF-8
+    /// always starts and ends on scalar boundaries), so a stop string fires wherever its
+    /// scalars appear, as in OpenAI's API, even inside a grapheme cluster.
     private func release(_ i: Int, final: Bool) -> String {
-        var text = pending[i]
+        let text = Array(pending[i].utf8)
+        var earliest: (offset: Int, stop: String)?
         for stop in request.stop {
-            if let range = text.range(of: stop) {
-                samples[i].stoppedBy = stop
-                text = String(text[..<range.lowerBound])
-                pending[i] = ""
-                samples[i].text += text
-                return text
+            if let offset = Self.firstOffset(of: Array(stop.utf8), in: text), offset < (earliest?.offset ?? .max) {
+                earliest = (offset, stop)
             }
+        }
+        if let earliest {
+            samples[i].stoppedBy = earliest.stop
+            let out = String(decoding: text[..<earliest.offset], as: UTF8.self)
+            pending[i] = ""
+            samples[i].text += out
+            return out
         }
         var keep = 0
         if !final {
             for stop in request.stop {
-                let stopBytes = Array(stop.utf8), textBytes = Array(text.utf8)
-                for length in stride(from: min(stopBytes.count - 1, textBytes.count), to: 0, by: -1)
-                where textBytes.suffix(length).elementsEqual(stopBytes.prefix(length)) {
+                let stopBytes = Array(stop.utf8)
+                for length in stride(from: min(stopBytes.count - 1, text.count), to: 0, by: -1)
+                where text.suffix(length).elementsEqual(stopBytes.prefix(length)) {
                     keep = max(keep, length)
                     break
                 }
             }
         }
-        let bytes = Array(text.utf8)
-        let out = String(decoding: bytes.prefix(bytes.count - keep), as: UTF8.self)
-        pending[i] = String(decoding: bytes.suffix(keep), as: UTF8.self)
+        let out = String(decoding: text.prefix(text.count - keep), as: UTF8.self)
+        pending[i] = String(decoding: text.suffix(keep), as: UTF8.self)
         samples[i].text += out
         return out
+    }
+
+    /// Byte offset of the first occurrence of `needle` in `haystack`.
+    static func firstOffset(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard !needle.isEmpty, needle.count <= haystack.count else { return nil }
+        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
+            if haystack[start..<(start + needle.count)].elementsEqual(needle) { return start }
+        }
+        return nil
     }
 
     /// Runs to the end.

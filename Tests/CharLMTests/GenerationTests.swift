@@ -136,6 +136,26 @@ import Testing
         #expect(pieces == s.text, "streamed pieces add up to the text")
     }
 
+    /// Found by FuzzPrompt: a stop string of U+FFFD and NUL made Foundation's `range(of:)`
+    /// index past the end of the text (a crash). Stops are now matched on UTF-8 bytes.
+    @Test func oddStopStringsNeverCrash() throws {
+        let crash: [UInt8] = [0x48, 0xc3, 0xa9, 0x6c, 0x6c, 0x6f, 0x20, 0xf0, 0x9f, 0x91, 0x8b, 0xf0, 0x9f, 0xc3, 0xb6, 0x72, 0x6c, 0x00,
+                              0x61, 0x62, 0xfe, 0x00, 0x9f, 0x00, 0xf7, 0x00]
+        let prompt = String(decoding: crash, as: UTF8.self)
+        let tokenizer = try Tokenizer.build(corpus: "(ant [bee {cat}])\nHéllo 👋🏽 wörld\r\n", config: TokenizerConfig(fallback: .bytes))
+        let network = try Network(config: NetworkConfig(cell: .gru, vocabularySize: tokenizer.vocabularySize, hiddenSize: 8, layers: 2), seed: 1)
+        let model = LanguageModel(tokenizer: tokenizer, network: network,
+                                  config: RunConfig(model: network.config, training: TrainingConfig(), corpus: nil),
+                                  trainerState: nil, weightsURL: URL(fileURLWithPath: "/dev/null"))
+        for stop in [String(prompt.suffix(2)), "\u{FFFD}", "\0", "e\u{301}", "\u{301}"] {
+            let samples = try model.generate(GenerationRequest(prompt: prompt, length: 40, options: SamplingOptions(temperature: 1.5),
+                                                               seed: 1, numSamples: 3, stop: [stop]))
+            for sample in samples where sample.stoppedBy != nil { #expect(!sample.text.contains(stop)) }
+        }
+        #expect(BatchGeneration.firstOffset(of: Array("\u{FFFD}\0".utf8), in: Array("ab\u{FFFD}\0c".utf8)) == 2)
+        #expect(BatchGeneration.firstOffset(of: Array("cd".utf8), in: Array("abc".utf8)) == nil)
+    }
+
     @Test func unknownPromptCharactersAreNamed() throws {
         do {
             _ = try model.generate(GenerationRequest(prompt: "(lynx ⚡ Ж)", length: 5))

@@ -2,6 +2,7 @@ import CharLM
 import CharNN
 import CharTokenizer
 import Foundation
+import FuzzSupport
 
 /// Prompts: any text against models with each fallback, then a few generated characters.
 let models: [LanguageModel] = Fallback.allCases.map { fallback in
@@ -14,8 +15,12 @@ let models: [LanguageModel] = Fallback.allCases.map { fallback in
                          weightsURL: URL(fileURLWithPath: "/dev/null"))
 }
 
+@main enum Fuzz {
+    static func main() { runFuzzer(fuzz) }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let bytes = UnsafeRawBufferPointer(start: start, count: count)
     let prompt = String(decoding: bytes, as: UTF8.self)
     for model in models {

@@ -2,10 +2,15 @@ import CharLM
 import CharNN
 import CharTokenizer
 import Foundation
+import FuzzSupport
 
 /// config.json: parse and validate; a config that loads must describe a network that can be built.
+@main enum Fuzz {
+    static func main() { runFuzzer(fuzz) }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let data = Data(bytes: start, count: count)
     guard let config = try? RunConfig.load(data: data, source: "fuzz") else { return 0 }
     // A network of at most ~1M parameters is built for real; larger ones are only measured.

@@ -2,12 +2,17 @@ import CharLM
 import CharNN
 import CharTokenizer
 import Foundation
+import FuzzSupport
 
 /// model.safetensors and optimizer.safetensors: parse, read every tensor, load into a network.
 let network = try! Network(config: NetworkConfig(cell: .lstm, vocabularySize: 5, hiddenSize: 3, layers: 2))
 
+@main enum Fuzz {
+    static func main() { runFuzzer(fuzz) }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let data = Data(bytes: start, count: count)
     guard let file = try? SafeTensors(data: data, source: "fuzz") else { return 0 }
     for name in file.names {

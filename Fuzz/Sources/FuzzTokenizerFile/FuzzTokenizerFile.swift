@@ -1,9 +1,14 @@
 import CharTokenizer
 import Foundation
+import FuzzSupport
 
 /// tokenizer.json: parse; a tokenizer that loads must encode, decode and save as it claims.
+@main enum Fuzz {
+    static func main() { runFuzzer(fuzz) }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let data = Data(bytes: start, count: count)
     guard let tokenizer = try? Tokenizer.load(jsonData: data, source: "fuzz") else { return 0 }
     let reloaded = try! Tokenizer.load(jsonData: tokenizer.jsonData(), source: "fuzz (saved again)")

@@ -2,11 +2,16 @@ import CharLM
 import CharNN
 import CharTokenizer
 import Foundation
+import FuzzSupport
 
 /// trainer_state.json: parse and validate; a state that loads must survive the arithmetic that
 /// training, resuming and `info` do with it.
+@main enum Fuzz {
+    static func main() { runFuzzer(fuzz) }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let data = Data(bytes: start, count: count)
     guard let state = try? TrainerState.load(data: data, source: "fuzz") else { return 0 }
     var next = state

@@ -10,18 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 time_budget="${CHARLM_TIME:-5m}"
 
-packages=(pkg-config libutf8proc-dev libopenblas-dev unicode-data bzip2)
-missing=()
-for package in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    echo "==> installing ${missing[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/install-packages.sh
 
 echo "==> building charlm (release)"
 swift build -c release --product charlm 2>&1 | tail -n 1

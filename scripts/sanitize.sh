@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the test suite under the sanitizers, each in its own build folder, and fails on any
+# report (a sanitizer report does not always fail the test that triggered it).
+#
+#   scripts/sanitize.sh                  address, then thread (about 5 + 10 minutes on 2 cores)
+#   scripts/sanitize.sh address          one of them
+#
+# Reports go to .build-<sanitizer>/report.log.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+sanitizers=("$@")
+[ "${#sanitizers[@]}" -gt 0 ] || sanitizers=(address thread)
+status=0
+for sanitizer in "${sanitizers[@]}"; do
+    case "$sanitizer" in
+        address) pattern="ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:" ;;
+        thread) pattern="WARNING: ThreadSanitizer" ;;
+        *) echo "unknown sanitizer '$sanitizer' (address or thread)" >&2; exit 64 ;;
+    esac
+    scratch=".build-$sanitizer"
+    mkdir -p "$scratch"
+    log="$scratch/report.log"
+    echo "== swift test --sanitize=$sanitizer (log: $log)"
+    start=$(date +%s)
+    # Leaks are not checked: Swift's runtime keeps metadata caches alive for the whole process.
+    ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}" TSAN_OPTIONS="halt_on_error=0:${TSAN_OPTIONS:-}" \
+        swift test --sanitize="$sanitizer" --scratch-path "$scratch" > "$log" 2>&1
+    tests=$?
+    reports=$(grep -cE "$pattern" "$log")
+    echo "   $(grep -E "Test run with" "$log" | tail -1)"
+    echo "   $reports sanitizer reports, $(( $(date +%s) - start )) s"
+    if [ "$tests" -ne 0 ] || [ "$reports" -ne 0 ]; then
+        grep -E -A30 "$pattern" "$log" | head -80
+        grep -E "✘" "$log" | head -20
+        status=1
+    fi
+done
+exit "$status"

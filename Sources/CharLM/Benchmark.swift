@@ -118,7 +118,7 @@ public enum Benchmark {
         let run = RunDirectory(directory)
         let lock = try run.create(config: RunConfig(model: shaped, training: TrainingConfig(), corpus: nil), tokenizer: tokenizer,
                                   overwrite: false) { staging in
-            try writeDurably(RunDirectory.modelFile(network, step: 0).encoded(), to: staging.modelURL)
+            try writeDurably(CheckpointFiles.modelFile(network, step: 0).encoded(), to: staging.modelURL)
         }
         lock.release()
         let prompt = String(units.prefix(20).joined().prefix(20))

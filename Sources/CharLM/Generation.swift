@@ -26,9 +26,9 @@ public struct GenerationRequest: Sendable {
 
     public func validate() throws {
         try options.validate()
-        guard length >= 0 else { throw CharLMError.invalidOptions("--length must not be negative") }
-        guard numSamples >= 1 && numSamples <= 10_000 else { throw CharLMError.invalidOptions("--num-samples must be between 1 and 10000") }
-        guard !stop.contains("") else { throw CharLMError.invalidOptions("--stop needs a non-empty string") }
+        guard length >= 0 else { throw CharLMError.invalidOptions("the length must not be negative") }
+        guard numSamples >= 1 && numSamples <= 10_000 else { throw CharLMError.invalidOptions("the number of samples must be between 1 and 10000") }
+        guard !stop.contains("") else { throw CharLMError.invalidOptions("a stop string must not be empty") }
     }
 }
 

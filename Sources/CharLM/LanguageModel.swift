@@ -40,43 +40,23 @@ public final class LanguageModel: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory) else {
             throw CharLMError.missingFile(path: path.path, hint: "expected a run directory made by `charlm train` or its model.safetensors")
         }
-        let directory: URL, weights: URL
-        if isDirectory.boolValue {
-            let run = RunDirectory(path)
-            // best.old holds the best weights if a crash interrupted the swap of best/.
-            let bestDirectory = [run.bestURL, run.url.appendingPathComponent("best.old")].first {
-                FileManager.default.fileExists(atPath: $0.appendingPathComponent("model.safetensors").path)
-            }
-            directory = checkpoint == .best ? (bestDirectory ?? run.url) : run.url
-            weights = directory.appendingPathComponent("model.safetensors")
-            if !FileManager.default.fileExists(atPath: weights.path) {
-                let previous = run.previousURL.appendingPathComponent("model.safetensors")
-                if FileManager.default.fileExists(atPath: previous.path) {
-                    return try load(weights: previous, beside: run.url, trainerStateURL: run.previousURL.appendingPathComponent("trainer_state.json"))
-                }
-                throw CharLMError.missingFile(path: weights.path, hint: "the run has no saved checkpoint yet")
-            }
-        } else {
-            weights = path
-            directory = path.deletingLastPathComponent()
+        guard isDirectory.boolValue else {
+            let directory = path.deletingLastPathComponent()
+            return try load(weights: path, configIn: directory, trainerState: directory.appendingPathComponent("trainer_state.json"))
         }
-        return try load(weights: weights, beside: directory, trainerStateURL: directory.appendingPathComponent("trainer_state.json"))
+        let run = RunDirectory(path)
+        let weights = try run.weightsDirectory(checkpoint)
+        // best/ holds its own config and tokenizer; .previous/ shares the run's.
+        let configDirectory = weights == run.previousURL ? run.url : weights
+        return try load(weights: weights.appendingPathComponent("model.safetensors"), configIn: configDirectory,
+                        trainerState: weights.appendingPathComponent("trainer_state.json"))
     }
 
-    private static func load(weights: URL, beside directory: URL, trainerStateURL: URL) throws -> LanguageModel {
-        let config = try RunConfig.load(from: directory.appendingPathComponent("config.json"))
-        let tokenizer: Tokenizer
-        do {
-            tokenizer = try Tokenizer.load(from: directory.appendingPathComponent("tokenizer.json"))
-        } catch let error as TokenizerError {
-            throw CharLMError.invalidFile(path: directory.appendingPathComponent("tokenizer.json").path, reason: error.localizedDescription)
-        }
-        guard tokenizer.vocabularySize == config.model.vocabularySize else {
-            throw CharLMError.invalidFile(path: directory.path, reason: "tokenizer.json has \(tokenizer.vocabularySize) tokens but config.json says \(config.model.vocabularySize)")
-        }
+    private static func load(weights: URL, configIn directory: URL, trainerState: URL) throws -> LanguageModel {
+        let (config, tokenizer) = try RunDirectory.loadConfig(in: directory)
         let network = try Network(config: config.model)
-        try RunDirectory.loadWeights(SafeTensors(contentsOf: weights), into: network, source: weights.path)
-        let state = try? TrainerState.load(from: trainerStateURL)
+        try network.loadWeights(SafeTensors(contentsOf: weights), source: weights.path)
+        let state = try? TrainerState.load(from: trainerState)
         return LanguageModel(tokenizer: tokenizer, network: network, config: config, trainerState: state, weightsURL: weights)
     }
 

@@ -8,21 +8,40 @@ import Glibc
 import Darwin
 #endif
 
-/// A training run on disk, laid out like a Hugging Face model directory:
+/// A training run on disk, laid out like a Hugging Face model directory, and the protocol that
+/// keeps it loadable whatever happens to the process writing it.
 ///
-///     RUN/config.json            model shape, training options, format version
+///     RUN/config.json            model, training options, format version
 ///     RUN/tokenizer.json         the tokenizer (loadable by CharTokenizer alone)
-///     RUN/model.safetensors      latest weights, PyTorch state-dict names
-///     RUN/optimizer.safetensors  optimizer moments, step count, carried hidden state
-///     RUN/trainer_state.json     step, epoch, data cursor, RNG, learning rate, history
-///     RUN/metrics.csv            one row per logged step
-///     RUN/loss.svg               training and validation curves
+///     RUN/model.safetensors      latest weights, PyTorch state-dict names       ┐ the latest
+///     RUN/optimizer.safetensors  optimizer moments, step count, hidden state    │ checkpoint
+///     RUN/trainer_state.json     step, epoch, data cursor, RNG, rate, history   ┘
+///     RUN/metrics.csv            one row per logged step (a log, not state)
 ///     RUN/best/                  config, tokenizer, weights and state of the best validation
+///     RUN/.previous/             hard links to the checkpoint before the latest
+///     RUN/.lock                  held by the process training the run
 ///
-/// Saving never leaves the run unloadable: each file is written beside its destination,
-/// flushed, then renamed; before the latest checkpoint's files are replaced, hard links to the
-/// previous ones are kept in `RUN/.previous/`, which a loader falls back to if a crash left
-/// the three files from different steps.
+/// ## Invariants
+///
+/// 1. **Files appear whole.** Every file is written through `DurableFile`: a temporary file
+///    beside it, flushed, renamed over it, the directory flushed. A reader sees the old file or
+///    the new one, never a mixture; a failed write (a full disk) leaves the old one.
+/// 2. **A run directory is never half made.** `create` writes config, tokenizer and a step-0
+///    checkpoint into a hidden directory beside the run and renames it into place: the run
+///    either does not exist or holds a checkpoint.
+/// 3. **A checkpoint is consistent when its three files name one step.** Each records its step
+///    (`charlm_step` in the safetensors metadata, `step` in the JSON); `checkpoint(in:)`
+///    accepts the three only when they agree.
+/// 4. **The last consistent checkpoint is always on disk.** Before `saveLatest` renames new
+///    files over a consistent checkpoint, it hard-links that checkpoint into `.previous/`
+///    (built as `.previous.tmp/`, then swapped in). A crash between the three renames leaves
+///    files from two steps: loaders then use `.previous/` (`loadLatest`, `loadModel`).
+/// 5. **best/ is replaced whole.** It is built as `best.tmp/` and swapped in through
+///    `best.old/`; if a crash interrupts the swap, loaders use `best.old/` and `tidy` puts it back.
+/// 6. **One writer.** A process that writes a run (`charlm train`, a resume) holds `.lock`
+///    (`DirectoryLock`); a second one is refused, naming the first.
+/// 7. **Leftovers are harmless.** Temporary files, `best.tmp/`, `.previous.tmp/` and abandoned
+///    creations are ignored by loaders and removed by `tidy` (on resume) and `create`.
 public struct RunDirectory: Sendable {
     public let url: URL
 
@@ -39,7 +58,9 @@ public struct RunDirectory: Sendable {
     public var plotURL: URL { url.appendingPathComponent("loss.svg") }
     public var bestURL: URL { url.appendingPathComponent("best") }
     var previousURL: URL { url.appendingPathComponent(".previous") }
+    var bestOldURL: URL { url.appendingPathComponent("best.old") }
 
+    /// The three files of a checkpoint.
     static let stateFiles = ["model.safetensors", "optimizer.safetensors", "trainer_state.json"]
 
     /// Whether `name` is something charlm itself puts in a run directory.
@@ -49,25 +70,10 @@ public struct RunDirectory: Sendable {
         return ours.contains(name) || stateFiles.contains(name) || DurableFile.isTemporary(name)
     }
 
-    /// Removes what interrupted writes left behind, and puts back a best/ that a crash left
-    /// half-swapped (only best.old present).
-    func tidy() {
-        let fm = FileManager.default
-        for name in (try? fm.contentsOfDirectory(atPath: url.path)) ?? [] where DurableFile.isTemporary(name) {
-            try? fm.removeItem(at: url.appendingPathComponent(name))
-        }
-        try? fm.removeItem(at: url.appendingPathComponent("best.tmp"))
-        try? fm.removeItem(at: url.appendingPathComponent(".previous.tmp"))
-        let old = url.appendingPathComponent("best.old")
-        if !fm.fileExists(atPath: bestURL.path) && fm.fileExists(atPath: old.path) {
-            _ = rename(old.path, bestURL.path)
-        }
-    }
-
     /// Whether the directory exists.
     public var exists: Bool { FileManager.default.fileExists(atPath: url.path) }
 
-    /// Takes the run's lock: one process at a time may write a run (`charlm train`, a resume).
+    /// Takes the run's lock: one process at a time may write a run (invariant 6).
     /// - Throws: `CharLMError.runInUse` naming the process that holds it.
     func lock() throws -> DirectoryLock {
         do {
@@ -76,6 +82,20 @@ public struct RunDirectory: Sendable {
             throw CharLMError.runInUse(path: url.path, pid: pid)
         } catch let error as DirectoryLockError {
             throw CharLMError.unwritable(path: url.path, reason: "\(error)")
+        }
+    }
+
+    /// Removes what interrupted writes left behind, and puts back a best/ that a crash left
+    /// half-swapped (invariants 5 and 7).
+    func tidy() {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: url.path)) ?? [] where DurableFile.isTemporary(name) {
+            try? fm.removeItem(at: url.appendingPathComponent(name))
+        }
+        try? fm.removeItem(at: url.appendingPathComponent("best.tmp"))
+        try? fm.removeItem(at: url.appendingPathComponent(".previous.tmp"))
+        if !fm.fileExists(atPath: bestURL.path) && fm.fileExists(atPath: bestOldURL.path) {
+            _ = rename(bestOldURL.path, bestURL.path)
         }
     }
 
@@ -154,36 +174,12 @@ public struct RunDirectory: Sendable {
 
     // MARK: - Saving
 
-    /// The weights as a safetensors file, named and shaped like PyTorch's state dict.
-    static func modelFile(_ network: Network, step: Int) -> SafeTensors {
-        var file = SafeTensors()
-        file.metadata = ["format": "pt", "charlm_step": String(step), "cell": network.config.cell.rawValue]
-        network.parameters.withUnsafeBufferPointer { all in
-            for info in network.layout.tensors {
-                file.add(info.name, shape: info.shape, values: UnsafeBufferPointer(rebasing: all[info.offset..<(info.offset + info.count)]))
-            }
-        }
-        return file
-    }
-
-    static func optimizerFile(_ optimizer: Optimizer, hidden: RecurrentState, step: Int) -> SafeTensors {
-        var file = SafeTensors()
-        file.metadata = ["charlm_step": String(step), "optimizer": optimizer.config.kind.rawValue]
-        file.add("step", shape: [1], int64: [Int64(optimizer.step)])
-        for name in optimizer.stateNames {
-            optimizer.stateBuffer(name)!.withUnsafeBufferPointer { file.add(name, shape: [$0.count], values: $0) }
-        }
-        let shape = [hidden.layers, hidden.batchSize, hidden.hiddenSize]
-        hidden.h.withUnsafeBufferPointer { file.add("hidden.h", shape: shape, values: $0) }
-        hidden.c?.withUnsafeBufferPointer { file.add("hidden.c", shape: shape, values: $0) }
-        return file
-    }
-
-    /// Saves the latest checkpoint (weights, optimizer, hidden state, trainer state).
+    /// Saves the latest checkpoint (weights, optimizer, hidden state, trainer state), keeping
+    /// the one before it in .previous (invariants 1, 3 and 4).
     func saveLatest(network: Network, optimizer: Optimizer, hidden: RecurrentState, trainer: TrainerState) throws {
         let contents = [
-            Self.modelFile(network, step: trainer.step).encoded(),
-            Self.optimizerFile(optimizer, hidden: hidden, step: trainer.step).encoded(),
+            CheckpointFiles.modelFile(network, step: trainer.step).encoded(),
+            CheckpointFiles.optimizerFile(optimizer, hidden: hidden, step: trainer.step).encoded(),
             try trainer.jsonData(),
         ]
         do {
@@ -204,7 +200,7 @@ public struct RunDirectory: Sendable {
     /// they form a consistent checkpoint; otherwise .previous, the last consistent one, stays.
     private func keepPrevious() throws {
         let fm = FileManager.default
-        guard (try? Self.checkpointStep(in: url)) != nil else { return }
+        guard (try? Self.checkpoint(in: url)) != nil else { return }
         let building = url.appendingPathComponent(".previous.tmp")
         try? fm.removeItem(at: building)
         try makeDirectory(building)
@@ -213,6 +209,21 @@ public struct RunDirectory: Sendable {
         }
         DurableFile.syncDirectory(building)
         try swapIn(building, as: previousURL)
+    }
+
+    /// Saves the best checkpoint into best/, swapped in as a whole directory (invariant 5).
+    func saveBest(network: Network, trainer: TrainerState) throws {
+        let fm = FileManager.default
+        tidy()
+        let building = url.appendingPathComponent("best.tmp")
+        try? fm.removeItem(at: building)
+        try makeDirectory(building)
+        for name in ["config.json", "tokenizer.json"] {
+            try Self.linkOrCopy(url.appendingPathComponent(name), to: building.appendingPathComponent(name))
+        }
+        try writeDurably(CheckpointFiles.modelFile(network, step: trainer.step).encoded(), to: building.appendingPathComponent("model.safetensors"))
+        try writeDurably(trainer.jsonData(), to: building.appendingPathComponent("trainer_state.json"))
+        try swapIn(building, as: bestURL)
     }
 
     /// Replaces the directory `destination` by the finished directory `building`: the old one
@@ -238,92 +249,77 @@ public struct RunDirectory: Sendable {
         }
     }
 
-    /// Saves the best checkpoint into best/ (swapped in as a whole directory).
-    func saveBest(network: Network, trainer: TrainerState) throws {
-        let fm = FileManager.default
-        tidy()
-        let building = url.appendingPathComponent("best.tmp")
-        try? fm.removeItem(at: building)
-        try makeDirectory(building)
-        for name in ["config.json", "tokenizer.json"] {
-            try Self.linkOrCopy(url.appendingPathComponent(name), to: building.appendingPathComponent(name))
-        }
-        try writeDurably(Self.modelFile(network, step: trainer.step).encoded(), to: building.appendingPathComponent("model.safetensors"))
-        try writeDurably(trainer.jsonData(), to: building.appendingPathComponent("trainer_state.json"))
-        try swapIn(building, as: bestURL)
-    }
-
     // MARK: - Loading
 
-    /// Reads weights into `network`, checking every name and shape.
-    public static func loadWeights(_ file: SafeTensors, into network: Network, source: String) throws {
-        let expected = Set(network.layout.tensors.map(\.name))
-        if let extra = file.names.first(where: { !expected.contains($0) }) {
-            throw CharLMError.invalidFile(path: source, reason: "holds tensor '\(extra)', which a \(network.config.cell.rawValue) model of this shape does not have")
-        }
-        try network.parameters.withUnsafeMutableBufferPointer { all in
-            for info in network.layout.tensors {
-                let slice = UnsafeMutableBufferPointer(rebasing: all[info.offset..<(info.offset + info.count)])
-                guard try file.copyFloats(info.name, shape: info.shape, into: slice, source: source) else {
-                    throw CharLMError.invalidFile(path: source, reason: "tensor '\(info.name)' holds NaN or infinite values")
-                }
-            }
-        }
-        network.parametersDidChange()
+    /// config.json and tokenizer.json, checked against each other.
+    func loadConfig() throws -> (RunConfig, Tokenizer) {
+        try Self.loadConfig(in: url)
     }
 
-    /// The checkpoint in `directory`, when its three files agree on one step.
-    static func checkpoint(in directory: URL) throws -> (model: SafeTensors, optimizer: SafeTensors, trainer: TrainerState) {
+    static func loadConfig(in directory: URL) throws -> (RunConfig, Tokenizer) {
+        var config = try RunConfig.load(from: directory.appendingPathComponent("config.json"))
+        let tokenizerURL = directory.appendingPathComponent("tokenizer.json")
+        let tokenizer: Tokenizer
+        do { tokenizer = try Tokenizer.load(from: tokenizerURL) } catch let error as TokenizerError {
+            throw CharLMError.invalidFile(path: tokenizerURL.path, reason: error.localizedDescription)
+        }
+        guard tokenizer.vocabularySize == config.model.vocabularySize else {
+            throw CharLMError.invalidFile(path: directory.path, reason: "tokenizer.json has \(tokenizer.vocabularySize) tokens but config.json says \(config.model.vocabularySize)")
+        }
+        config.tokenizer = tokenizer.config
+        return (config, tokenizer)
+    }
+
+    /// The checkpoint in `directory`, when its three files agree on one step (invariant 3).
+    static func checkpoint(in directory: URL) throws -> (model: SafeTensors, optimizer: SafeTensors, state: TrainerState) {
         let model = try SafeTensors(contentsOf: directory.appendingPathComponent("model.safetensors"))
         let optimizer = try SafeTensors(contentsOf: directory.appendingPathComponent("optimizer.safetensors"))
-        let trainer = try TrainerState.load(from: directory.appendingPathComponent("trainer_state.json"))
-        let steps = [model.metadata["charlm_step"], optimizer.metadata["charlm_step"], String(trainer.step)]
+        let state = try TrainerState.load(from: directory.appendingPathComponent("trainer_state.json"))
+        let steps = [CheckpointFiles.step(of: model), CheckpointFiles.step(of: optimizer), String(state.step)]
         guard Set(steps).count == 1 else {
             throw CharLMError.invalidFile(path: directory.path, reason: "checkpoint files come from different steps (\(steps.map { $0 ?? "?" }.joined(separator: ", ")))")
         }
-        return (model, optimizer, trainer)
+        return (model, optimizer, state)
     }
 
-    /// The step of the checkpoint in `directory`, if its three files agree on one.
-    static func checkpointStep(in directory: URL) throws -> Int {
-        try checkpoint(in: directory).trainer.step
-    }
-
-    /// The latest checkpoint's three files, from the run directory or, if a crash left those
-    /// inconsistent, from .previous.
-    func latestCheckpointFiles() throws -> (model: SafeTensors, optimizer: SafeTensors, trainer: TrainerState, source: URL) {
-        var firstError: Error?
+    /// The latest consistent checkpoint: the run's own, or, if a crash left those from
+    /// different steps, .previous (invariant 4).
+    /// - Returns: its files, the directory they are in, and why the run's own were not used.
+    func latestCheckpoint() throws -> (model: SafeTensors, optimizer: SafeTensors, state: TrainerState, source: URL, skipped: Error?) {
+        var problem: Error?
         for directory in [url, previousURL] {
             do {
                 let files = try Self.checkpoint(in: directory)
-                return (files.model, files.optimizer, files.trainer, directory)
+                return (files.model, files.optimizer, files.state, directory, problem)
             } catch {
-                if firstError == nil { firstError = error }
+                if problem == nil { problem = error }
             }
         }
-        throw CharLMError.invalidFile(path: url.path, reason: "no complete checkpoint to resume from (\(firstError.map { "\($0)" } ?? "none")); start again with --overwrite")
+        throw CharLMError.invalidFile(path: url.path, reason: "no complete checkpoint to resume from (\(problem.map { "\($0)" } ?? "none")); start again with --overwrite")
     }
 
-    /// Restores optimizer state and the carried hidden state.
-    static func loadOptimizer(_ file: SafeTensors, into optimizer: Optimizer, hidden: RecurrentState, source: String) throws {
-        guard file.metadata["optimizer"] == optimizer.config.kind.rawValue else {
-            throw CharLMError.invalidFile(path: source, reason: "holds the state of optimizer \(file.metadata["optimizer"] ?? "?"), but config.json says \(optimizer.config.kind.rawValue)")
+    /// Loads the latest consistent checkpoint into `network`, `optimizer` and `hidden`.
+    /// - Returns: the trainer state, and a sentence saying why .previous was used, if it was.
+    func loadLatest(into network: Network, optimizer: Optimizer, hidden: RecurrentState) throws -> (state: TrainerState, fallback: String?) {
+        let latest = try latestCheckpoint()
+        try CheckpointFiles.loadWeights(latest.model, into: network, source: latest.source.appendingPathComponent("model.safetensors").path)
+        try CheckpointFiles.loadOptimizer(latest.optimizer, into: optimizer, hidden: hidden,
+                                     source: latest.source.appendingPathComponent("optimizer.safetensors").path)
+        let fallback = latest.skipped.map {
+            "the latest checkpoint cannot be used (\($0)); resuming from the previous one, at step \(latest.state.step)"
         }
-        let step = try file.int64s("step", source: source)
-        guard step.count == 1, step[0] >= 0 else { throw CharLMError.invalidFile(path: source, reason: "bad optimizer step") }
-        var buffers: [String: [Float]] = [:]
-        for name in optimizer.stateNames {
-            buffers[name] = try file.floats(name, shape: [optimizer.parameterCount], source: source)
-        }
-        do { try optimizer.restore(step: Int(step[0]), buffers: buffers) } catch {
-            throw CharLMError.invalidFile(path: source, reason: "\(error)")
-        }
-        let shape = [hidden.layers, hidden.batchSize, hidden.hiddenSize]
-        let h = try file.floats("hidden.h", shape: shape, source: source)
-        hidden.h.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = h[i] } }
-        if let c = hidden.c {
-            let values = try file.floats("hidden.c", shape: shape, source: source)
-            c.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = values[i] } }
-        }
+        return (latest.state, fallback)
+    }
+
+    /// The directory holding the weights a reader of `checkpoint` should load: best/ (or
+    /// best.old/ after an interrupted swap), the run itself, or .previous when the run's latest
+    /// files are missing (invariants 4 and 5).
+    func weightsDirectory(_ checkpoint: LanguageModel.Checkpoint) throws -> URL {
+        let fm = FileManager.default
+        func hasWeights(_ directory: URL) -> Bool { fm.fileExists(atPath: directory.appendingPathComponent("model.safetensors").path) }
+        if checkpoint == .best, let best = [bestURL, bestOldURL].first(where: hasWeights) { return best }
+        if hasWeights(url) { return url }
+        if hasWeights(previousURL) { return previousURL }
+        throw CharLMError.missingFile(path: modelURL.path, hint: "the run has no saved checkpoint yet")
     }
 }

@@ -34,10 +34,10 @@ public struct SamplingOptions: Codable, Sendable, Equatable {
     /// Checks every value; throws `CharLMError.invalidOptions` naming the first bad one.
     public func validate() throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw CharLMError.invalidOptions(message) } }
-        try check(temperature >= 0 && temperature.isFinite, "--temperature must be 0 or positive, got \(temperature)")
-        try check(topK.map { $0 >= 1 } ?? true, "--top-k must be at least 1")
-        try check(topP.map { $0 > 0 && $0 <= 1 } ?? true, "--top-p must be in (0, 1]")
-        try check(repetitionPenalty > 0 && repetitionPenalty.isFinite, "--repetition-penalty must be positive")
+        try check(temperature >= 0 && temperature.isFinite, "the temperature must be 0 or positive, got \(temperature)")
+        try check(topK.map { $0 >= 1 } ?? true, "top-k must be at least 1")
+        try check(topP.map { $0 > 0 && $0 <= 1 } ?? true, "top-p must be in (0, 1]")
+        try check(repetitionPenalty > 0 && repetitionPenalty.isFinite, "the repetition penalty must be positive")
         try check(repetitionWindow >= 0, "repetition window must not be negative")
     }
 }

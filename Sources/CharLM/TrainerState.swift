@@ -51,11 +51,7 @@ public struct TrainerState: Codable, Sendable, Equatable {
     public init() {}
 
     func jsonData() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
-        return try encoder.encode(self)
+        try JSONFile.encode(self)
     }
 
     /// Reads and validates trainer_state.json.
@@ -69,14 +65,17 @@ public struct TrainerState: Codable, Sendable, Equatable {
     /// Parses and validates the bytes of a trainer_state.json.
     /// - Parameter source: how to name the data in error messages.
     public static func load(data: Data, source: String) throws -> TrainerState {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        struct Header: Decodable { let format: String? }
+        guard (try? JSONDecoder().decode(Header.self, from: data))?.format == currentFormat else {
+            throw CharLMError.invalidFile(path: source, reason: "not a charlm trainer state (truncated or damaged?)")
+        }
         let state: TrainerState
         do {
-            state = try decoder.decode(TrainerState.self, from: data)
+            state = try JSONFile.decode(TrainerState.self, from: data, defaults: TrainerState())
         } catch let error as DecodingError {
             throw CharLMError.invalidFile(path: source, reason: "unreadable trainer state: \(error.shortDescription)")
+        } catch {
+            throw CharLMError.invalidFile(path: source, reason: "unreadable trainer state: \(error.localizedDescription)")
         }
         guard state.format == currentFormat else { throw CharLMError.invalidFile(path: source, reason: "not a charlm trainer state") }
         guard state.version <= currentVersion else {

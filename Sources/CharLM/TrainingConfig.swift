@@ -20,20 +20,20 @@ public enum LearningRateSchedule: Codable, Sendable, Equatable, CustomStringConv
         let parts = text.lowercased().split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         func number<T: LosslessStringConvertible>(_ i: Int, _ fallback: T) throws -> T {
             guard i < parts.count else { return fallback }
-            guard let v = T(parts[i]) else { throw CharLMError.invalidOptions("--lr-schedule: '\(parts[i])' in '\(text)' is not a number") }
+            guard let v = T(parts[i]) else { throw CharLMError.invalidOptions("learning-rate schedule '\(text)': '\(parts[i])' is not a number") }
             return v
         }
         switch parts[0] {
         case "constant" where parts.count == 1: self = .constant
         case "step":
-            guard parts.count == 3 else { throw CharLMError.invalidOptions("--lr-schedule step needs step:EVERY:FACTOR, e.g. step:2000:0.5") }
+            guard parts.count == 3 else { throw CharLMError.invalidOptions("a step schedule is step:EVERY:FACTOR, e.g. step:2000:0.5") }
             self = .step(every: try number(1, 0), factor: try number(2, Float(0)))
         case "cosine" where parts.count <= 3:
             self = .cosine(warmup: try number(1, 0), minFactor: try number(2, Float(0.1)))
         case "plateau" where parts.count <= 3:
             self = .plateau(factor: try number(1, Float(0.5)), patience: try number(2, 2))
         default:
-            throw CharLMError.invalidOptions("--lr-schedule '\(text)': expected constant, step:EVERY:FACTOR, cosine[:WARMUP[:MIN]] or plateau[:FACTOR[:PATIENCE]]")
+            throw CharLMError.invalidOptions("learning-rate schedule '\(text)': expected constant, step:EVERY:FACTOR, cosine[:WARMUP[:MIN]] or plateau[:FACTOR[:PATIENCE]]")
         }
         try validate()
     }
@@ -105,8 +105,8 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var validationFile: String?
     /// Stop after this many optimizer steps in total.
     public var maxSteps: Int?
-    /// Stop after this many passes over the training split.
-    public var epochs: Int?
+    /// Stop after this many passes over the training split (50 unless another limit is set).
+    public var epochs: Int? = 50
     /// Stop after this much training time in total, in seconds.
     public var timeLimit: Double?
     /// Validate (over the whole validation split) and checkpoint every this many steps.
@@ -136,102 +136,25 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// Checks every value; throws `CharLMError.invalidOptions` naming the first bad one.
     public func validate() throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw CharLMError.invalidOptions(message) } }
-        try check(batchSize >= 1 && batchSize <= 100_000, "--batch must be between 1 and 100000, got \(batchSize)")
-        try check(seqLength >= 1 && seqLength <= 100_000, "--seq-length must be between 1 and 100000, got \(seqLength)")
+        try check(batchSize >= 1 && batchSize <= 100_000, "batch size must be between 1 and 100000, got \(batchSize)")
+        try check(seqLength >= 1 && seqLength <= 100_000, "sequence length must be between 1 and 100000, got \(seqLength)")
         try check(batchSize * seqLength <= Self.maximumStepCharacters,
-                  "--batch x --seq-length must be at most \(Self.maximumStepCharacters) characters per step, got \(batchSize) x \(seqLength)")
-        try check(gradClip >= 0 && gradClip.isFinite, "--grad-clip must be 0 (off) or positive, got \(gradClip)")
-        try check(validationFile != nil || (valFraction > 0 && valFraction < 1), "--val-fraction must be between 0 and 1 (exclusive), got \(valFraction)")
-        try check(maxSteps.map { $0 >= 1 && $0 <= Self.maximumSteps } ?? true, "--max-steps must be between 1 and \(Self.maximumSteps)")
-        try check(epochs.map { $0 >= 1 && $0 <= Self.maximumEpochs } ?? true, "--epochs must be between 1 and \(Self.maximumEpochs)")
-        try check(timeLimit.map { $0 > 0 && $0 <= Self.maximumSeconds } ?? true, "--time must be positive and at most \(Int(Self.maximumSeconds / 3600)) hours")
-        try check(evalEvery >= 1 && evalEvery <= Self.maximumSteps, "--eval-every must be between 1 and \(Self.maximumSteps), got \(evalEvery)")
-        try check(sampleEvery >= 0 && sampleEvery <= Self.maximumSteps, "--sample-every must be between 0 and \(Self.maximumSteps)")
-        try check(sampleLength >= 1 && sampleLength <= 1_000_000, "--sample-length must be between 1 and 1000000")
-        try check(earlyStoppingPatience.map { $0 >= 1 && $0 <= 1_000_000 } ?? true, "--patience must be between 0 and 1000000")
-        try check(threads >= 1 && threads <= 1024, "--threads must be between 1 and 1024, got \(threads)")
+                  "batch size x sequence length must be at most \(Self.maximumStepCharacters) characters per step, got \(batchSize) x \(seqLength)")
+        try check(gradClip >= 0 && gradClip.isFinite, "gradient clipping must be 0 (off) or positive, got \(gradClip)")
+        try check(validationFile != nil || (valFraction > 0 && valFraction < 1), "the validation fraction must be between 0 and 1 (exclusive), got \(valFraction)")
+        try check(maxSteps.map { $0 >= 1 && $0 <= Self.maximumSteps } ?? true, "the step limit must be between 1 and \(Self.maximumSteps)")
+        try check(epochs.map { $0 >= 1 && $0 <= Self.maximumEpochs } ?? true, "the epoch limit must be between 1 and \(Self.maximumEpochs)")
+        try check(timeLimit.map { $0 > 0 && $0 <= Self.maximumSeconds } ?? true, "the time limit must be positive and at most \(Int(Self.maximumSeconds / 3600)) hours")
+        try check(evalEvery >= 1 && evalEvery <= Self.maximumSteps, "the validation interval must be between 1 and \(Self.maximumSteps) steps, got \(evalEvery)")
+        try check(sampleEvery >= 0 && sampleEvery <= Self.maximumSteps, "the sample interval must be between 0 (never) and \(Self.maximumSteps) steps")
+        try check(sampleLength >= 1 && sampleLength <= 1_000_000, "the sample length must be between 1 and 1000000")
+        try check(earlyStoppingPatience.map { $0 >= 1 && $0 <= 1_000_000 } ?? true, "the early-stopping patience must be between 1 and 1000000 validations")
+        try check(threads >= 1 && threads <= 1024, "the thread count must be between 1 and 1024, got \(threads)")
         try check(logEvery >= 1 && logEvery <= Self.maximumSteps, "log interval must be between 1 and \(Self.maximumSteps)")
         if case .cosine = schedule {
-            try check(maxSteps != nil || epochs != nil, "--lr-schedule cosine needs --max-steps or --epochs to know where training ends")
+            try check(maxSteps != nil || epochs != nil, "a cosine schedule needs a step or epoch limit to know where training ends")
         }
         try schedule.validate()
         do { try optimizer.validate() } catch let e as NetworkError { throw CharLMError.invalidOptions("\(e)") }
-    }
-}
-
-/// The contents of config.json: the model's shape, the tokenizer's summary, the training
-/// options, and the charlm format version.
-public struct RunConfig: Codable, Sendable, Equatable {
-    public static let currentFormat = "charlm"
-    public static let currentVersion = 1
-
-    public var format: String = RunConfig.currentFormat
-    public var version: Int = RunConfig.currentVersion
-    public var model: NetworkConfig
-    public var training: TrainingConfig
-    /// Path of the corpus the run was created from.
-    public var corpus: String?
-    /// Units the corpus encoded to, so that a resume notices a changed corpus.
-    public var corpusUnits: Int?
-
-    public init(model: NetworkConfig, training: TrainingConfig, corpus: String?) {
-        self.model = model
-        self.training = training
-        self.corpus = corpus
-    }
-
-    /// Reads and validates config.json.
-    public static func load(from url: URL) throws -> RunConfig {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw CharLMError.missingFile(path: url.path, hint: "a charlm run directory holds config.json, tokenizer.json and model.safetensors")
-        }
-        return try load(data: data, source: url.path)
-    }
-
-    /// Parses and validates the bytes of a config.json.
-    /// - Parameter source: how to name the data in error messages.
-    public static func load(data: Data, source: String) throws -> RunConfig {
-        struct Header: Decodable { let format: String?; let version: Int? }
-        guard let header = try? JSONDecoder().decode(Header.self, from: data) else {
-            throw CharLMError.invalidFile(path: source, reason: "not a JSON object (truncated or damaged?)")
-        }
-        guard header.format == currentFormat else {
-            throw CharLMError.invalidFile(path: source, reason: "not a charlm config (format is \(header.format.map { "'\($0)'" } ?? "missing"))")
-        }
-        guard let version = header.version, version <= currentVersion else {
-            throw CharLMError.invalidFile(path: source, reason: "format version \(header.version ?? -1) is newer than this charlm supports (\(currentVersion)); upgrade charlm")
-        }
-        do {
-            let decoder = JSONDecoder()
-            decoder.keyDecodingStrategy = .convertFromSnakeCase
-            let config = try decoder.decode(RunConfig.self, from: data)
-            try config.model.validate()
-            try config.training.validate()
-            if let units = config.corpusUnits, units < 0 { throw CharLMError.invalidOptions("corpus_units is negative") }
-            return config
-        } catch let error as DecodingError {
-            throw CharLMError.invalidFile(path: source, reason: "unreadable config: \(error.shortDescription)")
-        } catch {
-            throw CharLMError.invalidFile(path: source, reason: "\(error)")
-        }
-    }
-
-    func jsonData() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return try encoder.encode(self)
-    }
-}
-
-extension DecodingError {
-    /// One line naming the field that failed.
-    var shortDescription: String {
-        switch self {
-        case .keyNotFound(let key, let context): "missing field '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            "bad value at '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
-        @unknown default: "\(self)"
-        }
     }
 }

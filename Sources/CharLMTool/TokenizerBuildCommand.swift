@@ -17,7 +17,7 @@ struct TokenizerBuild: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: "Where to write the tokenizer file.")
     var output: String = "tokenizer.json"
 
-    @OptionGroup var options: TokenizerConfigOptions
+    @OptionGroup var options: TokenizerOptions
 
     func run() throws {
         try Console.run { try build() }

@@ -18,52 +18,6 @@ struct TokenizerCommand: ParsableCommand {
     )
 }
 
-extension NormalizationForm: ExpressibleByArgument {}
-extension TokenUnit: ExpressibleByArgument {}
-extension Fallback: ExpressibleByArgument {}
-
-/// The options that decide how a corpus becomes a vocabulary, shared by `build` and `stats`.
-struct TokenizerConfigOptions: ParsableArguments {
-    @Option(help: "Unicode normalization: nfc, nfd, nfkc, nfkd or none.")
-    var normalization: NormalizationForm = .nfc
-
-    @Option(help: "Token unit: grapheme (user-perceived character), scalar (code point) or byte.")
-    var unit: TokenUnit = .grapheme
-
-    @Option(help: "Units missing from the vocabulary: scalars (error if a character is new), bytes (lossless), unknown (<unk>).")
-    var fallback: Fallback = .scalars
-
-    @Flag(help: "Apply Unicode case folding (\"Straße\" → \"strasse\").")
-    var caseFold = false
-
-    @Flag(help: "Remove combining marks (accents): \"é\" → \"e\".")
-    var stripMarks = false
-
-    @Flag(help: "Keep CR and CRLF as they are instead of turning them into LF.")
-    var keepNewlines = false
-
-    @Option(help: "Leave out units seen fewer times than this.")
-    var minCount = 1
-
-    @Option(help: "Keep at most this many units, the most frequent (reserved tokens come on top).")
-    var maxSize: Int?
-
-    @Flag(help: "Replace invalid UTF-8 with U+FFFD instead of stopping with an error.")
-    var replaceInvalid = false
-
-    func validate() throws {
-        if minCount < 1 { throw ValidationError("--min-count must be at least 1.") }
-        if let maxSize, maxSize < 1 { throw ValidationError("--max-size must be at least 1.") }
-    }
-
-    var tokenizerConfig: TokenizerConfig {
-        TokenizerConfig(
-            normalization: Normalization(form: normalization, caseFold: caseFold, stripMarks: stripMarks,
-                                         normalizeNewlines: !keepNewlines),
-            unit: unit, fallback: fallback, minCount: minCount, maxSize: maxSize,
-            invalidUTF8: replaceInvalid ? .replace : .error)
-    }
-}
 
 /// Where a command's results go: standard output, or the file of an `-o` option, which appears
 /// only when the command succeeds (written beside it under a temporary name, then renamed), so

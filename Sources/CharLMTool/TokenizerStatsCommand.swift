@@ -14,7 +14,7 @@ struct TokenizerStats: ParsableCommand {
     @Argument(help: "The corpus: a UTF-8 text file.")
     var corpus: String
 
-    @OptionGroup var options: TokenizerConfigOptions
+    @OptionGroup var options: TokenizerOptions
 
     @Option(help: "How many of the most frequent units to list.")
     var top = 20

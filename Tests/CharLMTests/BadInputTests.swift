@@ -8,8 +8,7 @@ import Testing
 @Suite struct BadInputTests {
     func startError(_ corpus: URL, in dir: URL, training: TrainingConfig = smallTraining(steps: 5)) -> CharLMError? {
         do {
-            _ = try Trainer.start(corpus: corpus, runDirectory: dir.appendingPathComponent("run"), shape: smallShape,
-                                  training: training, tokenizerConfig: TokenizerConfig(), overwrite: false)
+            _ = try Trainer.start(corpus: corpus, runDirectory: dir.appendingPathComponent("run"), config: smallConfig(training: training), overwrite: false)
             return nil
         } catch let error as CharLMError {
             return error
@@ -52,14 +51,12 @@ import Testing
         let error = try #require(startError(projectCorpus("brackets.txt"), in: dir))
         #expect(error == .runExists(path: run.standardizedFileURL.path))
         #expect(throws: CharLMError.self, "a directory with foreign files is not removed even with overwrite") {
-            _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: run, shape: smallShape,
-                                  training: smallTraining(steps: 5), tokenizerConfig: TokenizerConfig(), overwrite: true)
+            _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: run, config: smallConfig(training: smallTraining(steps: 5)), overwrite: true)
         }
         #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("notes.txt").path))
         let file = writeFile(dir, "precious.txt", "not a run")
         #expect(throws: CharLMError.self, "a file is never removed by --overwrite") {
-            _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: file, shape: smallShape,
-                                  training: smallTraining(steps: 5), tokenizerConfig: TokenizerConfig(), overwrite: true)
+            _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: file, config: smallConfig(training: smallTraining(steps: 5)), overwrite: true)
         }
         #expect(try String(contentsOf: file, encoding: .utf8) == "not a run")
     }
@@ -76,6 +73,7 @@ import Testing
         #expect(throws: CharLMError.self) { try t.validate() }
         t = smallTraining(steps: 5)
         t.maxSteps = nil
+        t.epochs = nil
         t.schedule = .cosine(warmup: 10, minFactor: 0.1)
         #expect(throws: CharLMError.self, "cosine needs an end") { try t.validate() }
         #expect(throws: CharLMError.self) { try LearningRateSchedule(parsing: "step:0:0.5") }
@@ -90,29 +88,34 @@ import Testing
         let run = dir.appendingPathComponent("run")
         let copy = dir.appendingPathComponent("corpus.txt")
         try FileManager.default.copyItem(at: projectCorpus("brackets.txt"), to: copy)
-        _ = try Trainer.start(corpus: copy, runDirectory: run, shape: smallShape, training: smallTraining(steps: 10),
-                              tokenizerConfig: TokenizerConfig(), overwrite: false).train()
-        var expecting = ResumeExpectations()
-        expecting.shape.hiddenSize = 32
-        #expect(throws: CharLMError.self) {
-            _ = try Trainer.resume(runDirectory: run, corpus: nil, expecting: expecting, overrides: ResumeOverrides())
+        _ = try Trainer.start(corpus: copy, runDirectory: run, config: smallConfig(training: smallTraining(steps: 10)), overwrite: false).train()
+        var hidden = RunOptions()
+        hidden.set(\.model.hiddenSize, to: 32, as: "--hidden")
+        var unit = RunOptions()
+        unit.set(\.tokenizer.unit, to: .byte, as: "--unit")
+        var batch = RunOptions()
+        batch.set(\.training.batchSize, to: 4, as: "--batch")
+        for (options, expected) in [(hidden, "--hidden 32 (the run uses 24)"), (unit, "--unit byte (the run uses grapheme)"),
+                                    (batch, "--batch 4 (the run uses 8)")] {
+            do {
+                _ = try Trainer.resume(runDirectory: run, options: options)
+                Issue.record("\(expected) must be refused")
+            } catch let error as CharLMError {
+                #expect(error.description.contains(expected), "\(error)")
+            }
         }
-        expecting = ResumeExpectations()
-        expecting.tokenizer.unit = .byte
-        #expect(throws: CharLMError.self) {
-            _ = try Trainer.resume(runDirectory: run, corpus: nil, expecting: expecting, overrides: ResumeOverrides())
-        }
-        expecting = ResumeExpectations()
-        expecting.training.batchSize = 4
-        #expect(throws: CharLMError.self) {
-            _ = try Trainer.resume(runDirectory: run, corpus: nil, expecting: expecting, overrides: ResumeOverrides())
+        var same = RunOptions()
+        same.set(\.model.hiddenSize, to: 24, as: "--hidden")
+        same.set(\.training.maxSteps, to: .some(12), as: "--max-steps")
+        #expect(throws: Never.self, "options equal to the run's, and a new limit, are accepted") {
+            _ = try Trainer.resume(runDirectory: run, options: same)
         }
         let handle = try FileHandle(forWritingTo: copy)
         try handle.seekToEnd()
         try handle.write(contentsOf: Data("(more text)\n".utf8))
         try handle.close()
         #expect(throws: CharLMError.self, "a changed corpus is noticed") {
-            _ = try Trainer.resume(runDirectory: run, corpus: nil, expecting: ResumeExpectations(), overrides: ResumeOverrides())
+            _ = try Trainer.resume(runDirectory: run)
         }
     }
 
@@ -120,8 +123,7 @@ import Testing
         let dir = temporaryDirectory()
         defer { cleanup(dir) }
         let run = dir.appendingPathComponent("run")
-        _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: run, shape: smallShape, training: smallTraining(steps: 10),
-                              tokenizerConfig: TokenizerConfig(), overwrite: false).train()
+        _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: run, config: smallConfig(training: smallTraining(steps: 10)), overwrite: false).train()
         let config = run.appendingPathComponent("config.json")
         let original = try Data(contentsOf: config)
         try Data(#"{"format": "something-else", "version": 1}"#.utf8).write(to: config)
@@ -165,8 +167,7 @@ import Testing
         let dir = temporaryDirectory()
         defer { cleanup(dir) }
         let run = dir.appendingPathComponent("run")
-        _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: run, shape: smallShape, training: smallTraining(steps: 10),
-                              tokenizerConfig: TokenizerConfig(), overwrite: false).train()
+        _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: run, config: smallConfig(training: smallTraining(steps: 10)), overwrite: false).train()
         let url = run.appendingPathComponent("trainer_state.json")
         let original = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
         let extremes: [(String, Any)] = [
@@ -184,7 +185,7 @@ import Testing
             } catch let error as CharLMError {
                 #expect(error.description.contains(field), "\(field): \(error)")
             }
-            let resumed = try Trainer.resume(runDirectory: run, corpus: nil, expecting: ResumeExpectations(), overrides: ResumeOverrides())
+            let resumed = try Trainer.resume(runDirectory: run)
             #expect(resumed.state.step == 0, "\(field): the resume falls back to the previous checkpoint, step \(resumed.state.step)")
         }
     }

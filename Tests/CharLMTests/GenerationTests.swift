@@ -75,8 +75,8 @@ import Testing
         let dir = temporaryDirectory("generation")
         var t = smallTraining(steps: 40, evalEvery: 20)
         t.threads = 1
-        _ = try! Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("run"), shape: smallShape,
-                               training: t, tokenizerConfig: TokenizerConfig(), overwrite: false).train()
+        _ = try! Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("run"),
+                               config: smallConfig(training: t)).train()
         return (dir, try! LanguageModel.load(dir.appendingPathComponent("run")))
     }()
 
@@ -170,8 +170,8 @@ import Testing
         defer { cleanup(dir) }
         var t = smallTraining(steps: 3, evalEvery: 3)
         t.threads = 1
-        _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("run"), shape: smallShape,
-                              training: t, tokenizerConfig: TokenizerConfig(fallback: .bytes), overwrite: false).train()
+        _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("run"),
+                              config: smallConfig(training: t, tokenizer: TokenizerConfig(fallback: .bytes))).train()
         let m = try LanguageModel.load(dir.appendingPathComponent("run"))
         let out = try m.generate(GenerationRequest(prompt: "(lynx ⚡ Ж)", length: 10, seed: 1))
         #expect(out[0].tokens.count == 10)

@@ -43,7 +43,14 @@ func smallTraining(steps: Int, evalEvery: Int = 10) -> TrainingConfig {
     return t
 }
 
-let smallShape = ModelShape(cell: .lstm, layers: 2, hiddenSize: 24, dropout: 0.1)
+/// A small model with `training`, on the default tokenizer.
+func smallConfig(training: TrainingConfig = smallTraining(steps: 10), tokenizer: TokenizerConfig = TokenizerConfig()) -> RunConfig {
+    var config = RunConfig()
+    config.model = NetworkConfig(cell: .lstm, vocabularySize: 0, hiddenSize: 24, layers: 2, dropout: 0.1)
+    config.tokenizer = tokenizer
+    config.training = training
+    return config
+}
 
 /// Per-step training losses reported through progress events (log every step).
 final class LossRecorder: @unchecked Sendable {

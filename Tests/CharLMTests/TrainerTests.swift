@@ -8,18 +8,16 @@ import Testing
 @Suite struct TrainerTests {
     let corpus = projectCorpus("brackets.txt")
 
-    func start(_ dir: URL, steps: Int, evalEvery: Int = 10, shape: ModelShape = smallShape,
-               adjust: (inout TrainingConfig) -> Void = { _ in }) throws -> Trainer {
+    func start(_ dir: URL, steps: Int, evalEvery: Int = 10, adjust: (inout TrainingConfig) -> Void = { _ in }) throws -> Trainer {
         var training = smallTraining(steps: steps, evalEvery: evalEvery)
         adjust(&training)
-        return try Trainer.start(corpus: corpus, runDirectory: dir.appendingPathComponent("run"), shape: shape,
-                                 training: training, tokenizerConfig: TokenizerConfig(), overwrite: false)
+        return try Trainer.start(corpus: corpus, runDirectory: dir.appendingPathComponent("run"), config: smallConfig(training: training))
     }
 
     func resume(_ dir: URL, steps: Int) throws -> Trainer {
-        var overrides = ResumeOverrides()
-        overrides.maxSteps = .some(steps)
-        return try Trainer.resume(runDirectory: dir.appendingPathComponent("run"), corpus: nil, expecting: ResumeExpectations(), overrides: overrides)
+        var options = RunOptions()
+        options.set(\.training.maxSteps, to: .some(steps), as: "--max-steps")
+        return try Trainer.resume(runDirectory: dir.appendingPathComponent("run"), options: options)
     }
 
     /// With sample previews on (every 4 steps), the previews' generator is part of the state
@@ -87,8 +85,8 @@ import Testing
         var later = try SafeTensors(contentsOf: run.modelURL)
         later.metadata["charlm_step"] = "30"
         try later.encoded().write(to: run.modelURL)
-        let files = try run.latestCheckpointFiles()
-        #expect(files.trainer.step == 10, "falls back to .previous, the checkpoint before")
+        let files = try run.latestCheckpoint()
+        #expect(files.state.step == 10, "falls back to .previous, the checkpoint before")
         #expect(files.source.lastPathComponent == ".previous")
         let resumed = try resume(dir, steps: 25)
         let summary = try resumed.train()
@@ -129,7 +127,7 @@ import Testing
         let resumed = try resume(dir, steps: 30)
         _ = try resumed.train()
         try breakLatest(step: "40")
-        #expect(try run.latestCheckpointFiles().trainer.step == 20, ".previous still holds a consistent checkpoint")
+        #expect(try run.latestCheckpoint().state.step == 20, ".previous still holds a consistent checkpoint")
     }
 
     @Test func aTruncatedModelFileFallsBackToThePreviousCheckpoint() throws {
@@ -139,30 +137,48 @@ import Testing
         let run = RunDirectory(dir.appendingPathComponent("run"))
         let data = try Data(contentsOf: run.modelURL)
         try data.prefix(data.count / 2).write(to: run.modelURL)
-        #expect(try run.latestCheckpointFiles().trainer.step == 10)
+        #expect(try run.latestCheckpoint().state.step == 10)
         #expect(try LanguageModel.load(run.url, checkpoint: .best).network.parameterCount > 0, "best/ still loads")
     }
 
+    /// A NaN made for one step (the output bias set to NaN before step 5, put back when the
+    /// trainer reports skipping it): the step is skipped, the rate halved, and training goes on.
+    /// Made for good (from step 12): three bad steps in a row stop training, keeping the last
+    /// good checkpoint.
     @Test func nanLossesAreSkippedThenStopTraining() throws {
         let dir = temporaryDirectory()
         defer { cleanup(dir) }
         let trainer = try start(dir, steps: 30)
-        trainer.simulateNaN = { $0 == 5 }
+        let bias = try trainer.network.tensor("out.bias")
         let log = LossRecorder()
-        let summary = try trainer.train(onEvent: log.record)
+        let summary = try trainer.train(onEvent: { event in
+            log.record(event)
+            if case .progress(let p) = event, p.step == 4 {
+                try! trainer.network.setTensor("out.bias", values: bias.map { _ in .nan })
+            }
+            if case .notice(let text) = event, text.contains("halved") {
+                try! trainer.network.setTensor("out.bias", values: bias)
+            }
+        })
         #expect(summary.reason == .maxSteps)
         #expect(log.notices.contains { $0.contains("step 5") && $0.contains("halved") }, "\(log.notices)")
+        #expect(log.losses[5] == nil && log.losses[6] != nil, "step 5 was skipped, step 6 trained")
         #expect(trainer.state.badSteps == 1)
         #expect(trainer.state.rateFactor == 0.5)
+        #expect(trainer.state.learningRate == Float(5e-3) * 0.5)
 
         let dir2 = temporaryDirectory()
         defer { cleanup(dir2) }
         let diverging = try start(dir2, steps: 30)
-        diverging.simulateNaN = { $0 >= 12 }
-        let summary2 = try diverging.train()
+        let summary2 = try diverging.train(onEvent: { event in
+            if case .progress(let p) = event, p.step == 11 {
+                try! diverging.network.setTensor("out.bias", values: bias.map { _ in .nan })
+            }
+        })
         #expect(summary2.reason == .diverged)
-        let files = try RunDirectory(dir2.appendingPathComponent("run")).latestCheckpointFiles()
-        #expect(files.trainer.step == 10, "the last good checkpoint is kept")
+        #expect(diverging.state.step == 14 && diverging.state.badSteps == 3)
+        let files = try RunDirectory(dir2.appendingPathComponent("run")).latestCheckpoint()
+        #expect(files.state.step == 10, "the last good checkpoint is kept")
     }
 
     @Test func evalAgreesWithTheTrainersValidationLoss() throws {

@@ -19,7 +19,7 @@ func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         _ = try? file.floats(name, source: "fuzz")
         _ = try? file.int64s(name, source: "fuzz")
     }
-    _ = try? RunDirectory.loadWeights(file, into: network, source: "fuzz")
+    _ = try? network.loadWeights(file, source: "fuzz")
     _ = file.encoded()
     return 0
 }

@@ -1,0 +1,82 @@
+import CharNN
+import Foundation
+
+extension Trainer {
+    // MARK: - Validation
+
+    /// Validation over the whole split, then its bookkeeping and the checkpoints.
+    /// - Parameter scheduled: an every-`evalEvery` validation, which drives early stopping and
+    ///   plateau decay; an unscheduled one (at the end of a session) only reports and keeps best/.
+    /// - Returns: the loss, or nil when it is not finite (the weights are unusable; nothing is saved).
+    func validate(step: Int, scheduled: Bool, elapsed: Double, onEvent: (TrainingEvent) -> Void) throws -> Double? {
+        let t = config.training
+        let loss = try Evaluator.evaluate(network: network, span: corpus.validation, batchSize: t.batchSize,
+                                          seqLength: t.seqLength, threads: t.threads).nats
+        guard loss.isFinite else {
+            onEvent(.notice("step \(step): the validation loss is NaN/Inf; stopping with the last good checkpoint kept (\(run.url.path))"))
+            return nil
+        }
+        let improved = loss < (state.bestValidationLoss ?? .infinity)
+        if improved {
+            state.bestValidationLoss = loss
+            state.bestStep = step
+        }
+        if scheduled { recordScheduledValidation(loss, step: step, onEvent: onEvent) }
+        state.elapsedSeconds = elapsed
+        metrics.recordValidation(loss, step: step, epoch: state.epoch, characters: state.charactersSeen,
+                                 learningRate: state.learningRate, elapsedSeconds: elapsed)
+        onEvent(.validation(ValidationReport(step: step, loss: loss, improved: improved, bestLoss: state.bestValidationLoss ?? loss,
+                                             bestStep: state.bestStep ?? step)))
+        try saveLatest(onEvent: onEvent)
+        if improved {
+            try run.saveBest(network: network, trainer: state)
+            onEvent(.checkpoint(step: step, best: true, path: run.bestURL.path))
+        }
+        return loss
+    }
+
+    /// Early stopping and plateau decay count scheduled validations only, against the best
+    /// scheduled loss; the history records the mean training loss since the last one.
+    private func recordScheduledValidation(_ loss: Double, step: Int, onEvent: (TrainingEvent) -> Void) {
+        if loss < (state.scheduledBestLoss ?? .infinity) {
+            state.scheduledBestLoss = loss
+            state.evaluationsWithoutImprovement = 0
+            state.plateauCount = 0
+        } else {
+            state.evaluationsWithoutImprovement += 1
+            state.plateauCount += 1
+            if case .plateau(let factor, let patience) = config.training.schedule, state.plateauCount >= patience {
+                state.rateFactor *= factor
+                state.plateauCount = 0
+                onEvent(.notice("step \(step): validation loss has not improved for \(patience) evaluations; learning rate x\(factor)"))
+            }
+        }
+        state.history.append(TrainerState.Evaluation(
+            step: step, trainLoss: state.runningCount > 0 ? state.runningLoss / Double(state.runningCount) : nil, validationLoss: loss))
+        state.runningLoss = 0
+        state.runningCount = 0
+    }
+
+    // MARK: - Checkpoints
+
+    /// Saves the latest checkpoint (see RunDirectory for how) and the metrics log.
+    func saveLatest(onEvent: (TrainingEvent) -> Void) throws {
+        try run.saveLatest(network: network, optimizer: optimizer, hidden: hidden, trainer: state)
+        try metrics.write()
+        onEvent(.checkpoint(step: state.step, best: false, path: run.url.path))
+    }
+
+    // MARK: - Previews
+
+    /// A short sample from the current weights. It draws from the trainer's own generator
+    /// (saved with the checkpoint), so that a resumed run shows the samples the uninterrupted
+    /// one would have, and training itself is unaffected.
+    func preview(length: Int) throws -> String {
+        var generator = SeededGenerator(state: state.rng) ?? SeededGenerator(seed: 1)
+        let seed = generator.next()
+        state.rng = generator.state
+        let model = LanguageModel(tokenizer: tokenizer, network: network, config: config, trainerState: state, weightsURL: run.modelURL)
+        let request = GenerationRequest(prompt: "", length: length, options: SamplingOptions(temperature: 0.8), seed: seed)
+        return try model.generate(request).first?.text ?? ""
+    }
+}

@@ -42,7 +42,7 @@ let package = Package(
         ),
 
         // MARK: - Tests
-        .testTarget(name: "CharTokenizerTests", dependencies: ["CharTokenizer"]),
+        .testTarget(name: "CharTokenizerTests", dependencies: ["CharTokenizer", "CUTF8Proc"]),
         .testTarget(name: "CharNNTests", dependencies: ["CharNN"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CharLMTests", dependencies: ["CharLM"]),
         .testTarget(name: "CharLMToolTests", dependencies: ["CharLMTool"]),

@@ -129,17 +129,6 @@ CK_KERNEL(double, ck_softmax_xent, (int rows, int V, float *logits, const int *t
     return total;
 }
 
-CK_VOID_KERNEL(ck_softmax, (int V, const float *logits, float invTemperature, float *probs),
-               (V, logits, invTemperature, probs)) {
-    float m = logits[0];
-    for (int j = 1; j < V; j++) m = logits[j] > m ? logits[j] : m;
-    for (int j = 0; j < V; j++) probs[j] = ck_expf((logits[j] - m) * invTemperature);
-    float s = 0.0f;
-    for (int j = 0; j < V; j++) s += probs[j];
-    float k = 1.0f / s;
-    for (int j = 0; j < V; j++) probs[j] *= k;
-}
-
 // MARK: - Plain functions (tests and sampling)
 
 CK_VOID_KERNEL(ck_exp, (long n, const float *x, float *y),

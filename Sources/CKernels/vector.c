@@ -11,11 +11,6 @@ CK_VOID_KERNEL(ck_add, (long n, const float *x, float *y),
     for (long i = 0; i < n; i++) y[i] += x[i];
 }
 
-CK_VOID_KERNEL(ck_axpy, (long n, float a, const float *x, float *y),
-               (n, a, x, y)) {
-    for (long i = 0; i < n; i++) y[i] += a * x[i];
-}
-
 CK_VOID_KERNEL(ck_scale, (long n, float a, float *x),
                (n, a, x)) {
     for (long i = 0; i < n; i++) x[i] *= a;

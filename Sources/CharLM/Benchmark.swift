@@ -139,6 +139,14 @@ public enum Benchmark {
         BLAS.productPeak()
     }
 
+    /// The CPU, its cores and the operating system, for benchmark reports.
+    public static var machine: String {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+        return "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.operatingSystemVersionString)"
+    }
+
     /// Resident memory now, in bytes (Linux: /proc/self/statm; elsewhere the peak).
     public static func residentBytes() -> Int {
         if let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) {

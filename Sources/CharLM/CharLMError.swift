@@ -19,8 +19,6 @@ public enum CharLMError: Error, Equatable, LocalizedError, CustomStringConvertib
     case runExists(path: String)
     /// A run directory that another process is writing.
     case runInUse(path: String, pid: Int32?)
-    /// Training produced NaN or Inf and could not recover.
-    case diverged(String)
     /// Stopped on request (a signal) before there was anything to save.
     case interrupted(String)
 
@@ -34,7 +32,6 @@ public enum CharLMError: Error, Equatable, LocalizedError, CustomStringConvertib
         case .badPrompt(let message): message
         case .runExists(let path): "run directory \(path) already exists; pass --resume \(path) to continue it or --overwrite to replace it"
         case .runInUse(let path, let pid): "\(path) is in use by \(pid.map { "process \($0)" } ?? "another process") (one training at a time per run)"
-        case .diverged(let message): message
         case .interrupted(let message): message
         }
     }

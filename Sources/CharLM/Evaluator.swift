@@ -52,12 +52,7 @@ public enum Evaluator {
         if leftover > 0 {
             let tail = BatchRunner(network: network, batchSize: 1, seqLength: min(seqLength, leftover), threads: 1, training: false)
             let last = RecurrentState(config: network.config, batchSize: 1)
-            let H = network.config.hiddenSize
-            for l in 0..<network.config.layers {
-                let from = (l * streams + streams - 1) * H
-                for j in 0..<H { last.h[l * H + j] = state.h[from + j] }
-                if let c = state.c, let lc = last.c { for j in 0..<H { lc[l * H + j] = c[from + j] } }
-            }
+            last.copy(row: 0, from: state, row: streams - 1)
             var start = streams * streamLength
             while start < targets {
                 let steps = min(tail.seqLength, targets - start)

@@ -68,8 +68,10 @@ public final class LanguageModel: @unchecked Sendable {
         do {
             return try tokenizer.encode(prompt)
         } catch TokenizerError.unknownCharacters(let scalars) {
-            let names = scalars.prefix(10).map { s in "'\(String(s).debugDescription.dropFirst().dropLast())' (U+\(String(s.value, radix: 16, uppercase: true).leftPadded(4)))" }
-            throw CharLMError.badPrompt("the prompt has \(scalars.count == 1 ? "a character" : "characters") this model's vocabulary lacks: \(names.joined(separator: ", "))\(scalars.count > 10 ? ", …" : ""); remove \(scalars.count == 1 ? "it" : "them"), or train with --fallback bytes so that any text encodes")
+            let names = scalars.prefix(10).map(TokenizerError.describe).joined(separator: ", ") + (scalars.count > 10 ? ", …" : "")
+            let one = scalars.count == 1
+            throw CharLMError.badPrompt("the prompt has \(one ? "a character" : "characters") this model's vocabulary lacks: \(names); "
+                + "remove \(one ? "it" : "them"), or train with byte fallback so that any text encodes")
         } catch let error as TokenizerError {
             throw CharLMError.badPrompt("cannot encode the prompt: \(error.localizedDescription)")
         }
@@ -89,11 +91,5 @@ public final class LanguageModel: @unchecked Sendable {
             }
         }
         return best
-    }
-}
-
-extension String {
-    func leftPadded(_ width: Int, with pad: Character = "0") -> String {
-        count >= width ? self : String(repeating: pad, count: width - count) + self
     }
 }

@@ -40,35 +40,14 @@ struct ReferenceOptions: ParsableArguments {
     @Option(help: "Python interpreter with torch installed.") var python = "python3"
     @Option(help: "Directory holding the reference scripts.") var scripts = "scripts"
     @Flag(help: "Print JSON lines instead of a table.") var json = false
-}
 
-/// Runs a reference script and collects the JSON objects it prints, one per line.
-enum ReferenceScript {
-    static func run(python: String, script: String, arguments: [String]) -> (results: [[String: Any]], error: String?) {
-        guard FileManager.default.fileExists(atPath: script) else { return ([], "\(script) not found (run from the repository root or pass --scripts)") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python, script] + arguments
-        let out = Pipe()
-        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("charlm-reference-\(UUID().uuidString).err")
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: errURL) }
-        guard let errFile = try? FileHandle(forWritingTo: errURL) else { return ([], "cannot create a temporary file") }
-        process.standardOutput = out
-        process.standardError = errFile
-        do { try process.run() } catch { return ([], "cannot start \(python): \(error.localizedDescription)") }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        try? errFile.close()
-        let errData = (try? Data(contentsOf: errURL)) ?? Data()
-        let results = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
-            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+    /// Runs `script` and returns the first JSON object it prints and its error, if any.
+    func first(_ script: String, _ arguments: [String]) -> (result: [String: Any]?, error: String?) {
+        do {
+            return (try ReferenceScripts(python: python, directory: scripts).results(script, arguments).first, nil)
+        } catch {
+            return (nil, "\(error)")
         }
-        if process.terminationStatus != 0 {
-            let lastLine = String(decoding: errData, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"
-            return (results, "\(script) failed: \(lastLine)")
-        }
-        return (results, nil)
     }
 }
 
@@ -125,10 +104,10 @@ struct BenchTrain: ParsableCommand {
                 var pytorch: Double?
                 var note = ""
                 if !reference.noPytorch {
-                    let r = ReferenceScript.run(python: reference.python, script: reference.scripts + "/bench_pytorch_train.py", arguments: [
+                    let r = reference.first("bench_pytorch_train.py", [
                         "--configs", size.description, "--threads", String(threads), "--batch", String(batch), "--seq", String(seqLength),
                         "--vocab", String(vocab), "--layers", String(layers), "--steps", String(steps), "--repeats", String(repeats)])
-                    pytorch = r.results.first?["median"] as? Double
+                    pytorch = r.result?["median"] as? Double
                     if let e = r.error { note = e }
                 }
                 let ratio = pytorch.map { ours.median / $0 }
@@ -201,10 +180,10 @@ struct BenchGenerate: ParsableCommand {
                 var refSingle: Double?, refBatch: Double?
                 if !reference.noPytorch {
                     for (samples, slot) in [(1, 0), (batch, 1)] {
-                        let r = ReferenceScript.run(python: reference.python, script: reference.scripts + "/bench_pytorch_generate.py", arguments: [
+                        let r = reference.first("bench_pytorch_generate.py", [
                             "--configs", size.description, "--threads", String(threads), "--samples", String(samples),
                             "--length", String(referenceLength), "--repeats", String(repeats), "--vocab", String(vocab), "--layers", String(layers)])
-                        let value = r.results.first?["median"] as? Double
+                        let value = r.result?["median"] as? Double
                         if slot == 0 { refSingle = value } else { refBatch = value }
                         if let e = r.error { Console.note("charlm: PyTorch reference skipped: \(e)") }
                     }

@@ -18,8 +18,6 @@ public enum BLAS {
         public var selection: String
         /// Instruction set of charlm's own kernels ("avx512", "avx2" or "generic").
         public var kernelISA: String
-        /// OpenBLAS's build configuration string.
-        public var openBLASConfig: String?
 
         /// One line for `charlm info` and `charlm bench`.
         public var summary: String {
@@ -51,8 +49,7 @@ public enum BLAS {
             openBLASCore: ck_blas_core_name().map { String(cString: $0) },
             openBLASInitialCore: initialCore,
             selection: selection,
-            kernelISA: String(cString: ck_isa_name(ck_isa())),
-            openBLASConfig: openblas_get_config().map { String(cString: $0) }
+            kernelISA: String(cString: ck_isa_name(ck_isa()))
         )
     }
 

@@ -91,7 +91,8 @@ public final class BatchRunner: @unchecked Sendable {
             network.forwardLayers(w, packed, steps: steps, dropout: plan)
             network.outputLogits(w, packed, firstStep: 0, steps: steps, dropout: useDropout)
             losses[i] = w.targets.withUnsafeBufferPointer { t in
-                ck_softmax_xent(Int32(steps * w.rows), Int32(network.config.vocabularySize), w.logits.pointer, t.baseAddress!, 1 / totalRows)
+                ck_softmax_xent(Int32(steps * w.rows), Int32(network.config.vocabularySize), w.logits.from(0, count: steps), t.baseAddress!,
+                                1 / totalRows)
             }
             network.backwardLayers(w, packed, steps: steps, dropout: useDropout)
         }
@@ -116,7 +117,7 @@ public final class BatchRunner: @unchecked Sendable {
             network.forwardLayers(w, packed, steps: steps, dropout: nil)
             network.outputLogits(w, packed, firstStep: 0, steps: steps, dropout: false)
             losses[i] = w.targets.withUnsafeBufferPointer { t in
-                ck_softmax_xent(Int32(steps * w.rows), Int32(network.config.vocabularySize), w.logits.pointer, t.baseAddress!, 0)
+                ck_softmax_xent(Int32(steps * w.rows), Int32(network.config.vocabularySize), w.logits.from(0, count: steps), t.baseAddress!, 0)
             }
         }
         storeFinalState(into: state, steps: steps)
@@ -140,8 +141,7 @@ public final class BatchRunner: @unchecked Sendable {
                 let w = shard.workspace
                 for t in 0..<steps {
                     for r in 0..<w.rows {
-                        let source = w.logits.at((t * w.rows + r) * V, count: V)
-                        (out.baseAddress! + ((shard.rowStart + r) * steps + t) * V).update(from: source, count: V)
+                        (out.baseAddress! + ((shard.rowStart + r) * steps + t) * V).update(from: w.logits[t] + r * V, count: V)
                     }
                 }
             }
@@ -176,7 +176,6 @@ public final class BatchRunner: @unchecked Sendable {
         for id in targets where id < 0 || id >= vocab {
             throw NetworkError.invalidInput("target id \(id) outside the vocabulary 0..<\(vocab)")
         }
-        let H = config.hiddenSize
         for shard in shards {
             let w = shard.workspace
             for t in 0..<steps {
@@ -185,37 +184,16 @@ public final class BatchRunner: @unchecked Sendable {
                     w.targets[t * w.rows + r] = targets[(shard.rowStart + r) * steps + t]
                 }
             }
-            for l in 0..<config.layers {
-                let offset = (l * batchSize + shard.rowStart) * H
-                w.layers[l].hs.pointer.update(from: state.h.at(offset, count: w.rows * H), count: w.rows * H)
-                if let c = state.c { w.layers[l].cs!.pointer.update(from: c.at(offset, count: w.rows * H), count: w.rows * H) }
-            }
+            w.loadState(state, rowStart: shard.rowStart)
         }
         return steps
     }
 
     private func storeFinalState(into state: RecurrentState, steps: Int) {
-        let H = network.config.hiddenSize
-        for shard in shards {
-            let w = shard.workspace
-            for l in 0..<network.config.layers {
-                let offset = (l * batchSize + shard.rowStart) * H
-                let last = steps * w.rows * H
-                state.h.at(offset, count: w.rows * H).update(from: w.layers[l].hs.pointer + last, count: w.rows * H)
-                if let c = state.c { c.at(offset, count: w.rows * H).update(from: w.layers[l].cs!.pointer + last, count: w.rows * H) }
-            }
-        }
+        for shard in shards { shard.workspace.storeState(state, rowStart: shard.rowStart, afterSteps: steps) }
     }
 
     private func storeInitialStateGradient(into gradient: RecurrentState) {
-        let H = network.config.hiddenSize
-        for shard in shards {
-            let w = shard.workspace
-            for l in 0..<network.config.layers {
-                let offset = (l * batchSize + shard.rowStart) * H
-                gradient.h.at(offset, count: w.rows * H).update(from: w.layers[l].dh0!.pointer, count: w.rows * H)
-                if let c = gradient.c { c.at(offset, count: w.rows * H).update(from: w.layers[l].dc!.pointer, count: w.rows * H) }
-            }
-        }
+        for shard in shards { shard.workspace.storeInitialStateGradient(gradient, rowStart: shard.rowStart) }
     }
 }

@@ -42,29 +42,21 @@ public final class InferenceSession: @unchecked Sendable {
         }
         let steps = ids.count / batchSize
         let packed = network.packedForward()
-        let config = network.config, H = config.hiddenSize, B = batchSize
+        let B = batchSize
         var start = 0
         while start < steps {
             let n = min(chunkLength, steps - start)
             for t in 0..<n {
                 for b in 0..<B { workspace.inputs[t * B + b] = ids[b * steps + start + t] }
             }
-            for l in 0..<config.layers {
-                let L = workspace.layers[l]
-                L.hs.pointer.update(from: state.h.at(l * B * H, count: B * H), count: B * H)
-                if let c = state.c { L.cs!.pointer.update(from: c.at(l * B * H, count: B * H), count: B * H) }
-            }
+            workspace.loadState(state, rowStart: 0)
             network.forwardLayers(workspace, packed, steps: n, dropout: nil)
-            for l in 0..<config.layers {
-                let L = workspace.layers[l]
-                state.h.at(l * B * H, count: B * H).update(from: L.hs.pointer + n * B * H, count: B * H)
-                if let c = state.c { c.at(l * B * H, count: B * H).update(from: L.cs!.pointer + n * B * H, count: B * H) }
-            }
+            workspace.storeState(state, rowStart: 0, afterSteps: n)
             if start + n == steps {
                 network.outputLogits(workspace, packed, firstStep: n - 1, steps: 1, dropout: false)
             }
             start += n
         }
-        return Array(UnsafeBufferPointer(start: workspace.logits.pointer, count: B * config.vocabularySize))
+        return Array(UnsafeBufferPointer(start: workspace.logits[0], count: B * network.config.vocabularySize))
     }
 }

@@ -21,11 +21,11 @@ struct DropoutPlan {
 }
 
 extension Network {
-    /// Output of `layer` for all steps (steps, rows, H): the dropped copy when dropout ran.
-    func layerOutput(_ w: Workspace, _ layer: Int, dropout: Bool) -> UnsafeMutablePointer<Float> {
-        let buffers = w.layers[layer]
-        if dropout, let dropped = buffers.dropped { return dropped.pointer }
-        return buffers.hs.pointer + w.rows * config.hiddenSize
+    /// Output of `layer` for steps 0 ..< count, (count * rows, H): the dropped copy when dropout ran.
+    func layerOutput(_ w: Workspace, _ layer: Int, dropout: Bool, from t: Int = 0, count: Int) -> UnsafeMutablePointer<Float> {
+        let L = w.layers[layer]
+        if dropout, let dropped = L.dropped { return dropped.from(t, count: count) }
+        return L.h.from(t + 1, count: count)
     }
 
     /// Runs every layer over `steps` time steps of `w.inputs`, starting from the states in slot 0.
@@ -34,56 +34,58 @@ extension Network {
         let n = steps * B
         for l in 0..<config.layers {
             let L = w.layers[l]
-            let gates = L.gates.pointer
+            // Input projection of the whole chunk at once: gates = x W_ih^T + bias, (n, G).
+            let gates = L.gates.from(0, count: steps)
             if l == 0 {
+                // x is one-hot: row i of W_ih^T (the packed embedding) for id i.
                 w.inputs.withUnsafeBufferPointer { ids in
                     ck_gather_rows(Int32(n), ids.baseAddress!, pk.embedding.pointer, Int32(G), pk.inputBias[0].pointer, gates)
                 }
             } else {
-                let x = layerOutput(w, l - 1, dropout: dropout != nil)
+                let x = layerOutput(w, l - 1, dropout: dropout != nil, count: steps)
                 Kernels.fillRows(rows: n, cols: G, row: pk.inputBias[l].pointer, out: gates)
                 Kernels.gemmPacked(m: n, n: G, k: H, a: x, lda: H, packed: pk.ihForward[l]!, c: gates, ldc: G, accumulate: true)
             }
-            let hs = L.hs.pointer, whh = pk.hhForward[l]
+            // The recurrence, one step at a time: gates[t] += h[t] W_hh^T, then the cell.
+            let h = L.h, whh = pk.hhForward[l]
             switch config.cell {
             case .lstm:
-                let cs = L.cs!.pointer, tc = L.tanhC!.pointer
+                let c = L.c!, tanhC = L.tanhC!
                 for t in 0..<steps {
-                    let g = gates + t * B * G
-                    Kernels.gemmPacked(m: B, n: G, k: H, a: hs + t * B * H, lda: H, packed: whh, c: g, ldc: G, accumulate: true)
-                    ck_lstm_forward(Int32(B), Int32(H), g, cs + t * B * H, cs + (t + 1) * B * H, tc + t * B * H, hs + (t + 1) * B * H)
+                    Kernels.gemmPacked(m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: L.gates[t], ldc: G, accumulate: true)
+                    ck_lstm_forward(Int32(B), Int32(H), L.gates[t], c[t], c[t + 1], tanhC[t], h[t + 1])
                 }
             case .gru:
-                let gh = L.gh!.pointer, bhh = parameters.pointer + layout.biasHH[l]
+                // GRU keeps W_hh h + b_hh apart: the reset gate multiplies it.
+                let gh = L.gh!, bhh = parameters.at(layout.biasHH[l], count: G)
                 for t in 0..<steps {
-                    let ght = gh + t * B * G
-                    Kernels.fillRows(rows: B, cols: G, row: bhh, out: ght)
-                    Kernels.gemmPacked(m: B, n: G, k: H, a: hs + t * B * H, lda: H, packed: whh, c: ght, ldc: G, accumulate: true)
-                    ck_gru_forward(Int32(B), Int32(H), gates + t * B * G, ght, hs + t * B * H, hs + (t + 1) * B * H)
+                    Kernels.fillRows(rows: B, cols: G, row: bhh, out: gh[t])
+                    Kernels.gemmPacked(m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: gh[t], ldc: G, accumulate: true)
+                    ck_gru_forward(Int32(B), Int32(H), L.gates[t], gh[t], h[t], h[t + 1])
                 }
             case .rnn:
                 for t in 0..<steps {
-                    let g = gates + t * B * G
-                    Kernels.gemmPacked(m: B, n: G, k: H, a: hs + t * B * H, lda: H, packed: whh, c: g, ldc: G, accumulate: true)
-                    ck_tanh(B * H, g, hs + (t + 1) * B * H)
+                    Kernels.gemmPacked(m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: L.gates[t], ldc: G, accumulate: true)
+                    ck_tanh(B * H, L.gates[t], h[t + 1])
                 }
             }
-            if let dropout, let mask = L.mask?.pointer, let dropped = L.dropped?.pointer {
+            if let dropout, let mask = L.mask, let dropped = L.dropped {
                 let key = dropout.layerKey(l)
                 for t in 0..<steps {
-                    ck_dropout_mask(B * H, key, dropout.offset(step: t, width: H), config.dropout, mask + t * B * H)
+                    ck_dropout_mask(B * H, key, dropout.offset(step: t, width: H), config.dropout, mask[t])
                 }
-                Kernels.mul(n * H, hs + B * H, mask, dropped)
+                Kernels.mul(n * H, h.from(1, count: steps), mask.from(0, count: steps), dropped.from(0, count: steps))
             }
         }
     }
 
-    /// Logits (rows, V) of the top layer's output for `steps` steps starting at `firstStep`.
+    /// Logits (steps * rows, V) of the top layer's output for `steps` steps starting at `firstStep`,
+    /// into the first `steps` steps of `w.logits`.
     func outputLogits(_ w: Workspace, _ pk: PackedWeights, firstStep: Int, steps: Int, dropout: Bool) {
         let H = config.hiddenSize, V = config.vocabularySize, B = w.rows
-        let top = layerOutput(w, config.layers - 1, dropout: dropout) + firstStep * B * H
-        let logits = w.logits.pointer
-        Kernels.fillRows(rows: steps * B, cols: V, row: parameters.pointer + layout.outBias, out: logits)
+        let top = layerOutput(w, config.layers - 1, dropout: dropout, from: firstStep, count: steps)
+        let logits = w.logits.from(0, count: steps)
+        Kernels.fillRows(rows: steps * B, cols: V, row: parameters.at(layout.outBias, count: V), out: logits)
         Kernels.gemmPacked(m: steps * B, n: V, k: H, a: top, lda: H, packed: pk.outForward, c: logits, ldc: V, accumulate: true)
     }
 }

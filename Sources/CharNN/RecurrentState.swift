@@ -27,9 +27,8 @@ public final class RecurrentState: @unchecked Sendable {
     public func reset(row: Int) {
         precondition(row >= 0 && row < batchSize, "row \(row) outside 0..<\(batchSize)")
         for l in 0..<layers {
-            let offset = (l * batchSize + row) * hiddenSize
-            h.at(offset, count: hiddenSize).update(repeating: 0, count: hiddenSize)
-            c?.at(offset, count: hiddenSize).update(repeating: 0, count: hiddenSize)
+            h(layer: l, row: row, rows: 1).update(repeating: 0, count: hiddenSize)
+            c(layer: l, row: row, rows: 1)?.update(repeating: 0, count: hiddenSize)
         }
     }
 
@@ -37,6 +36,15 @@ public final class RecurrentState: @unchecked Sendable {
     public func copy(from other: RecurrentState) {
         h.copy(from: other.h)
         if let c, let oc = other.c { c.copy(from: oc) }
+    }
+
+    /// Sets stream `row` of every layer to stream `sourceRow` of `other` (same layers and size).
+    public func copy(row: Int, from other: RecurrentState, row sourceRow: Int) {
+        precondition(other.layers == layers && other.hiddenSize == hiddenSize && (other.c == nil) == (c == nil), "states of different shapes")
+        for l in 0..<layers {
+            h(layer: l, row: row, rows: 1).update(from: other.h(layer: l, row: sourceRow, rows: 1), count: hiddenSize)
+            if let source = other.c(layer: l, row: sourceRow, rows: 1) { c(layer: l, row: row, rows: 1)!.update(from: source, count: hiddenSize) }
+        }
     }
 
     /// A copy of this state.
@@ -52,6 +60,16 @@ public final class RecurrentState: @unchecked Sendable {
         self.hiddenSize = hiddenSize
         h = FloatBuffer(count: layers * batchSize * hiddenSize)
         c = hasCell ? FloatBuffer(count: layers * batchSize * hiddenSize) : nil
+    }
+
+    /// Rows row ..< row + rows of layer `layer`'s hidden state, (rows, hidden).
+    func h(layer: Int, row: Int, rows: Int) -> UnsafeMutablePointer<Float> {
+        h.at((layer * batchSize + row) * hiddenSize, count: rows * hiddenSize)
+    }
+
+    /// The same rows of the cell state, for an LSTM.
+    func c(layer: Int, row: Int, rows: Int) -> UnsafeMutablePointer<Float>? {
+        c?.at((layer * batchSize + row) * hiddenSize, count: rows * hiddenSize)
     }
 
     /// Whether this state fits `config` with `batchSize` streams.

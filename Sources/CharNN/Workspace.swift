@@ -1,36 +1,62 @@
-/// Buffers of one layer for a shard of `rows` streams over up to `steps` time steps.
-/// Time-major: step t of every buffer starts at t * rows * width.
+/// A time-major buffer seen one time step at a time: step t holds `rows` rows of `width`
+/// floats, contiguous, at `base + t * rows * width` (llm.c's named slices, so that the
+/// forward and backward passes never spell out that arithmetic).
+struct Steps {
+    let buffer: FloatBuffer
+    /// Floats per step: rows x width.
+    let stride: Int
+
+    init(_ buffer: FloatBuffer, rows: Int, width: Int) {
+        self.buffer = buffer
+        stride = rows * width
+    }
+
+    /// Step t, (rows, width).
+    @inline(__always)
+    subscript(t: Int) -> UnsafeMutablePointer<Float> { buffer.at(t * stride, count: stride) }
+
+    /// Steps t ..< t + count, (count * rows, width): for products over a whole chunk.
+    @inline(__always)
+    func from(_ t: Int, count: Int) -> UnsafeMutablePointer<Float> { buffer.at(t * stride, count: count * stride) }
+}
+
+/// Buffers of one layer for a shard of `rows` streams over up to `steps` time steps, time-major.
+/// H is the hidden size, G the gate width (4H for LSTM, 3H for GRU, H for a tanh RNN).
 final class LayerBuffers {
-    /// Hidden states (steps + 1, rows, H); slot 0 holds the initial state.
-    let hs: FloatBuffer
-    /// LSTM cell states (steps + 1, rows, H) and tanh of them (steps, rows, H).
-    let cs: FloatBuffer?, tanhC: FloatBuffer?
-    /// Gate pre-activations, replaced by the activations (steps, rows, G).
-    let gates: FloatBuffer
-    /// GRU only: W_hh h + b_hh (steps, rows, 3H).
-    let gh: FloatBuffer?
+    /// Hidden states, steps + 1 slots of (rows, H): h[0] is the initial state, h[t + 1] the
+    /// output of step t.
+    let h: Steps
+    /// LSTM cell states, laid out like `h`, and tanh of each step's new cell state (steps, rows, H).
+    let c: Steps?, tanhC: Steps?
+    /// Gate pre-activations, replaced by the activations: (steps, rows, G).
+    let gates: Steps
+    /// GRU only: W_hh h + b_hh, (steps, rows, 3H).
+    let gh: Steps?
     /// Dropout mask and the dropped output (steps, rows, H), when dropout is on.
-    let mask: FloatBuffer?, dropped: FloatBuffer?
-    /// Backward: gradient of the output (steps, rows, H), of the gate pre-activations
-    /// (steps, rows, G), of GRU's recurrent sum, of the carried cell state, of the initial state.
-    let dH: FloatBuffer?, dGates: FloatBuffer?, dGh: FloatBuffer?, dc: FloatBuffer?, dh0: FloatBuffer?
+    let mask: Steps?, dropped: Steps?
+    /// Backward: gradients of the output (steps, rows, H), of the gate pre-activations
+    /// (steps, rows, G), of GRU's recurrent sum (steps, rows, 3H); of the cell state carried
+    /// back through time, and of the initial state, (rows, H).
+    let dH: Steps?, dGates: Steps?, dGh: Steps?
+    let dc: FloatBuffer?, dh0: FloatBuffer?
 
     init(config: NetworkConfig, rows: Int, steps: Int, training: Bool) {
-        let h = config.hiddenSize, g = config.gateWidth
+        let H = config.hiddenSize, G = config.gateWidth
         let lstm = config.cell == .lstm, gru = config.cell == .gru
-        hs = FloatBuffer(count: (steps + 1) * rows * h)
-        cs = lstm ? FloatBuffer(count: (steps + 1) * rows * h) : nil
-        tanhC = lstm ? FloatBuffer(count: steps * rows * h) : nil
-        gates = FloatBuffer(count: steps * rows * g)
-        gh = gru ? FloatBuffer(count: steps * rows * g) : nil
         let dropout = training && config.dropout > 0
-        mask = dropout ? FloatBuffer(count: steps * rows * h) : nil
-        dropped = dropout ? FloatBuffer(count: steps * rows * h) : nil
-        dH = training ? FloatBuffer(count: steps * rows * h) : nil
-        dGates = training ? FloatBuffer(count: steps * rows * g) : nil
-        dGh = training && gru ? FloatBuffer(count: steps * rows * g) : nil
-        dc = training && lstm ? FloatBuffer(count: rows * h) : nil
-        dh0 = training ? FloatBuffer(count: rows * h) : nil
+        func buffer(_ count: Int, width: Int) -> Steps { Steps(FloatBuffer(count: count * rows * width), rows: rows, width: width) }
+        h = buffer(steps + 1, width: H)
+        c = lstm ? buffer(steps + 1, width: H) : nil
+        tanhC = lstm ? buffer(steps, width: H) : nil
+        gates = buffer(steps, width: G)
+        gh = gru ? buffer(steps, width: G) : nil
+        mask = dropout ? buffer(steps, width: H) : nil
+        dropped = dropout ? buffer(steps, width: H) : nil
+        dH = training ? buffer(steps, width: H) : nil
+        dGates = training ? buffer(steps, width: G) : nil
+        dGh = training && gru ? buffer(steps, width: G) : nil
+        dc = training && lstm ? FloatBuffer(count: rows * H) : nil
+        dh0 = training ? FloatBuffer(count: rows * H) : nil
     }
 }
 
@@ -45,8 +71,8 @@ final class Workspace: @unchecked Sendable {
     var inputs: [Int32]
     var targets: [Int32]
     /// Logits (steps, rows, V); replaced by their gradient in training.
-    let logits: FloatBuffer
-    /// Gradient of every parameter (layout order), and of the first layer's W_ih transposed.
+    let logits: Steps
+    /// Gradient of every parameter (layout order), and of the first layer's W_ih transposed (V, G).
     let gradients: FloatBuffer?
     let embeddingGradient: FloatBuffer?
 
@@ -57,8 +83,34 @@ final class Workspace: @unchecked Sendable {
         layers = (0..<config.layers).map { _ in LayerBuffers(config: config, rows: rows, steps: steps, training: training) }
         inputs = Array(repeating: 0, count: rows * steps)
         targets = Array(repeating: 0, count: rows * steps)
-        logits = FloatBuffer(count: rows * steps * config.vocabularySize)
+        logits = Steps(FloatBuffer(count: rows * steps * config.vocabularySize), rows: rows, width: config.vocabularySize)
         gradients = training ? FloatBuffer(count: parameterCount) : nil
         embeddingGradient = training ? FloatBuffer(count: config.vocabularySize * config.gateWidth) : nil
+    }
+}
+
+extension Workspace {
+    /// Copies rows rowStart ..< rowStart + rows of `state` into every layer's slot 0.
+    func loadState(_ state: RecurrentState, rowStart: Int) {
+        for (l, L) in layers.enumerated() {
+            L.h[0].update(from: state.h(layer: l, row: rowStart, rows: rows), count: L.h.stride)
+            if let c = L.c, let stateC = state.c(layer: l, row: rowStart, rows: rows) { c[0].update(from: stateC, count: c.stride) }
+        }
+    }
+
+    /// Copies every layer's state after `steps` steps into rows rowStart ..< rowStart + rows of `state`.
+    func storeState(_ state: RecurrentState, rowStart: Int, afterSteps steps: Int) {
+        for (l, L) in layers.enumerated() {
+            state.h(layer: l, row: rowStart, rows: rows).update(from: L.h[steps], count: L.h.stride)
+            if let c = L.c, let stateC = state.c(layer: l, row: rowStart, rows: rows) { stateC.update(from: c[steps], count: c.stride) }
+        }
+    }
+
+    /// Copies every layer's initial-state gradient into rows rowStart ..< rowStart + rows of `gradient`.
+    func storeInitialStateGradient(_ gradient: RecurrentState, rowStart: Int) {
+        for (l, L) in layers.enumerated() {
+            gradient.h(layer: l, row: rowStart, rows: rows).update(from: L.dh0!.pointer, count: L.h.stride)
+            if let dc = L.dc, let c = gradient.c(layer: l, row: rowStart, rows: rows) { c.update(from: dc.pointer, count: L.h.stride) }
+        }
     }
 }

@@ -35,7 +35,7 @@ struct IdentityLookup: FastLookup {
 
 /// Turns UTF-8 into units: newline normalization, Unicode normalization and grapheme
 /// segmentation in one pass, producing the same units as the reference pipeline
-/// (`ReferencePipeline`): utf8proc over the whole text, then utf8proc's grapheme breaks.
+/// (the tests' `ReferencePipeline`): utf8proc over the whole text, then utf8proc's grapheme breaks.
 ///
 /// Fast path: a scalar marked fast in the lookup (see `NormalizationTables.Kind`) is written
 /// straight to the output as its payload. Between two fast scalars there is always both a

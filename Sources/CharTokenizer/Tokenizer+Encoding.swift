@@ -38,6 +38,11 @@ extension Tokenizer {
         try encodeFile(url, chunkSize: ChunkReader.defaultChunkSize)
     }
 
+    /// `encodeFile(_:)` on `threads` threads (default: every core, at most 8).
+    public func encodeFile(_ url: URL, threads: Int) throws -> EncodedCorpus {
+        try encodeFile(url, chunkSize: ChunkReader.defaultChunkSize, workers: threads)
+    }
+
     func encodeFile(_ url: URL, chunkSize: Int, workers: Int = defaultWorkers) throws -> EncodedCorpus {
         let width = EncodedCorpus.Width(vocabularySize: vocabularySize)
         return try ChunkReader.withFile(url, kinds: lookup.normalizationTables.kinds, chunkSize: chunkSize) { reader in

@@ -59,7 +59,7 @@ public enum TokenizerError: Error, LocalizedError, Equatable, Sendable {
     }
 
     /// "'é' (U+00E9)" for a visible character, "U+0301" for marks, controls and other invisible ones.
-    static func describe(_ scalar: Unicode.Scalar) -> String {
+    public static func describe(_ scalar: Unicode.Scalar) -> String {
         let code = "U+" + String(scalar.value, radix: 16, uppercase: true).leftPadded(to: 4)
         return UnicodeData.isVisible(scalar.value) ? "'\(Character(scalar))' (\(code))" : code
     }

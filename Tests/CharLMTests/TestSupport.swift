@@ -1,3 +1,5 @@
+import CharNN
+import CharTokenizer
 import Foundation
 @testable import CharLM
 

@@ -79,13 +79,10 @@ void ck_tanh_backward(long n, const float *y, const float *dy, float *dx);
 /// Cross-entropy of each row against its target, summed (nats). The logits are replaced by
 /// gradScale * (softmax - onehot(target)).
 double ck_softmax_xent(int rows, int V, float *logits, const int *targets, float gradScale);
-/// probs = softmax(logits * invTemperature).
-void ck_softmax(int V, const float *logits, float invTemperature, float *probs);
 
 // MARK: - Vector loops
 
 void ck_add(long n, const float *x, float *y);
-void ck_axpy(long n, float a, const float *x, float *y);
 void ck_scale(long n, float a, float *x);
 void ck_mul(long n, const float *x, const float *m, float *y);
 double ck_sumsq(long n, const float *x);

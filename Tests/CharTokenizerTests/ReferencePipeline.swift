@@ -1,4 +1,5 @@
 import CUTF8Proc
+@testable import CharTokenizer
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -1,2 +1,0 @@
-@_exported import CharTokenizer
-@_exported import CharNN

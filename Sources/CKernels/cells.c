@@ -11,7 +11,8 @@ CK_VOID_KERNEL(ck_lstm_forward, (int B, int H, float *gates, const float *cPrev,
                (B, H, gates, cPrev, c, tanhC, h)) {
     for (int b = 0; b < B; b++) {
         // The four gate blocks are disjoint: restrict lets the loop vectorize in place.
-        float *restrict gi = gates + (long)b * 4 * H, *restrict gf = gi + H, *restrict gu = gi + 2 * H, *restrict go = gi + 3 * H;
+        float *restrict gi = gates + (long)b * 4 * H, *restrict gf = gi + H;
+        float *restrict gu = gi + 2 * H, *restrict go = gi + 3 * H;
         const float *restrict cp = cPrev + (long)b * H;
         float *restrict cn = c + (long)b * H, *restrict tc = tanhC + (long)b * H, *restrict hn = h + (long)b * H;
         CK_INDEPENDENT
@@ -32,10 +33,13 @@ CK_VOID_KERNEL(ck_lstm_backward, (int B, int H, const float *acts, const float *
                                   const float *dh, float *dc, float *dgates),
                (B, H, acts, cPrev, tanhC, dh, dc, dgates)) {
     for (int b = 0; b < B; b++) {
-        const float *restrict ai = acts + (long)b * 4 * H, *restrict af = ai + H, *restrict au = ai + 2 * H, *restrict ao = ai + 3 * H;
-        const float *restrict cp = cPrev + (long)b * H, *restrict tc = tanhC + (long)b * H, *restrict dhb = dh + (long)b * H;
+        const float *restrict ai = acts + (long)b * 4 * H, *restrict af = ai + H;
+        const float *restrict au = ai + 2 * H, *restrict ao = ai + 3 * H;
+        const float *restrict cp = cPrev + (long)b * H, *restrict tc = tanhC + (long)b * H;
+        const float *restrict dhb = dh + (long)b * H;
         float *restrict dcb = dc + (long)b * H;
-        float *restrict di = dgates + (long)b * 4 * H, *restrict df = di + H, *restrict du = di + 2 * H, *restrict dout = di + 3 * H;
+        float *restrict di = dgates + (long)b * 4 * H, *restrict df = di + H;
+        float *restrict du = di + 2 * H, *restrict dout = di + 3 * H;
         CK_INDEPENDENT
         for (int j = 0; j < H; j++) {
             float i = ai[j], f = af[j], u = au[j], o = ao[j];

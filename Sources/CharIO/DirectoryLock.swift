@@ -38,7 +38,9 @@ public final class DirectoryLock {
             let holder = Self.holder(of: descriptor)
             close(descriptor)
             descriptor = -1
-            throw busy ? DirectoryLockError.inUse(path: directory.path, pid: holder) : DirectoryLockError.unavailable(path: directory.path, reason: reason)
+            throw busy
+                ? DirectoryLockError.inUse(path: directory.path, pid: holder)
+                : DirectoryLockError.unavailable(path: directory.path, reason: reason)
         }
         let pid = Array("\(getpid())\n".utf8)
         _ = ftruncate(descriptor, 0)

@@ -50,7 +50,9 @@ public enum DurableFile {
             staged = directory.appendingPathComponent(
                 ".\(destination.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
             descriptor = open(staged.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-            guard descriptor >= 0 else { throw DurableFileError(path: destination.path, reason: DurableFile.lastError()) }
+            guard descriptor >= 0 else {
+                throw DurableFileError(path: destination.path, reason: DurableFile.lastError())
+            }
         }
 
         deinit {

@@ -30,11 +30,14 @@ public enum Benchmark {
 
     /// Times full training steps (forward, backward, clipping at 5, an Adam update) on random
     /// ids: `repeats` timings of `steps` steps each.
-    public static func training(config: NetworkConfig, batchSize: Int, seqLength: Int, steps: Int, repeats: Int,
-                                threads: Int) throws -> TrainingResult {
+    public static func training(
+        config: NetworkConfig, batchSize: Int, seqLength: Int, steps: Int, repeats: Int,
+        threads: Int
+    ) throws -> TrainingResult {
         let network = try Network(config: config, seed: 1)
         let runner = BatchRunner(network: network, batchSize: batchSize, seqLength: seqLength, threads: threads)
-        let optimizer = try Optimizer(config: OptimizerConfig(kind: .adam, learningRate: 2e-3), parameterCount: network.parameterCount)
+        let optimizer = try Optimizer(
+            config: OptimizerConfig(kind: .adam, learningRate: 2e-3), parameterCount: network.parameterCount)
         let gradients = FloatBuffer(count: network.parameterCount)
         let state = RecurrentState(config: config, batchSize: batchSize)
         var rng = SeededGenerator(seed: 7)
@@ -61,8 +64,9 @@ public enum Benchmark {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             rates.append(Double(batchSize * seqLength * steps) / seconds)
         }
-        return TrainingResult(charactersPerSecond: rates, flopsPerCharacter: trainingFlopsPerCharacter(config),
-                              residentAfterWarmup: warm, residentAtEnd: residentBytes())
+        return TrainingResult(
+            charactersPerSecond: rates, flopsPerCharacter: trainingFlopsPerCharacter(config),
+            residentAfterWarmup: warm, residentAtEnd: residentBytes())
     }
 
     public struct GenerationResult: Sendable {
@@ -75,7 +79,9 @@ public enum Benchmark {
 
     /// Times generation one unit at a time (sampling with temperature 1 included) for
     /// `samples` streams in one batch, after a 20-unit prompt.
-    public static func generation(config: NetworkConfig, samples: Int, length: Int, repeats: Int) throws -> GenerationResult {
+    public static func generation(config: NetworkConfig, samples: Int, length: Int, repeats: Int) throws
+        -> GenerationResult
+    {
         let network = try Network(config: config, seed: 1)
         let v = config.vocabularySize
         var rates: [Double] = []
@@ -92,7 +98,9 @@ public enum Benchmark {
                 for s in 0..<samples {
                     next[s] = sampler.sample(logits: Array(logits[(s * v)..<((s + 1) * v)]), recent: [], using: &rng)
                 }
-                if i == 0 { firstCharacter = min(firstCharacter, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+                if i == 0 {
+                    firstCharacter = min(firstCharacter, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                }
                 logits = try session.feed(next)
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -105,7 +113,8 @@ public enum Benchmark {
     /// character after a 20-character prompt: what a user waits for, minus process start.
     /// Best of `repeats`.
     public static func firstCharacterFromDisk(config: NetworkConfig, repeats: Int) throws -> Double {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("charlm-bench-\(UUID().uuidString.prefix(8))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "charlm-bench-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: directory) }
         let units = (0..<config.vocabularySize).map { (i: Int) -> String in
             let scalar = i < 95 ? UInt32(32 + i) : UInt32(0x4E00 + i)
@@ -116,8 +125,10 @@ public enum Benchmark {
         shaped.vocabularySize = tokenizer.vocabularySize
         let network = try Network(config: shaped, seed: 1)
         let run = RunDirectory(directory)
-        let lock = try run.create(config: RunConfig(model: shaped, training: TrainingConfig(), corpus: nil), tokenizer: tokenizer,
-                                  overwrite: false) { staging in
+        let lock = try run.create(
+            config: RunConfig(model: shaped, training: TrainingConfig(), corpus: nil), tokenizer: tokenizer,
+            overwrite: false
+        ) { staging in
             try writeDurably(CheckpointFiles.modelFile(network, step: 0).encoded(), to: staging.modelURL)
         }
         lock.release()
@@ -126,7 +137,8 @@ public enum Benchmark {
         for _ in 0..<repeats {
             let start = DispatchTime.now().uptimeNanoseconds
             let model = try LanguageModel.load(directory, checkpoint: .latest)
-            let generation = try BatchGeneration(model: model, request: GenerationRequest(prompt: prompt, length: 1, seed: 1))
+            let generation = try BatchGeneration(
+                model: model, request: GenerationRequest(prompt: prompt, length: 1, seed: 1))
             try generation.step { _, _ in }
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
@@ -142,9 +154,12 @@ public enum Benchmark {
     /// The CPU, its cores and the operating system, for benchmark reports.
     public static var machine: String {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+        let model =
+            cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
             .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
-        return "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.operatingSystemVersionString)"
+        return
+            "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores, "
+                + "\(ProcessInfo.processInfo.operatingSystemVersionString)"
     }
 
     /// Resident memory now, in bytes (Linux: /proc/self/statm; elsewhere the peak).

@@ -30,8 +30,10 @@ public enum CharLMError: Error, Equatable, LocalizedError, CustomStringConvertib
         case .badCorpus(let path, let reason): "corpus \(path): \(reason)"
         case .invalidOptions(let message): message
         case .badPrompt(let message): message
-        case .runExists(let path): "run directory \(path) already exists; pass --resume \(path) to continue it or --overwrite to replace it"
-        case .runInUse(let path, let pid): "\(path) is in use by \(pid.map { "process \($0)" } ?? "another process") (one training at a time per run)"
+        case .runExists(let path):
+            "run directory \(path) already exists; pass --resume \(path) to continue it or --overwrite to replace it"
+        case .runInUse(let path, let pid):
+            "\(path) is in use by \(pid.map { "process \($0)" } ?? "another process") (one training at a time per run)"
         case .interrupted(let message): message
         }
     }

@@ -13,7 +13,9 @@ enum CheckpointFiles {
         file.metadata = ["format": "pt", "charlm_step": String(step), "cell": network.config.cell.rawValue]
         network.parameters.withUnsafeBufferPointer { all in
             for info in network.layout.tensors {
-                file.add(info.name, shape: info.shape, values: UnsafeBufferPointer(rebasing: all[info.offset..<(info.offset + info.count)]))
+                file.add(
+                    info.name, shape: info.shape,
+                    values: UnsafeBufferPointer(rebasing: all[info.offset..<(info.offset + info.count)]))
             }
         }
         return file
@@ -45,13 +47,18 @@ enum CheckpointFiles {
     static func loadWeights(_ file: SafeTensors, into network: Network, source: String) throws {
         let expected = Set(network.layout.tensors.map(\.name))
         if let extra = file.names.first(where: { !expected.contains($0) }) {
-            throw CharLMError.invalidFile(path: source, reason: "holds tensor '\(extra)', which a \(network.config.cell.rawValue) model of this shape does not have")
+            throw CharLMError.invalidFile(
+                path: source,
+                reason:
+                    "holds tensor '\(extra)', which a \(network.config.cell.rawValue) model of this shape does not have"
+            )
         }
         try network.parameters.withUnsafeMutableBufferPointer { all in
             for info in network.layout.tensors {
                 let slice = UnsafeMutableBufferPointer(rebasing: all[info.offset..<(info.offset + info.count)])
                 guard try file.copyFloats(info.name, shape: info.shape, into: slice, source: source) else {
-                    throw CharLMError.invalidFile(path: source, reason: "tensor '\(info.name)' holds NaN or infinite values")
+                    throw CharLMError.invalidFile(
+                        path: source, reason: "tensor '\(info.name)' holds NaN or infinite values")
                 }
             }
         }
@@ -59,12 +66,21 @@ enum CheckpointFiles {
     }
 
     /// Restores the optimizer's state and the carried hidden state.
-    static func loadOptimizer(_ file: SafeTensors, into optimizer: Optimizer, hidden: RecurrentState, source: String) throws {
+    static func loadOptimizer(_ file: SafeTensors, into optimizer: Optimizer, hidden: RecurrentState, source: String)
+        throws
+    {
         guard file.metadata["optimizer"] == optimizer.config.kind.rawValue else {
-            throw CharLMError.invalidFile(path: source, reason: "holds the state of optimizer \(file.metadata["optimizer"] ?? "?"), but config.json says \(optimizer.config.kind.rawValue)")
+            throw CharLMError.invalidFile(
+                path: source,
+                reason:
+                    "holds the state of optimizer \(file.metadata["optimizer"] ?? "?"), but config.json says "
+                        + "\(optimizer.config.kind.rawValue)"
+            )
         }
         let step = try file.int64s("step", source: source)
-        guard step.count == 1, step[0] >= 0 else { throw CharLMError.invalidFile(path: source, reason: "bad optimizer step") }
+        guard step.count == 1, step[0] >= 0 else {
+            throw CharLMError.invalidFile(path: source, reason: "bad optimizer step")
+        }
         var buffers: [String: [Float]] = [:]
         for name in optimizer.stateNames {
             buffers[name] = try file.floats(name, shape: [optimizer.parameterCount], source: source)

@@ -33,7 +33,9 @@ public struct Corpus: Sendable {
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw CharLMError.badCorpus(path: url.path, reason: "no such file")
         }
-        guard !isDirectory.boolValue else { throw CharLMError.badCorpus(path: url.path, reason: "is a directory, not a text file") }
+        guard !isDirectory.boolValue else {
+            throw CharLMError.badCorpus(path: url.path, reason: "is a directory, not a text file")
+        }
         guard let handle = FileHandle(forReadingAtPath: url.path) else {
             throw CharLMError.badCorpus(path: url.path, reason: "cannot be read (permissions?)")
         }
@@ -41,13 +43,17 @@ public struct Corpus: Sendable {
         let head = (try? handle.read(upToCount: 65536)) ?? Data()
         guard !head.isEmpty else { throw CharLMError.badCorpus(path: url.path, reason: "is empty") }
         if let zero = head.firstIndex(of: 0) {
-            throw CharLMError.badCorpus(path: url.path, reason: "looks like a binary file (NUL byte at offset \(zero)); charlm trains on UTF-8 text")
+            throw CharLMError.badCorpus(
+                path: url.path,
+                reason: "looks like a binary file (NUL byte at offset \(zero)); charlm trains on UTF-8 text")
         }
     }
 
     /// Encodes `url` with `tokenizer` (streaming: the text is never held as a String) and
     /// splits it: the last `valFraction` for validation, or all of `validationFile`.
-    public static func load(_ url: URL, tokenizer: Tokenizer, valFraction: Double, validationFile: URL?) throws -> Corpus {
+    public static func load(_ url: URL, tokenizer: Tokenizer, valFraction: Double, validationFile: URL?) throws
+        -> Corpus
+    {
         try checkReadable(url)
         let bytes = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
         let ids = try encode(url, tokenizer: tokenizer)
@@ -58,7 +64,8 @@ public struct Corpus: Sendable {
         }
         let validationCount = Int((Double(ids.count) * valFraction).rounded())
         let split = ids.count - validationCount
-        return Corpus(train: TokenSpan(ids, range: 0..<split), validation: TokenSpan(ids, range: split..<ids.count), bytes: bytes)
+        return Corpus(
+            train: TokenSpan(ids, range: 0..<split), validation: TokenSpan(ids, range: split..<ids.count), bytes: bytes)
     }
 
     private static func encode(_ url: URL, tokenizer: Tokenizer) throws -> EncodedCorpus {
@@ -86,7 +93,13 @@ public struct StreamBatcher: Sendable {
         self.seqLength = seqLength
         streamLength = max(0, data.count - 1) / batchSize
         guard streamLength >= seqLength else {
-            throw CharLMError.badCorpus(path: name, reason: "its training split has \(data.count) units, fewer than one step needs (batch \(batchSize) x seq-length \(seqLength) + 1 = \(batchSize * seqLength + 1)); use a longer text or smaller --batch / --seq-length")
+            throw CharLMError.badCorpus(
+                path: name,
+                reason:
+                    "its training split has \(data.count) units, fewer than one step needs (batch \(batchSize) x "
+                        + "seq-length \(seqLength) + 1 = \(batchSize * seqLength + 1)); use a longer text or smaller "
+                            + "--batch / --seq-length"
+            )
         }
     }
 

@@ -30,7 +30,9 @@ public enum Evaluator {
         guard targets >= 1 else { return EvaluationResult(totalNats: 0, count: 0) }
         let streams = max(1, min(batchSize, targets / seqLength))
         let streamLength = targets / streams
-        let runner = BatchRunner(network: network, batchSize: streams, seqLength: min(seqLength, streamLength), threads: threads, training: false)
+        let runner = BatchRunner(
+            network: network, batchSize: streams, seqLength: min(seqLength, streamLength), threads: threads,
+            training: false)
         let state = RecurrentState(config: network.config, batchSize: streams)
         var total = 0.0
         var position = 0
@@ -50,7 +52,8 @@ public enum Evaluator {
         }
         let leftover = targets - streams * streamLength
         if leftover > 0 {
-            let tail = BatchRunner(network: network, batchSize: 1, seqLength: min(seqLength, leftover), threads: 1, training: false)
+            let tail = BatchRunner(
+                network: network, batchSize: 1, seqLength: min(seqLength, leftover), threads: 1, training: false)
             let last = RecurrentState(config: network.config, batchSize: 1)
             last.copy(row: 0, from: state, row: streams - 1)
             var start = streams * streamLength

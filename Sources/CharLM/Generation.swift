@@ -15,7 +15,10 @@ public struct GenerationRequest: Sendable {
     /// A sample ends when its text contains one of these (the stop string is not returned).
     public var stop: [String]
 
-    public init(prompt: String = "", length: Int = 500, options: SamplingOptions = SamplingOptions(), seed: UInt64 = 0, numSamples: Int = 1, stop: [String] = []) {
+    public init(
+        prompt: String = "", length: Int = 500, options: SamplingOptions = SamplingOptions(), seed: UInt64 = 0,
+        numSamples: Int = 1, stop: [String] = []
+    ) {
         self.prompt = prompt
         self.length = length
         self.options = options
@@ -27,7 +30,9 @@ public struct GenerationRequest: Sendable {
     public func validate() throws {
         try options.validate()
         guard length >= 0 else { throw CharLMError.invalidOptions("the length must not be negative") }
-        guard numSamples >= 1 && numSamples <= 10_000 else { throw CharLMError.invalidOptions("the number of samples must be between 1 and 10000") }
+        guard numSamples >= 1 && numSamples <= 10_000 else {
+            throw CharLMError.invalidOptions("the number of samples must be between 1 and 10000")
+        }
         guard !stop.contains("") else { throw CharLMError.invalidOptions("a stop string must not be empty") }
     }
 }
@@ -78,7 +83,9 @@ public final class BatchGeneration {
         decoders = Array(repeating: StreamingDecoder(tokenizer: model.tokenizer), count: n)
         history = Array(repeating: ids, count: n)
         pending = Array(repeating: "", count: n)
-        samples = (0..<n).map { GeneratedSample(text: "", tokens: [], stoppedBy: nil, seed: request.seed &+ UInt64($0)) }
+        samples = (0..<n).map {
+            GeneratedSample(text: "", tokens: [], stoppedBy: nil, seed: request.seed &+ UInt64($0))
+        }
         active = Array(repeating: request.length > 0, count: n)
         let prime = ids.isEmpty ? [model.startID] : ids
         logits = try session.feed((0..<n).flatMap { _ in prime })
@@ -201,12 +208,18 @@ public struct TextStream: Sequence, IteratorProtocol {
 
 extension LanguageModel {
     /// Generates one sample lazily, one piece of text per unit.
-    public func stream(prompt: String, length: Int, options: SamplingOptions = SamplingOptions(), seed: UInt64 = 0, stop: [String] = []) throws -> TextStream {
-        try TextStream(model: self, request: GenerationRequest(prompt: prompt, length: length, options: options, seed: seed, stop: stop))
+    public func stream(
+        prompt: String, length: Int, options: SamplingOptions = SamplingOptions(), seed: UInt64 = 0, stop: [String] = []
+    ) throws -> TextStream {
+        try TextStream(
+            model: self,
+            request: GenerationRequest(prompt: prompt, length: length, options: options, seed: seed, stop: stop))
     }
 
     /// Generates every sample of `request` as one batch.
-    public func generate(_ request: GenerationRequest, emit: (Int, String) -> Void = { _, _ in }) throws -> [GeneratedSample] {
+    public func generate(_ request: GenerationRequest, emit: (Int, String) -> Void = { _, _ in }) throws
+        -> [GeneratedSample]
+    {
         try BatchGeneration(model: self, request: request).run(emit)
     }
 }

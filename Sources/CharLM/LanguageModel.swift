@@ -17,7 +17,8 @@ public final class LanguageModel: @unchecked Sendable {
     /// The weights file that was loaded.
     public let weightsURL: URL
 
-    public init(tokenizer: Tokenizer, network: Network, config: RunConfig, trainerState: TrainerState?, weightsURL: URL) {
+    public init(tokenizer: Tokenizer, network: Network, config: RunConfig, trainerState: TrainerState?, weightsURL: URL)
+    {
         self.tokenizer = tokenizer
         self.network = network
         self.config = config
@@ -38,18 +39,22 @@ public final class LanguageModel: @unchecked Sendable {
     public static func load(_ path: URL, checkpoint: Checkpoint = .best) throws -> LanguageModel {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path.path, isDirectory: &isDirectory) else {
-            throw CharLMError.missingFile(path: path.path, hint: "expected a run directory made by `charlm train` or its model.safetensors")
+            throw CharLMError.missingFile(
+                path: path.path, hint: "expected a run directory made by `charlm train` or its model.safetensors")
         }
         guard isDirectory.boolValue else {
             let directory = path.deletingLastPathComponent()
-            return try load(weights: path, configIn: directory, trainerState: directory.appendingPathComponent("trainer_state.json"))
+            return try load(
+                weights: path, configIn: directory, trainerState: directory.appendingPathComponent("trainer_state.json")
+            )
         }
         let run = RunDirectory(path)
         let weights = try run.weightsDirectory(checkpoint)
         // best/ holds its own config and tokenizer; .previous/ shares the run's.
         let configDirectory = weights == run.previousURL ? run.url : weights
-        return try load(weights: weights.appendingPathComponent("model.safetensors"), configIn: configDirectory,
-                        trainerState: weights.appendingPathComponent("trainer_state.json"))
+        return try load(
+            weights: weights.appendingPathComponent("model.safetensors"), configIn: configDirectory,
+            trainerState: weights.appendingPathComponent("trainer_state.json"))
     }
 
     private static func load(weights: URL, configIn directory: URL, trainerState: URL) throws -> LanguageModel {
@@ -57,7 +62,8 @@ public final class LanguageModel: @unchecked Sendable {
         let network = try Network(config: config.model)
         try network.loadWeights(SafeTensors(contentsOf: weights), source: weights.path)
         let state = try? TrainerState.load(from: trainerState)
-        return LanguageModel(tokenizer: tokenizer, network: network, config: config, trainerState: state, weightsURL: weights)
+        return LanguageModel(
+            tokenizer: tokenizer, network: network, config: config, trainerState: state, weightsURL: weights)
     }
 
     // MARK: - Prompts
@@ -68,10 +74,13 @@ public final class LanguageModel: @unchecked Sendable {
         do {
             return try tokenizer.encode(prompt)
         } catch TokenizerError.unknownCharacters(let scalars) {
-            let names = scalars.prefix(10).map(TokenizerError.describe).joined(separator: ", ") + (scalars.count > 10 ? ", …" : "")
+            let names =
+                scalars.prefix(10).map(TokenizerError.describe).joined(separator: ", ")
+                + (scalars.count > 10 ? ", …" : "")
             let one = scalars.count == 1
-            throw CharLMError.badPrompt("the prompt has \(one ? "a character" : "characters") this model's vocabulary lacks: \(names); "
-                + "remove \(one ? "it" : "them"), or train with byte fallback so that any text encodes")
+            throw CharLMError.badPrompt(
+                "the prompt has \(one ? "a character" : "characters") this model's vocabulary lacks: \(names); "
+                    + "remove \(one ? "it" : "them"), or train with byte fallback so that any text encodes")
         } catch let error as TokenizerError {
             throw CharLMError.badPrompt("cannot encode the prompt: \(error.localizedDescription)")
         }

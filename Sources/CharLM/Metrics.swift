@@ -31,7 +31,10 @@ public struct MetricsLog {
     }
 
     var header: String {
-        (["step", "epoch", "characters", "train_loss", "val_loss", "val_bpc", "learning_rate", "chars_per_s", "grad_norm", "clipped"]
+        ([
+            "step", "epoch", "characters", "train_loss", "val_loss", "val_bpc", "learning_rate", "chars_per_s",
+            "grad_norm", "clipped",
+        ]
             + (0..<layers).map { "grad_norm_l\($0)" } + ["grad_norm_out", "elapsed_s"]).joined(separator: ",")
     }
 
@@ -40,13 +43,17 @@ public struct MetricsLog {
     }
 
     /// Adds a validation loss to the row of `step`, or a row of its own when that step logged none.
-    mutating func recordValidation(_ loss: Double, step: Int, epoch: Int, characters: Int, learningRate: Float, elapsedSeconds: Double) {
+    mutating func recordValidation(
+        _ loss: Double, step: Int, epoch: Int, characters: Int, learningRate: Float, elapsedSeconds: Double
+    ) {
         if let last = rows.last, last.step == step {
             rows[rows.count - 1].validationLoss = loss
         } else {
-            rows.append(MetricsRow(step: step, epoch: epoch, characters: characters, trainLoss: nil, validationLoss: loss,
-                                   learningRate: learningRate, charactersPerSecond: 0, gradientNorm: nil, clippedFraction: nil,
-                                   layerGradientNorms: [], elapsedSeconds: elapsedSeconds))
+            rows.append(
+                MetricsRow(
+                    step: step, epoch: epoch, characters: characters, trainLoss: nil, validationLoss: loss,
+                    learningRate: learningRate, charactersPerSecond: 0, gradientNorm: nil, clippedFraction: nil,
+                    layerGradientNorms: [], elapsedSeconds: elapsedSeconds))
         }
     }
 
@@ -63,11 +70,13 @@ public struct MetricsLog {
             let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
             let layers = f.count - 12
             guard layers >= 1, let s = Int(f[0]) else { continue }
-            rows.append(MetricsRow(
-                step: s, epoch: Int(f[1]) ?? 0, characters: Int(f[2]) ?? 0, trainLoss: Double(f[3]), validationLoss: Double(f[4]),
-                learningRate: Float(f[6]) ?? 0, charactersPerSecond: Double(f[7]) ?? 0, gradientNorm: Double(f[8]),
-                clippedFraction: Double(f[9]), layerGradientNorms: f[10..<(11 + layers)].compactMap { Double($0) },
-                elapsedSeconds: Double(f[11 + layers]) ?? 0))
+            rows.append(
+                MetricsRow(
+                    step: s, epoch: Int(f[1]) ?? 0, characters: Int(f[2]) ?? 0, trainLoss: Double(f[3]),
+                    validationLoss: Double(f[4]),
+                    learningRate: Float(f[6]) ?? 0, charactersPerSecond: Double(f[7]) ?? 0, gradientNorm: Double(f[8]),
+                    clippedFraction: Double(f[9]), layerGradientNorms: f[10..<(11 + layers)].compactMap { Double($0) },
+                    elapsedSeconds: Double(f[11 + layers]) ?? 0))
         }
         return rows
     }
@@ -76,9 +85,13 @@ public struct MetricsLog {
         func fmt(_ x: Double?) -> String { x.map { String(format: "%.6g", $0) } ?? "" }
         var out = header + "\n"
         for r in rows {
-            let fields = [String(r.step), String(r.epoch), String(r.characters), fmt(r.trainLoss), fmt(r.validationLoss),
-                          fmt(r.validationLoss.map { $0 / log(2) }), String(format: "%.6g", r.learningRate), String(format: "%.1f", r.charactersPerSecond),
-                          fmt(r.gradientNorm), fmt(r.clippedFraction)]
+            let fields =
+                [
+                    String(r.step), String(r.epoch), String(r.characters), fmt(r.trainLoss), fmt(r.validationLoss),
+                    fmt(r.validationLoss.map { $0 / log(2) }), String(format: "%.6g", r.learningRate),
+                    String(format: "%.1f", r.charactersPerSecond),
+                    fmt(r.gradientNorm), fmt(r.clippedFraction),
+                ]
                 + (0..<(layers + 1)).map { fmt($0 < r.layerGradientNorms.count ? r.layerGradientNorms[$0] : nil) }
                 + [String(format: "%.1f", r.elapsedSeconds)]
             out += fields.joined(separator: ",") + "\n"

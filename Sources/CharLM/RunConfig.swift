@@ -63,7 +63,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// Reads and validates config.json.
     public static func load(from url: URL) throws -> RunConfig {
         guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw CharLMError.missingFile(path: url.path, hint: "a charlm run directory holds config.json, tokenizer.json and model.safetensors")
+            throw CharLMError.missingFile(
+                path: url.path, hint: "a charlm run directory holds config.json, tokenizer.json and model.safetensors")
         }
         return try load(data: data, source: url.path)
     }
@@ -77,10 +78,16 @@ public struct RunConfig: Codable, Sendable, Equatable {
             throw CharLMError.invalidFile(path: source, reason: "not a JSON object (truncated or damaged?)")
         }
         guard header.format == currentFormat else {
-            throw CharLMError.invalidFile(path: source, reason: "not a charlm config (format is \(header.format.map { "'\($0)'" } ?? "missing"))")
+            throw CharLMError.invalidFile(
+                path: source, reason: "not a charlm config (format is \(header.format.map { "'\($0)'" } ?? "missing"))")
         }
         guard let version = header.version, version <= currentVersion else {
-            throw CharLMError.invalidFile(path: source, reason: "format version \(header.version ?? -1) is newer than this charlm supports (\(currentVersion)); upgrade charlm")
+            throw CharLMError.invalidFile(
+                path: source,
+                reason:
+                    "format version \(header.version ?? -1) is newer than this charlm supports (\(currentVersion)); "
+                        + "upgrade charlm"
+            )
         }
         do {
             var config = try JSONFile.decode(RunConfig.self, from: data, defaults: absentFieldDefaults)
@@ -106,7 +113,9 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// Checks every field.
     public func validate() throws {
         do { try model.validate() } catch let error as NetworkError { throw CharLMError.invalidOptions("\(error)") }
-        do { try tokenizer.validate() } catch let error as TokenizerError { throw CharLMError.invalidOptions(error.localizedDescription) }
+        do { try tokenizer.validate() } catch let error as TokenizerError {
+            throw CharLMError.invalidOptions(error.localizedDescription)
+        }
         try training.validate()
         if let corpusUnits, corpusUnits < 0 { throw CharLMError.invalidOptions("corpus units must not be negative") }
     }
@@ -140,18 +149,24 @@ public struct RunOptions {
     public init() {}
 
     /// Sets `field` to `value`, when a value is given.
-    public mutating func set<Value: Equatable>(_ field: WritableKeyPath<RunConfig, Value>, to value: Value?, as name: String) {
+    public mutating func set<Value: Equatable>(
+        _ field: WritableKeyPath<RunConfig, Value>, to value: Value?, as name: String
+    ) {
         guard let value else { return }
         update(field, as: name) { $0[keyPath: field] = value }
     }
 
     /// Changes `field` with `apply` (for an option that sets a field from others, such as an
     /// optimizer whose defaults depend on its kind).
-    public mutating func update<Value: Equatable>(_ field: WritableKeyPath<RunConfig, Value>, as name: String,
-                                                   _ apply: @escaping (inout RunConfig) -> Void) {
-        entries.append(Entry(field: field, name: name, apply: apply,
-                             differs: { $0[keyPath: field] != $1[keyPath: field] },
-                             shown: { Self.show($0[keyPath: field]) }))
+    public mutating func update<Value: Equatable>(
+        _ field: WritableKeyPath<RunConfig, Value>, as name: String,
+        _ apply: @escaping (inout RunConfig) -> Void
+    ) {
+        entries.append(
+            Entry(
+                field: field, name: name, apply: apply,
+                differs: { $0[keyPath: field] != $1[keyPath: field] },
+                shown: { Self.show($0[keyPath: field]) }))
     }
 
     /// Whether no option was given.
@@ -209,7 +224,8 @@ enum JSONFile {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         return try encoder.encode(value)
     }
 
@@ -221,8 +237,10 @@ enum JSONFile {
         let merged = merge(file, over: base)
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
-        return try decoder.decode(T.self, from: JSONSerialization.data(withJSONObject: merged, options: [.fragmentsAllowed]))
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return try decoder.decode(
+            T.self, from: JSONSerialization.data(withJSONObject: merged, options: [.fragmentsAllowed]))
     }
 
     private static func merge(_ value: Any, over base: Any) -> Any {
@@ -237,9 +255,11 @@ extension DecodingError {
     /// One line naming the field that failed.
     var shortDescription: String {
         switch self {
-        case .keyNotFound(let key, let context): "missing field '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
+        case .keyNotFound(let key, let context):
+            "missing field '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
         case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            "bad value at '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)"
+            "bad value at '\(context.codingPath.map(\.stringValue).joined(separator: "."))': "
+                + "\(context.debugDescription)"
         @unknown default: "\(self)"
         }
     }

@@ -65,8 +65,10 @@ public struct RunDirectory: Sendable {
 
     /// Whether `name` is something charlm itself puts in a run directory.
     static func isRunFile(_ name: String) -> Bool {
-        let ours: Set<String> = ["config.json", "tokenizer.json", "metrics.csv", "loss.svg", "best", "best.tmp", "best.old",
-                                 ".previous", ".previous.tmp", ".previous.old", DirectoryLock.fileName]
+        let ours: Set<String> = [
+            "config.json", "tokenizer.json", "metrics.csv", "loss.svg", "best", "best.tmp", "best.old",
+            ".previous", ".previous.tmp", ".previous.old", DirectoryLock.fileName,
+        ]
         return ours.contains(name) || stateFiles.contains(name) || DurableFile.isTemporary(name)
     }
 
@@ -108,13 +110,17 @@ public struct RunDirectory: Sendable {
     /// - Parameter overwrite: remove an existing run at this path first (never a file, a
     ///   directory holding anything charlm did not write, or a run another process is using).
     /// - Returns: the lock on the new run, held until the caller lets it go.
-    func create(config: RunConfig, tokenizer: Tokenizer, overwrite: Bool,
-                initialize: (RunDirectory) throws -> Void) throws -> DirectoryLock {
+    func create(
+        config: RunConfig, tokenizer: Tokenizer, overwrite: Bool,
+        initialize: (RunDirectory) throws -> Void
+    ) throws -> DirectoryLock {
         let fm = FileManager.default
         let parent = url.deletingLastPathComponent()
         try makeDirectory(parent)
         removeAbandonedCreations(in: parent)
-        let staging = RunDirectory(parent.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"))
+        let staging = RunDirectory(
+            parent.appendingPathComponent(
+                ".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"))
         try makeDirectory(staging.url)
         let lock: DirectoryLock
         do {
@@ -151,7 +157,8 @@ public struct RunDirectory: Sendable {
             throw CharLMError.unwritable(path: url.path, reason: error.localizedDescription)
         }
         if let foreign = contents.first(where: { !Self.isRunFile($0) }) {
-            throw CharLMError.invalidOptions("refusing to overwrite \(url.path): it holds '\(foreign)', which is not part of a charlm run")
+            throw CharLMError.invalidOptions(
+                "refusing to overwrite \(url.path): it holds '\(foreign)', which is not part of a charlm run")
         }
         let existing = try lock()
         defer { existing.release() }
@@ -164,7 +171,8 @@ public struct RunDirectory: Sendable {
     /// (`.NAME.tmp-…` beside it, whose lock no process holds).
     private func removeAbandonedCreations(in parent: URL) {
         let prefix = ".\(url.lastPathComponent).tmp-"
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? [] where name.hasPrefix(prefix) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? []
+        where name.hasPrefix(prefix) {
             let candidate = parent.appendingPathComponent(name)
             guard let lock = try? DirectoryLock(candidate) else { continue }
             try? FileManager.default.removeItem(at: candidate)
@@ -221,7 +229,9 @@ public struct RunDirectory: Sendable {
         for name in ["config.json", "tokenizer.json"] {
             try Self.linkOrCopy(url.appendingPathComponent(name), to: building.appendingPathComponent(name))
         }
-        try writeDurably(CheckpointFiles.modelFile(network, step: trainer.step).encoded(), to: building.appendingPathComponent("model.safetensors"))
+        try writeDurably(
+            CheckpointFiles.modelFile(network, step: trainer.step).encoded(),
+            to: building.appendingPathComponent("model.safetensors"))
         try writeDurably(trainer.jsonData(), to: building.appendingPathComponent("trainer_state.json"))
         try swapIn(building, as: bestURL)
     }
@@ -264,20 +274,30 @@ public struct RunDirectory: Sendable {
             throw CharLMError.invalidFile(path: tokenizerURL.path, reason: error.localizedDescription)
         }
         guard tokenizer.vocabularySize == config.model.vocabularySize else {
-            throw CharLMError.invalidFile(path: directory.path, reason: "tokenizer.json has \(tokenizer.vocabularySize) tokens but config.json says \(config.model.vocabularySize)")
+            throw CharLMError.invalidFile(
+                path: directory.path,
+                reason:
+                    "tokenizer.json has \(tokenizer.vocabularySize) tokens but config.json says "
+                        + "\(config.model.vocabularySize)"
+            )
         }
         config.tokenizer = tokenizer.config
         return (config, tokenizer)
     }
 
     /// The checkpoint in `directory`, when its three files agree on one step (invariant 3).
-    static func checkpoint(in directory: URL) throws -> (model: SafeTensors, optimizer: SafeTensors, state: TrainerState) {
+    static func checkpoint(in directory: URL) throws -> (
+        model: SafeTensors, optimizer: SafeTensors, state: TrainerState
+    ) {
         let model = try SafeTensors(contentsOf: directory.appendingPathComponent("model.safetensors"))
         let optimizer = try SafeTensors(contentsOf: directory.appendingPathComponent("optimizer.safetensors"))
         let state = try TrainerState.load(from: directory.appendingPathComponent("trainer_state.json"))
         let steps = [CheckpointFiles.step(of: model), CheckpointFiles.step(of: optimizer), String(state.step)]
         guard Set(steps).count == 1 else {
-            throw CharLMError.invalidFile(path: directory.path, reason: "checkpoint files come from different steps (\(steps.map { $0 ?? "?" }.joined(separator: ", ")))")
+            throw CharLMError.invalidFile(
+                path: directory.path,
+                reason:
+                    "checkpoint files come from different steps (\(steps.map { $0 ?? "?" }.joined(separator: ", ")))")
         }
         return (model, optimizer, state)
     }
@@ -285,7 +305,9 @@ public struct RunDirectory: Sendable {
     /// The latest consistent checkpoint: the run's own, or, if a crash left those from
     /// different steps, .previous (invariant 4).
     /// - Returns: its files, the directory they are in, and why the run's own were not used.
-    func latestCheckpoint() throws -> (model: SafeTensors, optimizer: SafeTensors, state: TrainerState, source: URL, skipped: Error?) {
+    func latestCheckpoint() throws -> (
+        model: SafeTensors, optimizer: SafeTensors, state: TrainerState, source: URL, skipped: Error?
+    ) {
         var problem: Error?
         for directory in [url, previousURL] {
             do {
@@ -295,16 +317,25 @@ public struct RunDirectory: Sendable {
                 if problem == nil { problem = error }
             }
         }
-        throw CharLMError.invalidFile(path: url.path, reason: "no complete checkpoint to resume from (\(problem.map { "\($0)" } ?? "none")); start again with --overwrite")
+        throw CharLMError.invalidFile(
+            path: url.path,
+            reason:
+                "no complete checkpoint to resume from (\(problem.map { "\($0)" } ?? "none")); start again with "
+                    + "--overwrite"
+        )
     }
 
     /// Loads the latest consistent checkpoint into `network`, `optimizer` and `hidden`.
     /// - Returns: the trainer state, and a sentence saying why .previous was used, if it was.
-    func loadLatest(into network: Network, optimizer: Optimizer, hidden: RecurrentState) throws -> (state: TrainerState, fallback: String?) {
+    func loadLatest(into network: Network, optimizer: Optimizer, hidden: RecurrentState) throws -> (
+        state: TrainerState, fallback: String?
+    ) {
         let latest = try latestCheckpoint()
-        try CheckpointFiles.loadWeights(latest.model, into: network, source: latest.source.appendingPathComponent("model.safetensors").path)
-        try CheckpointFiles.loadOptimizer(latest.optimizer, into: optimizer, hidden: hidden,
-                                     source: latest.source.appendingPathComponent("optimizer.safetensors").path)
+        try CheckpointFiles.loadWeights(
+            latest.model, into: network, source: latest.source.appendingPathComponent("model.safetensors").path)
+        try CheckpointFiles.loadOptimizer(
+            latest.optimizer, into: optimizer, hidden: hidden,
+            source: latest.source.appendingPathComponent("optimizer.safetensors").path)
         let fallback = latest.skipped.map {
             "the latest checkpoint cannot be used (\($0)); resuming from the previous one, at step \(latest.state.step)"
         }
@@ -316,7 +347,9 @@ public struct RunDirectory: Sendable {
     /// files are missing (invariants 4 and 5).
     func weightsDirectory(_ checkpoint: LanguageModel.Checkpoint) throws -> URL {
         let fm = FileManager.default
-        func hasWeights(_ directory: URL) -> Bool { fm.fileExists(atPath: directory.appendingPathComponent("model.safetensors").path) }
+        func hasWeights(_ directory: URL) -> Bool {
+            fm.fileExists(atPath: directory.appendingPathComponent("model.safetensors").path)
+        }
         if checkpoint == .best, let best = [bestURL, bestOldURL].first(where: hasWeights) { return best }
         if hasWeights(url) { return url }
         if hasWeights(previousURL) { return previousURL }

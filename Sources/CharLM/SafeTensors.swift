@@ -80,10 +80,13 @@ public struct SafeTensors: Sendable {
         var offset = 0
         for name in names {
             let t = tensors[name]!
-            header[name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.bytes.count]] as [String: Any]
+            header[name] =
+                ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.bytes.count]]
+                as [String: Any]
             offset += t.bytes.count
         }
-        var headerBytes = [UInt8]((try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data("{}".utf8))
+        var headerBytes = [UInt8](
+            (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data("{}".utf8))
         while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
         var out = Data(capacity: 8 + headerBytes.count + offset)
         var length = UInt64(headerBytes.count).littleEndian
@@ -99,9 +102,13 @@ public struct SafeTensors: Sendable {
     /// - Parameter source: the path, for error messages.
     /// - Throws: `CharLMError.invalidFile` saying what is wrong.
     public init(data: Data, source: String) throws {
-        func bad(_ reason: String) -> CharLMError { .invalidFile(path: source, reason: "not a valid safetensors file: \(reason)") }
+        func bad(_ reason: String) -> CharLMError {
+            .invalidFile(path: source, reason: "not a valid safetensors file: \(reason)")
+        }
         guard data.count >= 8 else { throw bad("\(data.count) bytes is too short for a header (truncated?)") }
-        let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) {
+            $0 | UInt64($1.element) << (8 * UInt64($1.offset))
+        }
         guard headerLength <= 100_000_000 else { throw bad("header length \(headerLength) is implausible") }
         guard headerLength <= UInt64(data.count - 8) else {
             throw bad("header of \(headerLength) bytes runs past the end of the \(data.count)-byte file (truncated?)")
@@ -125,15 +132,18 @@ public struct SafeTensors: Sendable {
             }
             guard let entry = value as? [String: Any] else { throw bad("entry '\(name)' is not an object") }
             guard let dtypeName = entry["dtype"] as? String else { throw bad("tensor '\(name)' has no dtype") }
-            guard let dtype = DType(rawValue: dtypeName) else { throw bad("tensor '\(name)' has unsupported dtype \(dtypeName)") }
+            guard let dtype = DType(rawValue: dtypeName) else {
+                throw bad("tensor '\(name)' has unsupported dtype \(dtypeName)")
+            }
             guard let shapeValues = entry["shape"] as? [Any] else { throw bad("tensor '\(name)' has no shape") }
             let shape = try shapeValues.map { v -> Int in
                 guard let n = Self.exactInteger(v), n >= 0 else { throw bad("tensor '\(name)' has a bad shape") }
                 return n
             }
             guard let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
-                  let begin = Self.exactInteger(offsets[0]), let end = Self.exactInteger(offsets[1]),
-                  begin >= 0, begin <= end else { throw bad("tensor '\(name)' has bad data_offsets") }
+                let begin = Self.exactInteger(offsets[0]), let end = Self.exactInteger(offsets[1]),
+                begin >= 0, begin <= end
+            else { throw bad("tensor '\(name)' has bad data_offsets") }
             guard end <= bodyCount else {
                 throw bad("tensor '\(name)' ends at byte \(end) of a \(bodyCount)-byte data section (truncated?)")
             }
@@ -149,13 +159,17 @@ public struct SafeTensors: Sendable {
                 throw bad("tensor '\(name)' of shape \(shape) needs \(bytes) bytes, its offsets span \(end - begin)")
             }
             spans.append((name, begin, end))
-            tensors[name] = Tensor(dtype: dtype, shape: shape, bytes: data[(data.startIndex + bodyStart + begin)..<(data.startIndex + bodyStart + end)])
+            tensors[name] = Tensor(
+                dtype: dtype, shape: shape,
+                bytes: data[(data.startIndex + bodyStart + begin)..<(data.startIndex + bodyStart + end)])
         }
         spans.sort { $0.begin < $1.begin || ($0.begin == $1.begin && $0.end < $1.end) }
         var position = 0
         for span in spans {
             guard span.begin == position else {
-                throw bad(span.begin < position ? "tensor '\(span.name)' overlaps another" : "gap before tensor '\(span.name)'")
+                throw bad(
+                    span.begin < position
+                        ? "tensor '\(span.name)' overlaps another" : "gap before tensor '\(span.name)'")
             }
             position = span.end
         }
@@ -176,7 +190,9 @@ public struct SafeTensors: Sendable {
         do {
             data = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
-            if !FileManager.default.fileExists(atPath: url.path) { throw CharLMError.missingFile(path: url.path, hint: "") }
+            if !FileManager.default.fileExists(atPath: url.path) {
+                throw CharLMError.missingFile(path: url.path, hint: "")
+            }
             throw CharLMError.invalidFile(path: url.path, reason: "cannot read: \(error.localizedDescription)")
         }
         try self.init(data: data, source: url.path)
@@ -184,15 +200,21 @@ public struct SafeTensors: Sendable {
 
     /// The float32 values of tensor `name`, checked against `shape` when given.
     public func floats(_ name: String, shape: [Int]? = nil, source: String) throws -> [Float] {
-        guard let t = tensors[name] else { throw CharLMError.invalidFile(path: source, reason: "has no tensor '\(name)'") }
-        guard t.dtype == .f32 else { throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' is \(t.dtype.rawValue), expected F32") }
+        guard let t = tensors[name] else {
+            throw CharLMError.invalidFile(path: source, reason: "has no tensor '\(name)'")
+        }
+        guard t.dtype == .f32 else {
+            throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' is \(t.dtype.rawValue), expected F32")
+        }
         if let shape, shape != t.shape {
-            throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' has shape \(t.shape), expected \(shape)")
+            throw CharLMError.invalidFile(
+                path: source, reason: "tensor '\(name)' has shape \(t.shape), expected \(shape)")
         }
         return [Float](unsafeUninitializedCapacity: t.count) { out, initialized in
             t.bytes.withUnsafeBytes { raw in
                 for i in 0..<t.count {
-                    out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+                    out[i] = Float(
+                        bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
                 }
             }
             initialized = t.count
@@ -201,16 +223,24 @@ public struct SafeTensors: Sendable {
 
     /// Copies the float32 values of tensor `name` (of exactly `shape`) into `destination`.
     /// - Returns: whether every value is finite.
-    public func copyFloats(_ name: String, shape: [Int], into destination: UnsafeMutableBufferPointer<Float>, source: String) throws -> Bool {
-        guard let t = tensors[name] else { throw CharLMError.invalidFile(path: source, reason: "has no tensor '\(name)'") }
-        guard t.dtype == .f32 else { throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' is \(t.dtype.rawValue), expected F32") }
+    public func copyFloats(
+        _ name: String, shape: [Int], into destination: UnsafeMutableBufferPointer<Float>, source: String
+    ) throws -> Bool {
+        guard let t = tensors[name] else {
+            throw CharLMError.invalidFile(path: source, reason: "has no tensor '\(name)'")
+        }
+        guard t.dtype == .f32 else {
+            throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' is \(t.dtype.rawValue), expected F32")
+        }
         guard shape == t.shape, destination.count == t.count else {
-            throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' has shape \(t.shape), expected \(shape)")
+            throw CharLMError.invalidFile(
+                path: source, reason: "tensor '\(name)' has shape \(t.shape), expected \(shape)")
         }
         var finite = true
         t.bytes.withUnsafeBytes { raw in
             for i in 0..<t.count {
-                let value = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+                let value = Float(
+                    bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
                 finite = finite && value.isFinite
                 destination[i] = value
             }
@@ -220,8 +250,12 @@ public struct SafeTensors: Sendable {
 
     /// The int64 values of tensor `name`.
     public func int64s(_ name: String, source: String) throws -> [Int64] {
-        guard let t = tensors[name] else { throw CharLMError.invalidFile(path: source, reason: "has no tensor '\(name)'") }
-        guard t.dtype == .i64 else { throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' is \(t.dtype.rawValue), expected I64") }
+        guard let t = tensors[name] else {
+            throw CharLMError.invalidFile(path: source, reason: "has no tensor '\(name)'")
+        }
+        guard t.dtype == .i64 else {
+            throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' is \(t.dtype.rawValue), expected I64")
+        }
         return t.bytes.withUnsafeBytes { raw in
             (0..<t.count).map { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
         }

@@ -23,7 +23,10 @@ public struct SamplingOptions: Codable, Sendable, Equatable {
     /// How many recent tokens the penalty looks at.
     public var repetitionWindow: Int = 64
 
-    public init(temperature: Float = 1, topK: Int? = nil, topP: Float? = nil, repetitionPenalty: Float = 1, repetitionWindow: Int = 64) {
+    public init(
+        temperature: Float = 1, topK: Int? = nil, topP: Float? = nil, repetitionPenalty: Float = 1,
+        repetitionWindow: Int = 64
+    ) {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
@@ -89,7 +92,9 @@ public struct StandardSampler: TokenSampler {
         return zip(kept, weights).map { (Int32($0), $1 / total) }
     }
 
-    public mutating func sample(logits: [Float], recent: ArraySlice<Int32>, using generator: inout SeededGenerator) -> Int32 {
+    public mutating func sample(logits: [Float], recent: ArraySlice<Int32>, using generator: inout SeededGenerator)
+        -> Int32
+    {
         let set = candidates(logits: logits, recent: recent)
         guard set.count > 1 else { return set.first?.id ?? 0 }
         let u = Double(generator.next() >> 11) * 0x1p-53

@@ -18,8 +18,10 @@ public struct TokenizerBenchmark: Sendable {
     /// Where the repeated files are written.
     public var workDirectory: URL
 
-    public init(texts: [(name: String, source: URL)], bytes: Int, runs: Int, threads: Int, reference: ReferenceScripts?,
-                workDirectory: URL) {
+    public init(
+        texts: [(name: String, source: URL)], bytes: Int, runs: Int, threads: Int, reference: ReferenceScripts?,
+        workDirectory: URL
+    ) {
         self.texts = texts
         self.bytes = bytes
         self.runs = runs
@@ -83,10 +85,12 @@ public struct TokenizerBenchmark: Sendable {
                 let output = try reference.run("bench_tokenizer.py", [repeated.path, "--runs", String(runs), "--json"])
                 python = try JSONDecoder().decode(PythonResult.self, from: output)
             }
-            results.append(Result(name: text.name, source: text.source.path, bytes: size, ids: encoded.count,
-                                  vocabularySize: tokenizer.vocabularySize, bytesPerID: encoded.width.rawValue, threads: threads,
-                                  charlmMBPerSecond: Double(size) / 1e6 / many, charlmOneThreadMBPerSecond: Double(size) / 1e6 / one,
-                                  peakResidentMB: Double(Benchmark.peakResidentBytes()) / 1e6, python: python))
+            results.append(
+                Result(
+                    name: text.name, source: text.source.path, bytes: size, ids: encoded.count,
+                    vocabularySize: tokenizer.vocabularySize, bytesPerID: encoded.width.rawValue, threads: threads,
+                    charlmMBPerSecond: Double(size) / 1e6 / many, charlmOneThreadMBPerSecond: Double(size) / 1e6 / one,
+                    peakResidentMB: Double(Benchmark.peakResidentBytes()) / 1e6, python: python))
         }
         return results
     }
@@ -111,7 +115,9 @@ public struct TokenizerBenchmark: Sendable {
         while block.count < 8 << 20 { block.append(data) }
         var file = Data()
         while file.count < size {
-            file.append(file.count + block.count <= size ? block : block.prefix((size - file.count + data.count - 1) / data.count * data.count))
+            file.append(
+                file.count + block.count <= size
+                    ? block : block.prefix((size - file.count + data.count - 1) / data.count * data.count))
         }
         try writeDurably(file, to: destination)
         return file.count
@@ -143,7 +149,9 @@ public struct ReferenceScripts: Sendable {
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        do { try process.run() } catch { throw CharLMError.invalidOptions("cannot start \(python): \(error.localizedDescription)") }
+        do { try process.run() } catch {
+            throw CharLMError.invalidOptions("cannot start \(python): \(error.localizedDescription)")
+        }
         // Read both pipes at once, so that neither can fill up and block the script.
         final class Collected: @unchecked Sendable { var data = Data() }
         let errors = Collected(), reading = DispatchGroup()
@@ -152,7 +160,9 @@ public struct ReferenceScripts: Sendable {
         process.waitUntilExit()
         reading.wait()
         guard process.terminationStatus == 0 else {
-            let last = String(decoding: errors.data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"
+            let last =
+                String(decoding: errors.data, as: UTF8.self).split(separator: "\n").last.map(String.init)
+                ?? "exit \(process.terminationStatus)"
             throw CharLMError.invalidOptions("\(script) failed: \(last)")
         }
         return output

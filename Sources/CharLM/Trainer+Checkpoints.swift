@@ -10,10 +10,16 @@ extension Trainer {
     /// - Returns: the loss, or nil when it is not finite (the weights are unusable; nothing is saved).
     func validate(step: Int, scheduled: Bool, elapsed: Double, onEvent: (TrainingEvent) -> Void) throws -> Double? {
         let t = config.training
-        let loss = try Evaluator.evaluate(network: network, span: corpus.validation, batchSize: t.batchSize,
-                                          seqLength: t.seqLength, threads: t.threads).nats
+        let loss = try Evaluator.evaluate(
+            network: network, span: corpus.validation, batchSize: t.batchSize,
+            seqLength: t.seqLength, threads: t.threads
+        ).nats
         guard loss.isFinite else {
-            onEvent(.notice("step \(step): the validation loss is NaN/Inf; stopping with the last good checkpoint kept (\(run.url.path))"))
+            onEvent(
+                .notice(
+                    "step \(step): the validation loss is NaN/Inf; stopping with the last good checkpoint kept "
+                        + "(\(run.url.path))"
+                ))
             return nil
         }
         let improved = loss < (state.bestValidationLoss ?? .infinity)
@@ -23,10 +29,14 @@ extension Trainer {
         }
         if scheduled { recordScheduledValidation(loss, step: step, onEvent: onEvent) }
         state.elapsedSeconds = elapsed
-        metrics.recordValidation(loss, step: step, epoch: state.epoch, characters: state.charactersSeen,
-                                 learningRate: state.learningRate, elapsedSeconds: elapsed)
-        onEvent(.validation(ValidationReport(step: step, loss: loss, improved: improved, bestLoss: state.bestValidationLoss ?? loss,
-                                             bestStep: state.bestStep ?? step)))
+        metrics.recordValidation(
+            loss, step: step, epoch: state.epoch, characters: state.charactersSeen,
+            learningRate: state.learningRate, elapsedSeconds: elapsed)
+        onEvent(
+            .validation(
+                ValidationReport(
+                    step: step, loss: loss, improved: improved, bestLoss: state.bestValidationLoss ?? loss,
+                    bestStep: state.bestStep ?? step)))
         try saveLatest(onEvent: onEvent)
         if improved {
             try run.saveBest(network: network, trainer: state)
@@ -48,11 +58,17 @@ extension Trainer {
             if case .plateau(let factor, let patience) = config.training.schedule, state.plateauCount >= patience {
                 state.rateFactor *= factor
                 state.plateauCount = 0
-                onEvent(.notice("step \(step): validation loss has not improved for \(patience) evaluations; learning rate x\(factor)"))
+                onEvent(
+                    .notice(
+                        "step \(step): validation loss has not improved for \(patience) evaluations; learning rate "
+                            + "x\(factor)"
+                    ))
             }
         }
-        state.history.append(TrainerState.Evaluation(
-            step: step, trainLoss: state.runningCount > 0 ? state.runningLoss / Double(state.runningCount) : nil, validationLoss: loss))
+        state.history.append(
+            TrainerState.Evaluation(
+                step: step, trainLoss: state.runningCount > 0 ? state.runningLoss / Double(state.runningCount) : nil,
+                validationLoss: loss))
         state.runningLoss = 0
         state.runningCount = 0
     }
@@ -75,8 +91,10 @@ extension Trainer {
         var generator = SeededGenerator(state: state.rng) ?? SeededGenerator(seed: 1)
         let seed = generator.next()
         state.rng = generator.state
-        let model = LanguageModel(tokenizer: tokenizer, network: network, config: config, trainerState: state, weightsURL: run.modelURL)
-        let request = GenerationRequest(prompt: "", length: length, options: SamplingOptions(temperature: 0.8), seed: seed)
+        let model = LanguageModel(
+            tokenizer: tokenizer, network: network, config: config, trainerState: state, weightsURL: run.modelURL)
+        let request = GenerationRequest(
+            prompt: "", length: length, options: SamplingOptions(temperature: 0.8), seed: seed)
         return try model.generate(request).first?.text ?? ""
     }
 }

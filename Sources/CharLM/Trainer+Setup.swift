@@ -15,8 +15,10 @@ extension Trainer {
     ///   - overwrite: replace an existing run at `runDirectory`.
     ///   - shouldStop: checked between the preparation's phases; when it holds, preparation ends
     ///     with `CharLMError.interrupted` and nothing is written.
-    public static func start(corpus corpusURL: URL, runDirectory: URL, config: RunConfig, overwrite: Bool = false,
-                             shouldStop: () -> Bool = { false }) throws -> Trainer {
+    public static func start(
+        corpus corpusURL: URL, runDirectory: URL, config: RunConfig, overwrite: Bool = false,
+        shouldStop: () -> Bool = { false }
+    ) throws -> Trainer {
         func stopIfAsked() throws {
             if shouldStop() { throw CharLMError.interrupted("stopped while preparing the run; nothing was written") }
         }
@@ -31,8 +33,9 @@ extension Trainer {
             throw CharLMError.badCorpus(path: corpusURL.path, reason: error.localizedDescription)
         }
         try stopIfAsked()
-        let corpus = try Corpus.load(corpusURL, tokenizer: tokenizer, valFraction: config.training.valFraction,
-                                     validationFile: config.training.validationFile.map { URL(fileURLWithPath: $0) })
+        let corpus = try Corpus.load(
+            corpusURL, tokenizer: tokenizer, valFraction: config.training.valFraction,
+            validationFile: config.training.validationFile.map { URL(fileURLWithPath: $0) })
         try stopIfAsked()
         var config = config
         config.model.vocabularySize = tokenizer.vocabularySize
@@ -44,9 +47,10 @@ extension Trainer {
         var state = TrainerState()
         state.learningRate = config.training.optimizer.learningRate
         state.rng = SeededGenerator(seed: config.training.seed ^ 0x5A5A_5A5A).state
-        let trainer = try Trainer(run: run, config: config, tokenizer: tokenizer, corpus: corpus, network: network,
-                                  optimizer: optimizer, hidden: RecurrentState(config: config.model, batchSize: config.training.batchSize),
-                                  state: state, resumedFrom: nil)
+        let trainer = try Trainer(
+            run: run, config: config, tokenizer: tokenizer, corpus: corpus, network: network,
+            optimizer: optimizer, hidden: RecurrentState(config: config.model, batchSize: config.training.batchSize),
+            state: state, resumedFrom: nil)
         // A step-0 checkpoint, so that even a crash during the first save leaves one to resume.
         trainer.lock = try run.create(config: config, tokenizer: tokenizer, overwrite: overwrite) { staging in
             try staging.saveLatest(network: network, optimizer: optimizer, hidden: trainer.hidden, trainer: state)
@@ -62,7 +66,9 @@ extension Trainer {
     ///   - options: options given again: those in `RunConfig.mayChangeOnResume` change the run
     ///     (a longer limit, a new learning rate); any other must match it.
     /// - Throws: `CharLMError.invalidOptions` listing every conflicting option.
-    public static func resume(runDirectory: URL, corpus corpusURL: URL? = nil, options: RunOptions = RunOptions()) throws -> Trainer {
+    public static func resume(runDirectory: URL, corpus corpusURL: URL? = nil, options: RunOptions = RunOptions())
+        throws -> Trainer
+    {
         let run = RunDirectory(runDirectory)
         guard run.exists else { throw CharLMError.missingFile(path: run.url.path, hint: "nothing to resume") }
         let lock = try run.lock()
@@ -70,7 +76,11 @@ extension Trainer {
         let (saved, tokenizer) = try run.loadConfig()
         let conflicts = options.conflicts(resuming: saved)
         guard conflicts.isEmpty else {
-            throw CharLMError.invalidOptions("cannot resume \(saved.corpus.map { "a run on \($0)" } ?? "this run") with \(conflicts.joined(separator: ", ")); drop those options to continue it as it was, or start a new run")
+            throw CharLMError.invalidOptions(
+                "cannot resume \(saved.corpus.map { "a run on \($0)" } ?? "this run") with "
+                    + "\(conflicts.joined(separator: ", ")); drop those options to continue it as it was, or start a "
+                        + "new run"
+            )
         }
         var config = options.applied(to: saved)
         try config.training.validate()
@@ -79,15 +89,24 @@ extension Trainer {
             notices.append("\(change.name) \(change.to) instead of the run's \(change.from)")
         }
         if config.training.threads != saved.training.threads {
-            notices.append("with \(config.training.threads) threads instead of \(saved.training.threads), the batch is split differently, so results differ from an uninterrupted run in the last bits")
+            notices.append(
+                "with \(config.training.threads) threads instead of \(saved.training.threads), the batch is split "
+                    + "differently, so results differ from an uninterrupted run in the last bits"
+            )
         }
         guard let path = corpusURL?.path ?? config.corpus else {
             throw CharLMError.invalidOptions("the run does not record its corpus; give the corpus file again")
         }
-        let corpus = try Corpus.load(URL(fileURLWithPath: path), tokenizer: tokenizer, valFraction: config.training.valFraction,
-                                     validationFile: config.training.validationFile.map { URL(fileURLWithPath: $0) })
+        let corpus = try Corpus.load(
+            URL(fileURLWithPath: path), tokenizer: tokenizer, valFraction: config.training.valFraction,
+            validationFile: config.training.validationFile.map { URL(fileURLWithPath: $0) })
         if let recorded = config.corpusUnits, recorded != corpus.train.corpus.count {
-            throw CharLMError.badCorpus(path: path, reason: "encodes to \(corpus.train.corpus.count) units, but the run was trained on \(recorded): the corpus changed since the run started")
+            throw CharLMError.badCorpus(
+                path: path,
+                reason:
+                    "encodes to \(corpus.train.corpus.count) units, but the run was trained on \(recorded): the "
+                        + "corpus changed since the run started"
+            )
         }
         config.corpus = path
         let network = try Network(config: config.model)
@@ -95,12 +114,15 @@ extension Trainer {
         let hidden = RecurrentState(config: config.model, batchSize: config.training.batchSize)
         let checkpoint = try run.loadLatest(into: network, optimizer: optimizer, hidden: hidden)
         if let fallback = checkpoint.fallback { notices.append(fallback) }
-        let trainer = try Trainer(run: run, config: config, tokenizer: tokenizer, corpus: corpus, network: network,
-                                  optimizer: optimizer, hidden: hidden, state: checkpoint.state, resumedFrom: checkpoint.state.step)
+        let trainer = try Trainer(
+            run: run, config: config, tokenizer: tokenizer, corpus: corpus, network: network,
+            optimizer: optimizer, hidden: hidden, state: checkpoint.state, resumedFrom: checkpoint.state.step)
         trainer.startNotices = notices
         trainer.lock = lock
         guard checkpoint.state.cursor <= trainer.batcher.chunksPerEpoch else {
-            throw CharLMError.invalidFile(path: run.trainerStateURL.path, reason: "data cursor \(checkpoint.state.cursor) is past the end of the corpus")
+            throw CharLMError.invalidFile(
+                path: run.trainerStateURL.path,
+                reason: "data cursor \(checkpoint.state.cursor) is past the end of the corpus")
         }
         try writeDurably(config.jsonData(), to: run.configURL)
         return trainer

@@ -34,8 +34,10 @@ public final class Trainer: @unchecked Sendable {
     /// Held while this trainer may write the run.
     var lock: DirectoryLock?
 
-    init(run: RunDirectory, config: RunConfig, tokenizer: Tokenizer, corpus: Corpus, network: Network,
-         optimizer: Optimizer, hidden: RecurrentState, state: TrainerState, resumedFrom: Int?) throws {
+    init(
+        run: RunDirectory, config: RunConfig, tokenizer: Tokenizer, corpus: Corpus, network: Network,
+        optimizer: Optimizer, hidden: RecurrentState, state: TrainerState, resumedFrom: Int?
+    ) throws {
         let t = config.training
         self.run = run
         self.config = config
@@ -47,14 +49,26 @@ public final class Trainer: @unchecked Sendable {
         hiddenBefore = hidden.clone()
         self.state = state
         self.resumedFrom = resumedFrom
-        batcher = try StreamBatcher(data: corpus.train, batchSize: t.batchSize, seqLength: t.seqLength, name: config.corpus ?? "corpus")
+        batcher = try StreamBatcher(
+            data: corpus.train, batchSize: t.batchSize, seqLength: t.seqLength, name: config.corpus ?? "corpus")
         guard corpus.validation.count >= 2 else {
-            throw CharLMError.badCorpus(path: config.corpus ?? "corpus", reason: "its validation split has \(corpus.validation.count) units; it needs at least 2 (hold out a larger fraction, or give a validation file)")
+            throw CharLMError.badCorpus(
+                path: config.corpus ?? "corpus",
+                reason:
+                    "its validation split has \(corpus.validation.count) units; it needs at least 2 (hold out a "
+                        + "larger fraction, or give a validation file)"
+            )
         }
-        let needed = BatchRunner.workingMemory(config: config.model, batchSize: t.batchSize, seqLength: t.seqLength, training: true)
+        let needed = BatchRunner.workingMemory(
+            config: config.model, batchSize: t.batchSize, seqLength: t.seqLength, training: true)
         let physical = Double(ProcessInfo.processInfo.physicalMemory)
         guard needed < 0.8 * physical else {
-            throw CharLMError.invalidOptions(String(format: "a training step of this model needs about %.1f GB of memory, more than this machine's %.1f GB allow; lower the batch size, the sequence length or the hidden size", needed / 1e9, physical / 1e9))
+            throw CharLMError.invalidOptions(
+                String(
+                    format:
+                        "a training step of this model needs about %.1f GB of memory, more than this machine's %.1f "
+                            + "GB allow; lower the batch size, the sequence length or the hidden size",
+                    needed / 1e9, physical / 1e9))
         }
         runner = BatchRunner(network: network, batchSize: t.batchSize, seqLength: t.seqLength, threads: t.threads)
         metrics = MetricsLog(url: run.metricsURL, layers: config.model.layers)
@@ -66,7 +80,9 @@ public final class Trainer: @unchecked Sendable {
     /// to signals), validation stops improving, or training diverges. Saves the latest
     /// checkpoint at every validation and on the way out, and the best one whenever the
     /// validation loss improves.
-    public func train(shouldStop: () -> Bool = { false }, onEvent: (TrainingEvent) -> Void = { _ in }) throws -> TrainingSummary {
+    public func train(shouldStop: () -> Bool = { false }, onEvent: (TrainingEvent) -> Void = { _ in }) throws
+        -> TrainingSummary
+    {
         if lock == nil { lock = try run.lock() }
         defer {
             lock?.release()
@@ -74,14 +90,18 @@ public final class Trainer: @unchecked Sendable {
         }
         let t = config.training
         if resumedFrom != nil { metrics.load(upTo: state.step) }
-        onEvent(.started(TrainingStart(
-            runDirectory: run.url.path, resumedFromStep: resumedFrom, parameterCount: network.parameterCount,
-            vocabularySize: tokenizer.vocabularySize, trainUnits: corpus.train.count, validationUnits: corpus.validation.count,
-            stepsPerEpoch: batcher.chunksPerEpoch, kernels: BLAS.info.summary, threads: runner.threads)))
+        onEvent(
+            .started(
+                TrainingStart(
+                    runDirectory: run.url.path, resumedFromStep: resumedFrom, parameterCount: network.parameterCount,
+                    vocabularySize: tokenizer.vocabularySize, trainUnits: corpus.train.count,
+                    validationUnits: corpus.validation.count,
+                    stepsPerEpoch: batcher.chunksPerEpoch, kernels: BLAS.info.summary, threads: runner.threads)))
         for notice in startNotices { onEvent(.notice(notice)) }
 
-        var session = Session(elapsedBefore: state.elapsedSeconds, lastValidation: state.history.last?.validationLoss,
-                              evaluatedAtStep: state.step)
+        var session = Session(
+            elapsedBefore: state.elapsedSeconds, lastValidation: state.history.last?.validationLoss,
+            evaluatedAtStep: state.step)
         let gradients = FloatBuffer(count: network.parameterCount)
         var reason: TrainingSummary.Reason
         steps: while true {
@@ -106,7 +126,8 @@ public final class Trainer: @unchecked Sendable {
                 onEvent(.sample(step: step, text: try preview(length: t.sampleLength)))
             }
             if step % t.evalEvery == 0 {
-                guard let loss = try validate(step: step, scheduled: true, elapsed: session.elapsed, onEvent: onEvent) else {
+                guard let loss = try validate(step: step, scheduled: true, elapsed: session.elapsed, onEvent: onEvent)
+                else {
                     reason = .diverged
                     break
                 }
@@ -119,9 +140,10 @@ public final class Trainer: @unchecked Sendable {
             }
         }
         try finish(reason, session: &session, onEvent: onEvent)
-        return TrainingSummary(reason: reason, step: state.step, epoch: state.epoch, bestValidationLoss: state.bestValidationLoss,
-                               bestStep: state.bestStep, lastValidationLoss: session.lastValidation,
-                               elapsedSeconds: session.elapsed, runDirectory: run.url.path)
+        return TrainingSummary(
+            reason: reason, step: state.step, epoch: state.epoch, bestValidationLoss: state.bestValidationLoss,
+            bestStep: state.bestStep, lastValidationLoss: session.lastValidation,
+            elapsedSeconds: session.elapsed, runDirectory: run.url.path)
     }
 
     /// What one call of `train` keeps between steps.
@@ -149,10 +171,11 @@ public final class Trainer: @unchecked Sendable {
     /// Steps this run takes in all, when a step or epoch limit says (for the schedule and the ETA).
     var totalSteps: Int? {
         let t = config.training
-        return t.maxSteps ?? t.epochs.map { epochs in
-            let (product, overflow) = epochs.multipliedReportingOverflow(by: batcher.chunksPerEpoch)
-            return overflow ? Int.max : product
-        }
+        return t.maxSteps
+            ?? t.epochs.map { epochs in
+                let (product, overflow) = epochs.multipliedReportingOverflow(by: batcher.chunksPerEpoch)
+                return overflow ? Int.max : product
+            }
     }
 
     /// Why training must stop before the next step, if it must. Starts a new epoch (with a
@@ -173,7 +196,9 @@ public final class Trainer: @unchecked Sendable {
 
     /// Saves on the way out: a checkpoint when interrupted, a last validation (and best/) when
     /// a limit ended a run between validations.
-    private func finish(_ reason: TrainingSummary.Reason, session: inout Session, onEvent: (TrainingEvent) -> Void) throws {
+    private func finish(_ reason: TrainingSummary.Reason, session: inout Session, onEvent: (TrainingEvent) -> Void)
+        throws
+    {
         switch reason {
         case .diverged:
             break
@@ -184,7 +209,9 @@ public final class Trainer: @unchecked Sendable {
             if session.evaluatedAtStep != state.step && state.step > 0 {
                 // For the user only: it updates best/ but not the counters that steer training, so
                 // that extending the limit later continues as one uninterrupted run would.
-                if let loss = try validate(step: state.step, scheduled: false, elapsed: session.elapsed, onEvent: onEvent) {
+                if let loss = try validate(
+                    step: state.step, scheduled: false, elapsed: session.elapsed, onEvent: onEvent)
+                {
                     session.lastValidation = loss
                 }
             }
@@ -207,25 +234,30 @@ public final class Trainer: @unchecked Sendable {
         let batch = batcher.batch(chunk: state.cursor)
         let rate = t.optimizer.learningRate * t.schedule.factor(step: step, totalSteps: totalSteps) * state.rateFactor
         hiddenBefore.copy(from: hidden)
-        let loss = try runner.trainStep(inputs: batch.inputs, targets: batch.targets, state: hidden, gradients: gradients,
-                                        dropoutKey: Self.dropoutKey(seed: t.seed, step: step))
+        let loss = try runner.trainStep(
+            inputs: batch.inputs, targets: batch.targets, state: hidden, gradients: gradients,
+            dropoutKey: Self.dropoutKey(seed: t.seed, step: step))
         state.cursor += 1
         state.step = step
-        state.charactersSeen = min(state.charactersSeen, Int.max - t.batchSize * t.seqLength) + t.batchSize * t.seqLength
+        state.charactersSeen =
+            min(state.charactersSeen, Int.max - t.batchSize * t.seqLength) + t.batchSize * t.seqLength
         guard loss.isFinite, GradientClipping.allFinite(gradients) else {
             hidden.copy(from: hiddenBefore)
             return .notFinite(rate: rate)
         }
         state.consecutiveBadSteps = 0
-        let norm = t.gradClip > 0 ? GradientClipping.clip(gradients, maxNorm: t.gradClip) : GradientClipping.norm(gradients)
+        let norm =
+            t.gradClip > 0 ? GradientClipping.clip(gradients, maxNorm: t.gradClip) : GradientClipping.norm(gradients)
         let clipped = t.gradClip > 0 && norm > Double(t.gradClip)
-        let layerNorms = step % t.logEvery == 0 ? layerGradientNorms(gradients, scale: clipped ? norm / Double(t.gradClip) : 1) : []
+        let layerNorms =
+            step % t.logEvery == 0 ? layerGradientNorms(gradients, scale: clipped ? norm / Double(t.gradClip) : 1) : []
         optimizer.update(parameters: network.parameters, gradients: gradients, learningRate: rate)
         network.parametersDidChange()
         state.learningRate = rate
         state.runningLoss += loss
         state.runningCount += 1
-        return .applied(ProgressWindow.Step(loss: loss, gradientNorm: norm, clipped: clipped, layerGradientNorms: layerNorms))
+        return .applied(
+            ProgressWindow.Step(loss: loss, gradientNorm: norm, clipped: clipped, layerGradientNorms: layerNorms))
     }
 
     enum Recovery { case skip, stop }
@@ -236,11 +268,16 @@ public final class Trainer: @unchecked Sendable {
         state.badSteps += 1
         state.consecutiveBadSteps += 1
         if config.training.nanPolicy == .stop || state.consecutiveBadSteps >= 3 {
-            onEvent(.notice("step \(step): loss or gradients are NaN/Inf; stopping with the last good checkpoint kept (\(run.url.path))"))
+            onEvent(
+                .notice(
+                    "step \(step): loss or gradients are NaN/Inf; stopping with the last good checkpoint kept "
+                        + "(\(run.url.path))"
+                ))
             return .stop
         }
         state.rateFactor *= 0.5
-        onEvent(.notice("step \(step): loss or gradients are NaN/Inf; step skipped, learning rate halved to \(rate * 0.5)"))
+        onEvent(
+            .notice("step \(step): loss or gradients are NaN/Inf; step skipped, learning rate halved to \(rate * 0.5)"))
         return .skip
     }
 
@@ -249,17 +286,28 @@ public final class Trainer: @unchecked Sendable {
         let t = config.training, w = session.window
         let speed = w.charactersPerSecond(charactersPerStep: t.batchSize * t.seqLength)
         let elapsed = session.elapsed
-        metrics.append(MetricsRow(step: step, epoch: state.epoch, characters: state.charactersSeen, trainLoss: w.meanLoss,
-                                  validationLoss: nil, learningRate: state.learningRate, charactersPerSecond: speed,
-                                  gradientNorm: w.lastNorm, clippedFraction: w.clippedFraction,
-                                  layerGradientNorms: w.lastLayerNorms, elapsedSeconds: elapsed))
+        metrics.append(
+            MetricsRow(
+                step: step, epoch: state.epoch, characters: state.charactersSeen, trainLoss: w.meanLoss,
+                validationLoss: nil, learningRate: state.learningRate, charactersPerSecond: speed,
+                gradientNorm: w.lastNorm, clippedFraction: w.clippedFraction,
+                layerGradientNorms: w.lastLayerNorms, elapsedSeconds: elapsed))
         if w.clipped > 0 {
-            onEvent(.notice("steps \(step - w.steps + 1)-\(step): gradient norm above \(t.gradClip) on \(w.clipped) of \(w.steps) steps (last \(String(format: "%.2f", w.lastNorm))); clipped"))
+            onEvent(
+                .notice(
+                    "steps \(step - w.steps + 1)-\(step): gradient norm above \(t.gradClip) on \(w.clipped) of "
+                        + "\(w.steps) steps (last \(String(format: "%.2f", w.lastNorm))); clipped"
+                ))
         }
-        onEvent(.progress(TrainingProgress(
-            step: step, epoch: state.epoch, epochProgress: Double(state.cursor) / Double(batcher.chunksPerEpoch), trainLoss: w.meanLoss,
-            validationLoss: session.lastValidation, learningRate: state.learningRate, charactersPerSecond: speed, elapsedSeconds: elapsed,
-            etaSeconds: eta(speed: speed, elapsed: elapsed), gradientNorm: w.lastNorm, clippedSteps: w.clipped, steps: w.steps)))
+        onEvent(
+            .progress(
+                TrainingProgress(
+                    step: step, epoch: state.epoch,
+                    epochProgress: Double(state.cursor) / Double(batcher.chunksPerEpoch), trainLoss: w.meanLoss,
+                    validationLoss: session.lastValidation, learningRate: state.learningRate,
+                    charactersPerSecond: speed, elapsedSeconds: elapsed,
+                    etaSeconds: eta(speed: speed, elapsed: elapsed), gradientNorm: w.lastNorm, clippedSteps: w.clipped,
+                    steps: w.steps)))
         session.window = ProgressWindow()
     }
 
@@ -279,7 +327,9 @@ public final class Trainer: @unchecked Sendable {
         var norms: [Double] = []
         for l in 0..<config.model.layers {
             let first = layout.tensors[4 * l], last = layout.tensors[4 * l + 3]
-            norms.append(GradientClipping.norm(gradients, offset: first.offset, count: last.offset + last.count - first.offset) * scale)
+            norms.append(
+                GradientClipping.norm(gradients, offset: first.offset, count: last.offset + last.count - first.offset)
+                    * scale)
         }
         let out = layout.tensors[4 * config.model.layers]
         norms.append(GradientClipping.norm(gradients, offset: out.offset, count: layout.count - out.offset) * scale)

@@ -75,11 +75,15 @@ public struct TrainerState: Codable, Sendable, Equatable {
         } catch let error as DecodingError {
             throw CharLMError.invalidFile(path: source, reason: "unreadable trainer state: \(error.shortDescription)")
         } catch {
-            throw CharLMError.invalidFile(path: source, reason: "unreadable trainer state: \(error.localizedDescription)")
+            throw CharLMError.invalidFile(
+                path: source, reason: "unreadable trainer state: \(error.localizedDescription)")
         }
-        guard state.format == currentFormat else { throw CharLMError.invalidFile(path: source, reason: "not a charlm trainer state") }
+        guard state.format == currentFormat else {
+            throw CharLMError.invalidFile(path: source, reason: "not a charlm trainer state")
+        }
         guard state.version <= currentVersion else {
-            throw CharLMError.invalidFile(path: source, reason: "trainer state version \(state.version) is newer than this charlm supports")
+            throw CharLMError.invalidFile(
+                path: source, reason: "trainer state version \(state.version) is newer than this charlm supports")
         }
         if let problem = state.problem {
             throw CharLMError.invalidFile(path: source, reason: "trainer state holds an impossible value: \(problem)")
@@ -96,11 +100,15 @@ public struct TrainerState: Codable, Sendable, Equatable {
         func count(_ name: String, _ value: Int) -> String? {
             value >= 0 && value <= Self.maximumCount ? nil : "\(name) \(value) is outside 0...2^53"
         }
-        let counts = [("step", step), ("epoch", epoch), ("cursor", cursor), ("characters_seen", charactersSeen),
-                      ("evaluations_without_improvement", evaluationsWithoutImprovement), ("plateau_count", plateauCount),
-                      ("consecutive_bad_steps", consecutiveBadSteps), ("bad_steps", badSteps), ("running_count", runningCount)]
+        let counts = [
+            ("step", step), ("epoch", epoch), ("cursor", cursor), ("characters_seen", charactersSeen),
+            ("evaluations_without_improvement", evaluationsWithoutImprovement), ("plateau_count", plateauCount),
+            ("consecutive_bad_steps", consecutiveBadSteps), ("bad_steps", badSteps), ("running_count", runningCount),
+        ]
         for (name, value) in counts { if let problem = count(name, value) { return problem } }
-        if !(elapsedSeconds >= 0 && elapsedSeconds <= TrainingConfig.maximumSeconds) { return "elapsed_seconds \(elapsedSeconds)" }
+        if !(elapsedSeconds >= 0 && elapsedSeconds <= TrainingConfig.maximumSeconds) {
+            return "elapsed_seconds \(elapsedSeconds)"
+        }
         if !(learningRate.isFinite && learningRate >= 0) { return "learning_rate \(learningRate)" }
         if !(rateFactor >= 0 && rateFactor <= 1) { return "rate_factor \(rateFactor) is not in [0, 1]" }
         if !runningLoss.isFinite { return "running_loss \(runningLoss)" }
@@ -109,9 +117,14 @@ public struct TrainerState: Codable, Sendable, Equatable {
             if let loss, !loss.isFinite { return "\(name) \(loss)" }
         }
         if let bestStep, !(bestStep >= 0 && bestStep <= step) { return "best_step \(bestStep) is not in 0...\(step)" }
-        if (bestStep == nil) != (bestValidationLoss == nil) { return "best_step and best_validation_loss must both be set or both be missing" }
-        for evaluation in history where !(evaluation.step >= 0 && evaluation.step <= step && evaluation.validationLoss.isFinite
-                                          && (evaluation.trainLoss?.isFinite ?? true)) {
+        if (bestStep == nil) != (bestValidationLoss == nil) {
+            return "best_step and best_validation_loss must both be set or both be missing"
+        }
+        for evaluation in history
+        where
+            !(evaluation.step >= 0 && evaluation.step <= step && evaluation.validationLoss.isFinite
+            && (evaluation.trainLoss?.isFinite ?? true))
+        {
             return "history entry at step \(evaluation.step)"
         }
         if SeededGenerator(state: rng) == nil { return "rng must be four numbers, not all zero" }

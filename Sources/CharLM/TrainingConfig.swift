@@ -20,20 +20,27 @@ public enum LearningRateSchedule: Codable, Sendable, Equatable, CustomStringConv
         let parts = text.lowercased().split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         func number<T: LosslessStringConvertible>(_ i: Int, _ fallback: T) throws -> T {
             guard i < parts.count else { return fallback }
-            guard let v = T(parts[i]) else { throw CharLMError.invalidOptions("learning-rate schedule '\(text)': '\(parts[i])' is not a number") }
+            guard let v = T(parts[i]) else {
+                throw CharLMError.invalidOptions("learning-rate schedule '\(text)': '\(parts[i])' is not a number")
+            }
             return v
         }
         switch parts[0] {
         case "constant" where parts.count == 1: self = .constant
         case "step":
-            guard parts.count == 3 else { throw CharLMError.invalidOptions("a step schedule is step:EVERY:FACTOR, e.g. step:2000:0.5") }
+            guard parts.count == 3 else {
+                throw CharLMError.invalidOptions("a step schedule is step:EVERY:FACTOR, e.g. step:2000:0.5")
+            }
             self = .step(every: try number(1, 0), factor: try number(2, Float(0)))
         case "cosine" where parts.count <= 3:
             self = .cosine(warmup: try number(1, 0), minFactor: try number(2, Float(0.1)))
         case "plateau" where parts.count <= 3:
             self = .plateau(factor: try number(1, Float(0.5)), patience: try number(2, 2))
         default:
-            throw CharLMError.invalidOptions("learning-rate schedule '\(text)': expected constant, step:EVERY:FACTOR, cosine[:WARMUP[:MIN]] or plateau[:FACTOR[:PATIENCE]]")
+            throw CharLMError.invalidOptions(
+                "learning-rate schedule '\(text)': expected constant, step:EVERY:FACTOR, cosine[:WARMUP[:MIN]] or "
+                    + "plateau[:FACTOR[:PATIENCE]]"
+            )
         }
         try validate()
     }
@@ -42,11 +49,17 @@ public enum LearningRateSchedule: Codable, Sendable, Equatable, CustomStringConv
         switch self {
         case .constant: break
         case .step(let every, let factor):
-            guard every >= 1, factor > 0, factor <= 1 else { throw CharLMError.invalidOptions("step schedule needs EVERY >= 1 and 0 < FACTOR <= 1") }
+            guard every >= 1, factor > 0, factor <= 1 else {
+                throw CharLMError.invalidOptions("step schedule needs EVERY >= 1 and 0 < FACTOR <= 1")
+            }
         case .cosine(let warmup, let minFactor):
-            guard warmup >= 0, minFactor >= 0, minFactor <= 1 else { throw CharLMError.invalidOptions("cosine schedule needs WARMUP >= 0 and 0 <= MIN <= 1") }
+            guard warmup >= 0, minFactor >= 0, minFactor <= 1 else {
+                throw CharLMError.invalidOptions("cosine schedule needs WARMUP >= 0 and 0 <= MIN <= 1")
+            }
         case .plateau(let factor, let patience):
-            guard factor > 0, factor < 1, patience >= 1 else { throw CharLMError.invalidOptions("plateau schedule needs 0 < FACTOR < 1 and PATIENCE >= 1") }
+            guard factor > 0, factor < 1, patience >= 1 else {
+                throw CharLMError.invalidOptions("plateau schedule needs 0 < FACTOR < 1 and PATIENCE >= 1")
+            }
         }
     }
 
@@ -137,22 +150,43 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public func validate() throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw CharLMError.invalidOptions(message) } }
         try check(batchSize >= 1 && batchSize <= 100_000, "batch size must be between 1 and 100000, got \(batchSize)")
-        try check(seqLength >= 1 && seqLength <= 100_000, "sequence length must be between 1 and 100000, got \(seqLength)")
-        try check(batchSize * seqLength <= Self.maximumStepCharacters,
-                  "batch size x sequence length must be at most \(Self.maximumStepCharacters) characters per step, got \(batchSize) x \(seqLength)")
+        try check(
+            seqLength >= 1 && seqLength <= 100_000, "sequence length must be between 1 and 100000, got \(seqLength)")
+        try check(
+            batchSize * seqLength <= Self.maximumStepCharacters,
+            "batch size x sequence length must be at most \(Self.maximumStepCharacters) characters per step, got "
+                + "\(batchSize) x \(seqLength)"
+        )
         try check(gradClip >= 0 && gradClip.isFinite, "gradient clipping must be 0 (off) or positive, got \(gradClip)")
-        try check(validationFile != nil || (valFraction > 0 && valFraction < 1), "the validation fraction must be between 0 and 1 (exclusive), got \(valFraction)")
-        try check(maxSteps.map { $0 >= 1 && $0 <= Self.maximumSteps } ?? true, "the step limit must be between 1 and \(Self.maximumSteps)")
-        try check(epochs.map { $0 >= 1 && $0 <= Self.maximumEpochs } ?? true, "the epoch limit must be between 1 and \(Self.maximumEpochs)")
-        try check(timeLimit.map { $0 > 0 && $0 <= Self.maximumSeconds } ?? true, "the time limit must be positive and at most \(Int(Self.maximumSeconds / 3600)) hours")
-        try check(evalEvery >= 1 && evalEvery <= Self.maximumSteps, "the validation interval must be between 1 and \(Self.maximumSteps) steps, got \(evalEvery)")
-        try check(sampleEvery >= 0 && sampleEvery <= Self.maximumSteps, "the sample interval must be between 0 (never) and \(Self.maximumSteps) steps")
+        try check(
+            validationFile != nil || (valFraction > 0 && valFraction < 1),
+            "the validation fraction must be between 0 and 1 (exclusive), got \(valFraction)")
+        try check(
+            maxSteps.map { $0 >= 1 && $0 <= Self.maximumSteps } ?? true,
+            "the step limit must be between 1 and \(Self.maximumSteps)")
+        try check(
+            epochs.map { $0 >= 1 && $0 <= Self.maximumEpochs } ?? true,
+            "the epoch limit must be between 1 and \(Self.maximumEpochs)")
+        try check(
+            timeLimit.map { $0 > 0 && $0 <= Self.maximumSeconds } ?? true,
+            "the time limit must be positive and at most \(Int(Self.maximumSeconds / 3600)) hours")
+        try check(
+            evalEvery >= 1 && evalEvery <= Self.maximumSteps,
+            "the validation interval must be between 1 and \(Self.maximumSteps) steps, got \(evalEvery)")
+        try check(
+            sampleEvery >= 0 && sampleEvery <= Self.maximumSteps,
+            "the sample interval must be between 0 (never) and \(Self.maximumSteps) steps")
         try check(sampleLength >= 1 && sampleLength <= 1_000_000, "the sample length must be between 1 and 1000000")
-        try check(earlyStoppingPatience.map { $0 >= 1 && $0 <= 1_000_000 } ?? true, "the early-stopping patience must be between 1 and 1000000 validations")
+        try check(
+            earlyStoppingPatience.map { $0 >= 1 && $0 <= 1_000_000 } ?? true,
+            "the early-stopping patience must be between 1 and 1000000 validations")
         try check(threads >= 1 && threads <= 1024, "the thread count must be between 1 and 1024, got \(threads)")
-        try check(logEvery >= 1 && logEvery <= Self.maximumSteps, "log interval must be between 1 and \(Self.maximumSteps)")
+        try check(
+            logEvery >= 1 && logEvery <= Self.maximumSteps, "log interval must be between 1 and \(Self.maximumSteps)")
         if case .cosine = schedule {
-            try check(maxSteps != nil || epochs != nil, "a cosine schedule needs a step or epoch limit to know where training ends")
+            try check(
+                maxSteps != nil || epochs != nil,
+                "a cosine schedule needs a step or epoch limit to know where training ends")
         }
         try schedule.validate()
         do { try optimizer.validate() } catch let e as NetworkError { throw CharLMError.invalidOptions("\(e)") }

@@ -6,7 +6,8 @@ import Foundation
 /// `charlm bench …`: throughput measurements for the README's tables.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure training, generation and tokenizer throughput (side by side with PyTorch/Python references).",
+        abstract:
+            "Measure training, generation and tokenizer throughput (side by side with PyTorch/Python references).",
         subcommands: [BenchTrain.self, BenchGenerate.self, BenchTokenizer.self],
         defaultSubcommand: BenchTrain.self
     )
@@ -19,7 +20,8 @@ struct ModelSize: ExpressibleByArgument, CustomStringConvertible {
 
     init?(argument: String) {
         let parts = argument.lowercased().split(separator: ":")
-        guard parts.count == 2, let cell = CellKind(rawValue: String(parts[0])), let hidden = Int(parts[1]), hidden >= 1 else { return nil }
+        guard parts.count == 2, let cell = CellKind(rawValue: String(parts[0])), let hidden = Int(parts[1]), hidden >= 1
+        else { return nil }
         self.cell = cell
         self.hidden = hidden
     }
@@ -28,7 +30,9 @@ struct ModelSize: ExpressibleByArgument, CustomStringConvertible {
 
     static func parseList(_ text: String) throws -> [ModelSize] {
         try text.split(separator: ",").map {
-            guard let size = ModelSize(argument: String($0)) else { throw ValidationError("'\($0)' is not CELL:HIDDEN (e.g. lstm:256).") }
+            guard let size = ModelSize(argument: String($0)) else {
+                throw ValidationError("'\($0)' is not CELL:HIDDEN (e.g. lstm:256).")
+            }
             return size
         }
     }
@@ -57,12 +61,12 @@ struct BenchTrain: ParsableCommand {
         commandName: "train",
         abstract: "Training throughput (forward, backward, clip, Adam) against torch.nn.LSTM/GRU.",
         discussion: """
-        For each configuration (2 layers, batch 50, sequence 50, vocabulary 65 by default) charlm and \
-        then the PyTorch reference (scripts/bench_pytorch_train.py, same model, one-hot input, Adam, \
-        clip 5, the same thread count) are timed one after the other, so that both see the same \
-        machine. Reports the median of --repeats timings of --steps steps, the ratio, GFLOP/s \
-        against the measured peak of the matrix kernels, the kernels in use and memory.
-        """
+            For each configuration (2 layers, batch 50, sequence 50, vocabulary 65 by default) charlm and \
+            then the PyTorch reference (scripts/bench_pytorch_train.py, same model, one-hot input, Adam, \
+            clip 5, the same thread count) are timed one after the other, so that both see the same \
+            machine. Reports the median of --repeats timings of --steps steps, the ratio, GFLOP/s \
+            against the measured peak of the matrix kernels, the kernels in use and memory.
+            """
     )
 
     @Option(help: "Configurations as CELL:HIDDEN, comma-separated.")
@@ -80,7 +84,10 @@ struct BenchTrain: ParsableCommand {
     func validate() throws {
         _ = try ModelSize.parseList(configs)
         if layers < 1 || batch < 1 || seqLength < 1 || vocab < 2 || steps < 1 || repeats < 1 || threads < 1 {
-            throw ValidationError("--layers, --batch, --seq-length, --steps, --repeats and --threads must be positive, --vocab at least 2.")
+            throw ValidationError(
+                "--layers, --batch, --seq-length, --steps, --repeats and --threads must be positive, --vocab at least "
+                    + "2."
+            )
         }
     }
 
@@ -92,38 +99,64 @@ struct BenchTrain: ParsableCommand {
             let json = reference.json
             if !json {
                 Console.out("kernels: \(BLAS.info.summary)\n")
-                Console.out(String(format: "matrix-product peak, 1 thread: charlm packed kernel %.0f GFLOP/s, OpenBLAS sgemm %.0f GFLOP/s; x%d threads = %.0f GFLOP/s\n",
-                                   peak.packed, peak.openBLAS, threads, machinePeak))
-                Console.out("\(layers) layers, batch \(batch), sequence \(seqLength), vocabulary \(vocab), \(threads) threads; median of \(repeats) x \(steps) steps\n\n")
-                Console.out("| model | charlm chars/s | PyTorch chars/s | ratio | charlm GFLOP/s | % of peak | RSS after warm-up → end |\n")
+                Console.out(
+                    String(
+                        format:
+                            "matrix-product peak, 1 thread: charlm packed kernel %.0f GFLOP/s, OpenBLAS sgemm %.0f "
+                                + "GFLOP/s; x%d threads = %.0f GFLOP/s\n",
+                        peak.packed, peak.openBLAS, threads, machinePeak))
+                Console.out(
+                    "\(layers) layers, batch \(batch), sequence \(seqLength), vocabulary \(vocab), \(threads) "
+                        + "threads; median of \(repeats) x \(steps) steps\n\n"
+                )
+                Console.out(
+                    "| model | charlm chars/s | PyTorch chars/s | ratio | charlm GFLOP/s | % of peak | RSS after "
+                        + "warm-up → end |\n"
+                )
                 Console.out("|---|---:|---:|---:|---:|---:|---:|\n")
             }
             for size in sizes {
-                let config = NetworkConfig(cell: size.cell, vocabularySize: vocab, hiddenSize: size.hidden, layers: layers)
-                let ours = try Benchmark.training(config: config, batchSize: batch, seqLength: seqLength, steps: steps, repeats: repeats, threads: threads)
+                let config = NetworkConfig(
+                    cell: size.cell, vocabularySize: vocab, hiddenSize: size.hidden, layers: layers)
+                let ours = try Benchmark.training(
+                    config: config, batchSize: batch, seqLength: seqLength, steps: steps, repeats: repeats,
+                    threads: threads)
                 var pytorch: Double?
                 var note = ""
                 if !reference.noPytorch {
-                    let r = reference.first("bench_pytorch_train.py", [
-                        "--configs", size.description, "--threads", String(threads), "--batch", String(batch), "--seq", String(seqLength),
-                        "--vocab", String(vocab), "--layers", String(layers), "--steps", String(steps), "--repeats", String(repeats)])
+                    let r = reference.first(
+                        "bench_pytorch_train.py",
+                        [
+                            "--configs", size.description, "--threads", String(threads), "--batch", String(batch),
+                            "--seq", String(seqLength),
+                            "--vocab", String(vocab), "--layers", String(layers), "--steps", String(steps), "--repeats",
+                            String(repeats),
+                        ])
                     pytorch = r.result?["median"] as? Double
                     if let e = r.error { note = e }
                 }
                 let ratio = pytorch.map { ours.median / $0 }
                 if json {
-                    var object: [String: Any] = ["cell": size.cell.rawValue, "hidden": size.hidden, "layers": layers, "charlm_chars_per_s": ours.median,
-                                                 "charlm_runs": ours.charactersPerSecond, "gflops": ours.gflops, "peak_gflops": machinePeak,
-                                                 "rss_warm": ours.residentAfterWarmup, "rss_end": ours.residentAtEnd, "kernels": BLAS.info.summary]
+                    var object: [String: Any] = [
+                        "cell": size.cell.rawValue, "hidden": size.hidden, "layers": layers,
+                        "charlm_chars_per_s": ours.median,
+                        "charlm_runs": ours.charactersPerSecond, "gflops": ours.gflops, "peak_gflops": machinePeak,
+                        "rss_warm": ours.residentAfterWarmup, "rss_end": ours.residentAtEnd,
+                        "kernels": BLAS.info.summary,
+                    ]
                     if let pytorch { object["pytorch_chars_per_s"] = pytorch }
                     if let ratio { object["ratio"] = ratio }
                     if !note.isEmpty { object["note"] = note }
                     Console.out(Console.json(object) + "\n")
                 } else {
                     let mb = { (b: Int) in String(format: "%.0f MB", Double(b) / 1e6) }
-                    Console.out("| \(layers)x\(size.hidden) \(size.cell.rawValue.uppercased()) | \(Int(ours.median).formatted()) | \(pytorch.map { Int($0).formatted() } ?? "–") | "
-                        + "\(ratio.map { String(format: "%.2f×", $0) } ?? "–") | \(String(format: "%.0f", ours.gflops)) | \(String(format: "%.0f%%", 100 * ours.gflops / machinePeak)) | "
-                        + "\(mb(ours.residentAfterWarmup)) → \(mb(ours.residentAtEnd)) |\n")
+                    Console.out(
+                        "| \(layers)x\(size.hidden) \(size.cell.rawValue.uppercased()) | "
+                            + "\(Int(ours.median).formatted()) | \(pytorch.map { Int($0).formatted() } ?? "–") | "
+                            + "\(ratio.map { String(format: "%.2f×", $0) } ?? "–") | "
+                                + "\(String(format: "%.0f", ours.gflops)) | "
+                                    + "\(String(format: "%.0f%%", 100 * ours.gflops / machinePeak)) | "
+                            + "\(mb(ours.residentAfterWarmup)) → \(mb(ours.residentAtEnd)) |\n")
                     if !note.isEmpty { Console.note("charlm: PyTorch reference skipped: \(note)") }
                 }
             }
@@ -137,11 +170,11 @@ struct BenchGenerate: ParsableCommand {
         commandName: "generate",
         abstract: "Generation throughput, one sample and a batch, against an eager PyTorch sampling loop.",
         discussion: """
-        Times sampling one character at a time (temperature 1) after a 20-character prompt, for one \
-        sample and for --batch samples generated together, with the PyTorch reference \
-        (scripts/bench_pytorch_generate.py: a module call and torch.multinomial per character) \
-        run right after each charlm measurement. Also reports the time to the first character.
-        """
+            Times sampling one character at a time (temperature 1) after a 20-character prompt, for one \
+            sample and for --batch samples generated together, with the PyTorch reference \
+            (scripts/bench_pytorch_generate.py: a module call and torch.multinomial per character) \
+            run right after each charlm measurement. Also reports the time to the first character.
+            """
     )
 
     @Option(help: "Configurations as CELL:HIDDEN, comma-separated.")
@@ -168,38 +201,60 @@ struct BenchGenerate: ParsableCommand {
             let sizes = try ModelSize.parseList(configs)
             let json = reference.json
             if !json {
-                Console.out("kernels: \(BLAS.info.summary)\n\(layers) layers, vocabulary \(vocab); median of \(repeats) runs\n\n")
-                Console.out("| model | charlm 1 sample | PyTorch 1 sample | ratio | charlm \(batch) samples | PyTorch \(batch) samples | first character | first character, model load included |\n")
+                Console.out(
+                    "kernels: \(BLAS.info.summary)\n\(layers) layers, vocabulary \(vocab); median of \(repeats) "
+                        + "runs\n\n"
+                )
+                Console.out(
+                    "| model | charlm 1 sample | PyTorch 1 sample | ratio | charlm \(batch) samples | PyTorch "
+                        + "\(batch) samples | first character | first character, model load included |\n"
+                )
                 Console.out("|---|---:|---:|---:|---:|---:|---:|---:|\n")
             }
             for size in sizes {
-                let config = NetworkConfig(cell: size.cell, vocabularySize: vocab, hiddenSize: size.hidden, layers: layers)
+                let config = NetworkConfig(
+                    cell: size.cell, vocabularySize: vocab, hiddenSize: size.hidden, layers: layers)
                 let single = try Benchmark.generation(config: config, samples: 1, length: length, repeats: repeats)
-                let batched = try Benchmark.generation(config: config, samples: batch, length: max(1, length / 4), repeats: repeats)
+                let batched = try Benchmark.generation(
+                    config: config, samples: batch, length: max(1, length / 4), repeats: repeats)
                 let fromDisk = try Benchmark.firstCharacterFromDisk(config: config, repeats: repeats)
                 var refSingle: Double?, refBatch: Double?
                 if !reference.noPytorch {
                     for (samples, slot) in [(1, 0), (batch, 1)] {
-                        let r = reference.first("bench_pytorch_generate.py", [
-                            "--configs", size.description, "--threads", String(threads), "--samples", String(samples),
-                            "--length", String(referenceLength), "--repeats", String(repeats), "--vocab", String(vocab), "--layers", String(layers)])
+                        let r = reference.first(
+                            "bench_pytorch_generate.py",
+                            [
+                                "--configs", size.description, "--threads", String(threads), "--samples",
+                                String(samples),
+                                "--length", String(referenceLength), "--repeats", String(repeats), "--vocab",
+                                String(vocab), "--layers", String(layers),
+                            ])
                         let value = r.result?["median"] as? Double
                         if slot == 0 { refSingle = value } else { refBatch = value }
                         if let e = r.error { Console.note("charlm: PyTorch reference skipped: \(e)") }
                     }
                 }
                 if json {
-                    var object: [String: Any] = ["cell": size.cell.rawValue, "hidden": size.hidden, "charlm_single": single.median,
-                                                 "charlm_batch": batched.median, "batch": batch, "first_char_ms": single.firstCharacterSeconds * 1000,
-                                                 "first_char_with_load_ms": fromDisk * 1000]
-                    if let refSingle { object["pytorch_single"] = refSingle; object["ratio_single"] = single.median / refSingle }
+                    var object: [String: Any] = [
+                        "cell": size.cell.rawValue, "hidden": size.hidden, "charlm_single": single.median,
+                        "charlm_batch": batched.median, "batch": batch,
+                        "first_char_ms": single.firstCharacterSeconds * 1000,
+                        "first_char_with_load_ms": fromDisk * 1000,
+                    ]
+                    if let refSingle {
+                        object["pytorch_single"] = refSingle; object["ratio_single"] = single.median / refSingle
+                    }
                     if let refBatch { object["pytorch_batch"] = refBatch }
                     Console.out(Console.json(object) + "\n")
                 } else {
                     let fmt = { (x: Double?) in x.map { Int($0).formatted() } ?? "–" }
-                    Console.out("| \(layers)x\(size.hidden) \(size.cell.rawValue.uppercased()) | \(fmt(single.median)) | \(fmt(refSingle)) | "
-                        + "\(refSingle.map { String(format: "%.0f×", single.median / $0) } ?? "–") | \(fmt(batched.median)) | \(fmt(refBatch)) | "
-                        + String(format: "%.1f ms | %.1f ms |\n", single.firstCharacterSeconds * 1000, fromDisk * 1000))
+                    Console.out(
+                        "| \(layers)x\(size.hidden) \(size.cell.rawValue.uppercased()) | \(fmt(single.median)) | "
+                            + "\(fmt(refSingle)) | "
+                            + "\(refSingle.map { String(format: "%.0f×", single.median / $0) } ?? "–") | "
+                                + "\(fmt(batched.median)) | \(fmt(refBatch)) | "
+                            + String(
+                                format: "%.1f ms | %.1f ms |\n", single.firstCharacterSeconds * 1000, fromDisk * 1000))
                 }
             }
         }

@@ -81,7 +81,8 @@ struct BenchTokenizer: ParsableCommand {
     static func run(_ options: BenchTokenizerOptions) throws {
         try Console.run {
             let fileManager = FileManager.default
-            let workDirectory = options.workDir.map { URL(fileURLWithPath: $0) }
+            let workDirectory =
+                options.workDir.map { URL(fileURLWithPath: $0) }
                 ?? fileManager.temporaryDirectory.appendingPathComponent("charlm-bench-\(UUID().uuidString)")
             try fileManager.createDirectory(at: workDirectory, withIntermediateDirectories: true)
             defer { if options.workDir == nil { try? fileManager.removeItem(at: workDirectory) } }
@@ -98,28 +99,43 @@ struct BenchTokenizer: ParsableCommand {
                     texts.append(("multilingual", made))
                 }
             }
-            let benchmark = TokenizerBenchmark(texts: texts, bytes: options.sizeMb * 1_000_000, runs: options.runs,
-                                               threads: options.threads, reference: options.noBaseline ? nil : scripts,
-                                               workDirectory: workDirectory)
+            let benchmark = TokenizerBenchmark(
+                texts: texts, bytes: options.sizeMb * 1_000_000, runs: options.runs,
+                threads: options.threads, reference: options.noBaseline ? nil : scripts,
+                workDirectory: workDirectory)
             let results = try benchmark.run { if !options.json { Console.note("\($0)…") } }
             Console.out((options.json ? try jsonText(results) : table(results)) + "\n")
         }
     }
 
     static func table(_ results: [TokenizerBenchmark.Result]) -> String {
-        var lines = ["machine: \(Benchmark.machine)", "charlm: utf8proc \(Tokenizer.utf8procVersion), Unicode \(Tokenizer.unicodeVersion)"]
+        var lines = [
+            "machine: \(Benchmark.machine)",
+            "charlm: utf8proc \(Tokenizer.utf8procVersion), Unicode \(Tokenizer.unicodeVersion)",
+        ]
         for result in results {
             lines.append("")
-            lines.append("\(result.name) (\(result.source)) repeated to \(String(format: "%.1f", Double(result.bytes) / 1e6)) MB")
-            lines.append(String(format: "  charlm, %d threads %8.1f MB/s  (%d ids, vocabulary %d, %d byte(s)/id, peak RSS %.0f MB)",
-                                result.threads, result.charlmMBPerSecond, result.ids, result.vocabularySize, result.bytesPerID,
-                                result.peakResidentMB))
+            lines.append(
+                "\(result.name) (\(result.source)) repeated to \(String(format: "%.1f", Double(result.bytes) / 1e6)) MB"
+            )
+            lines.append(
+                String(
+                    format: "  charlm, %d threads %8.1f MB/s  (%d ids, vocabulary %d, %d byte(s)/id, peak RSS %.0f MB)",
+                    result.threads, result.charlmMBPerSecond, result.ids, result.vocabularySize, result.bytesPerID,
+                    result.peakResidentMB))
             lines.append(String(format: "  charlm, 1 thread   %8.1f MB/s", result.charlmOneThreadMBPerSecond))
             if let python = result.python, let ratio = result.ratio, let one = result.oneThreadRatio {
-                lines.append(String(format: "  Python, 1 thread   %8.1f MB/s  (%.3f s: NFC %.3f s, lookup %.3f s; %d ids, vocabulary %d; Python %@)",
-                                    python.mbPerS, python.seconds, python.normalizeSeconds, python.lookupSeconds, python.ids,
-                                    python.vocabulary, python.python))
-                lines.append(String(format: "  ratio              %8.1f× (%d threads), %.1f× (1 thread against 1 thread)", ratio, result.threads, one))
+                lines.append(
+                    String(
+                        format:
+                            "  Python, 1 thread   %8.1f MB/s  (%.3f s: NFC %.3f s, lookup %.3f s; %d ids, vocabulary "
+                                + "%d; Python %@)",
+                        python.mbPerS, python.seconds, python.normalizeSeconds, python.lookupSeconds, python.ids,
+                        python.vocabulary, python.python))
+                lines.append(
+                    String(
+                        format: "  ratio              %8.1f× (%d threads), %.1f× (1 thread against 1 thread)", ratio,
+                        result.threads, one))
             }
         }
         return lines.joined(separator: "\n")

@@ -8,10 +8,10 @@ struct CharLMCommand: ParsableCommand {
         commandName: "charlm",
         abstract: "Character-level language models: train on a text file, generate from a prompt.",
         discussion: """
-        Quick start:
-          charlm train corpus.txt                      trains into runs/corpus/
-          charlm generate runs/corpus --prompt "The "  continues the prompt
-        """,
+            Quick start:
+              charlm train corpus.txt                      trains into runs/corpus/
+              charlm generate runs/corpus --prompt "The "  continues the prompt
+            """,
         version: "0.1.0",
         subcommands: [Train.self, Generate.self, Eval.self, Info.self, TokenizerCommand.self, Bench.self]
     )

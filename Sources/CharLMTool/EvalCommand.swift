@@ -7,7 +7,9 @@ import Foundation
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Loss, bits per character and perplexity of a model on a text file.",
-        discussion: "Uses the run's batch and sequence length by default, so that on the validation text it reports the trainer's validation loss."
+        discussion:
+            "Uses the run's batch and sequence length by default, so that on the validation text it reports the "
+                + "trainer's validation loss."
     )
 
     @Argument(help: ArgumentHelp("Run directory or model.safetensors.", valueName: "run"))
@@ -46,22 +48,37 @@ struct Eval: ParsableCommand {
             do { ids = TokenSpan(try model.tokenizer.encodeFile(url)) } catch let error as LocalizedError {
                 throw CharLMError.badCorpus(path: file, reason: error.errorDescription ?? "\(error)")
             }
-            guard ids.count >= 2 else { throw CharLMError.badCorpus(path: file, reason: "needs at least 2 units to predict one") }
+            guard ids.count >= 2 else {
+                throw CharLMError.badCorpus(path: file, reason: "needs at least 2 units to predict one")
+            }
             let showProgress = Console.stderrIsTerminal && !json && ids.count > 200_000
             let start = Date()
             let result = try Evaluator.evaluate(
                 network: model.network, span: ids, batchSize: batch ?? model.config.training.batchSize,
                 seqLength: seqLength ?? model.config.training.seqLength, threads: threads
             ) { fraction in
-                if showProgress { Console.note(String(format: "\r\u{1B}[Kevaluating: %.0f%% (%@)", fraction * 100, Console.duration(Date().timeIntervalSince(start))), newline: false) }
+                if showProgress {
+                    Console.note(
+                        String(
+                            format: "\r\u{1B}[Kevaluating: %.0f%% (%@)", fraction * 100,
+                            Console.duration(Date().timeIntervalSince(start))), newline: false)
+                }
             }
             if showProgress { Console.note("\r\u{1B}[K", newline: false) }
             if json {
-                Console.out(Console.json(["file": file, "units": result.count, "loss_nats": result.nats, "bits_per_character": result.bitsPerCharacter,
-                                          "perplexity": result.perplexity, "model": model.weightsURL.path]) + "\n")
+                Console.out(
+                    Console.json([
+                        "file": file, "units": result.count, "loss_nats": result.nats,
+                        "bits_per_character": result.bitsPerCharacter,
+                        "perplexity": result.perplexity, "model": model.weightsURL.path,
+                    ]) + "\n")
             } else {
-                Console.out(String(format: "%@: %d characters predicted\nloss        %.4f nats/char\nbits/char   %.4f\nperplexity  %.3f\n",
-                                   file, result.count, result.nats, result.bitsPerCharacter, result.perplexity))
+                Console.out(
+                    String(
+                        format:
+                            "%@: %d characters predicted\nloss        %.4f nats/char\nbits/char   %.4f\nperplexity  "
+                                + "%.3f\n",
+                        file, result.count, result.nats, result.bitsPerCharacter, result.perplexity))
             }
         }
     }

@@ -9,11 +9,11 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate text from a trained model.",
         discussion: """
-        RUN is a run directory (its best checkpoint is used, unless --checkpoint latest) or a \
-        model.safetensors with config.json and tokenizer.json beside it. The text streams to \
-        stdout as it is produced, after the prompt (unless --no-echo). An empty prompt starts \
-        as if at the beginning of a line.
-        """
+            RUN is a run directory (its best checkpoint is used, unless --checkpoint latest) or a \
+            model.safetensors with config.json and tokenizer.json beside it. The text streams to \
+            stdout as it is produced, after the prompt (unless --no-echo). An empty prompt starts \
+            as if at the beginning of a line.
+            """
     )
 
     @Argument(help: ArgumentHelp("Run directory or model.safetensors.", valueName: "run"))
@@ -58,7 +58,9 @@ struct Generate: ParsableCommand {
     func validate() throws {
         if length < 0 { throw ValidationError("--length must not be negative.") }
         if numSamples < 1 || numSamples > 10_000 { throw ValidationError("--num-samples must be between 1 and 10000.") }
-        if !(temperature >= 0) || !temperature.isFinite { throw ValidationError("--temperature must be 0 or positive.") }
+        if !(temperature >= 0) || !temperature.isFinite {
+            throw ValidationError("--temperature must be 0 or positive.")
+        }
         if let topK, topK < 1 { throw ValidationError("--top-k must be at least 1.") }
         if let topP, !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1].") }
         if !(repetitionPenalty > 0) { throw ValidationError("--repetition-penalty must be positive.") }
@@ -71,14 +73,19 @@ struct Generate: ParsableCommand {
             var promptText = prompt
             if prompt == "-" {
                 let data = FileHandle.standardInput.readDataToEndOfFile()
-                guard let text = String(data: data, encoding: .utf8) else { throw CharLMError.badPrompt("the prompt on stdin is not valid UTF-8") }
+                guard let text = String(data: data, encoding: .utf8) else {
+                    throw CharLMError.badPrompt("the prompt on stdin is not valid UTF-8")
+                }
                 promptText = text
             }
             let baseSeed = seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
-            if seed == nil && !json { Console.note("charlm: seed \(baseSeed) (pass --seed \(baseSeed) to get this text again)") }
+            if seed == nil && !json {
+                Console.note("charlm: seed \(baseSeed) (pass --seed \(baseSeed) to get this text again)")
+            }
             let request = GenerationRequest(
                 prompt: promptText, length: length,
-                options: SamplingOptions(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty),
+                options: SamplingOptions(
+                    temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty),
                 seed: baseSeed, numSamples: numSamples, stop: stop)
             let generation = try BatchGeneration(model: model, request: request)
             if json {
@@ -87,7 +94,10 @@ struct Generate: ParsableCommand {
                     "prompt": generation.promptText, "seed": baseSeed, "model": model.weightsURL.path,
                     "temperature": Double(temperature), "length": length,
                     "samples": samples.map { s -> [String: Any] in
-                        ["text": s.text, "tokens": s.tokens.map(Int.init), "seed": s.seed, "stopped_by": s.stoppedBy.map { $0 as Any } ?? NSNull()]
+                        [
+                            "text": s.text, "tokens": s.tokens.map(Int.init), "seed": s.seed,
+                            "stopped_by": s.stoppedBy.map { $0 as Any } ?? NSNull(),
+                        ]
                     },
                 ]
                 if numSamples == 1 { object["text"] = samples[0].text }

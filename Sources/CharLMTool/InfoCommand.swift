@@ -6,7 +6,8 @@ import Foundation
 
 /// `charlm info RUN`: what a run holds.
 struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a run's model, vocabulary, training state and the kernels in use.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show a run's model, vocabulary, training state and the kernels in use.")
 
     @Argument(help: ArgumentHelp("Run directory or model.safetensors.", valueName: "run"))
     var runPath: String
@@ -32,13 +33,21 @@ struct Info: ParsableCommand {
             let units = (0..<Int32(min(tok.vocabularySize, 40))).compactMap { tok.unit(for: $0) }
             if json {
                 var object: [String: Any] = [
-                    "weights": model.weightsURL.path, "cell": m.cell.rawValue, "layers": m.layers, "hidden_size": m.hiddenSize,
-                    "vocabulary_size": m.vocabularySize, "dropout": Double(m.dropout), "parameters": model.network.parameterCount,
-                    "tokenizer": ["unit": tok.config.unit.rawValue, "normalization": tok.config.normalization.form.rawValue,
-                                  "fallback": tok.config.fallback.rawValue, "case_fold": tok.config.normalization.caseFold],
-                    "training": ["batch": t.batchSize, "seq_length": t.seqLength, "optimizer": t.optimizer.kind.rawValue,
-                                 "lr": Double(t.optimizer.learningRate), "schedule": t.schedule.description, "grad_clip": Double(t.gradClip)],
-                    "kernels": kernels.summary, "openblas_core": kernels.openBLASCore ?? NSNull(), "kernel_isa": kernels.kernelISA,
+                    "weights": model.weightsURL.path, "cell": m.cell.rawValue, "layers": m.layers,
+                    "hidden_size": m.hiddenSize,
+                    "vocabulary_size": m.vocabularySize, "dropout": Double(m.dropout),
+                    "parameters": model.network.parameterCount,
+                    "tokenizer": [
+                        "unit": tok.config.unit.rawValue, "normalization": tok.config.normalization.form.rawValue,
+                        "fallback": tok.config.fallback.rawValue, "case_fold": tok.config.normalization.caseFold,
+                    ],
+                    "training": [
+                        "batch": t.batchSize, "seq_length": t.seqLength, "optimizer": t.optimizer.kind.rawValue,
+                        "lr": Double(t.optimizer.learningRate), "schedule": t.schedule.description,
+                        "grad_clip": Double(t.gradClip),
+                    ],
+                    "kernels": kernels.summary, "openblas_core": kernels.openBLASCore ?? NSNull(),
+                    "kernel_isa": kernels.kernelISA,
                     "unicode_version": Tokenizer.unicodeVersion,
                 ]
                 if let saved {
@@ -53,17 +62,46 @@ struct Info: ParsableCommand {
             }
             var lines: [(String, String)] = []
             lines.append(("weights", model.weightsURL.path))
-            lines.append(("model", "\(m.layers)-layer \(m.cell.rawValue.uppercased()), hidden \(m.hiddenSize), dropout \(m.dropout): \(model.network.parameterCount.formatted()) parameters"))
-            lines.append(("vocabulary", "\(tok.vocabularySize) tokens (\(tok.config.unit.rawValue)s, \(tok.config.normalization.form.rawValue.uppercased())\(tok.config.normalization.caseFold ? ", case-folded" : ""), fallback \(tok.config.fallback.rawValue))"))
-            lines.append(("", units.map(displayUnit).joined(separator: " ") + (tok.vocabularySize > units.count ? " …" : "")))
-            lines.append(("training", "batch \(t.batchSize) x seq \(t.seqLength), \(t.optimizer.kind.rawValue) lr \(t.optimizer.learningRate) (\(t.schedule)), clip \(t.gradClip)"))
+            lines.append(
+                (
+                    "model",
+                    "\(m.layers)-layer \(m.cell.rawValue.uppercased()), hidden \(m.hiddenSize), dropout \(m.dropout): "
+                        + "\(model.network.parameterCount.formatted()) parameters"
+                ))
+            lines.append(
+                (
+                    "vocabulary",
+                    "\(tok.vocabularySize) tokens (\(tok.config.unit.rawValue)s, "
+                        + tok.config.normalization.form.rawValue.uppercased()
+                        + (tok.config.normalization.caseFold ? ", case-folded" : "")
+                        + ", fallback \(tok.config.fallback.rawValue))"
+                ))
+            lines.append(
+                ("", units.map(displayUnit).joined(separator: " ") + (tok.vocabularySize > units.count ? " …" : "")))
+            lines.append(
+                (
+                    "training",
+                    "batch \(t.batchSize) x seq \(t.seqLength), \(t.optimizer.kind.rawValue) lr "
+                        + "\(t.optimizer.learningRate) (\(t.schedule)), clip \(t.gradClip)"
+                ))
             if let latest {
-                lines.append(("progress", "step \(latest.step), epoch \(latest.epoch + 1), \(latest.charactersSeen.formatted()) characters seen, \(Console.duration(latest.elapsedSeconds)) of training"))
+                lines.append(
+                    (
+                        "progress",
+                        "step \(latest.step), epoch \(latest.epoch + 1), \(latest.charactersSeen.formatted()) "
+                            + "characters seen, \(Console.duration(latest.elapsedSeconds)) of training"
+                    ))
             } else if let latestProblem {
                 lines.append(("progress", "unknown: \(latestProblem)"))
             }
             if let saved, let best = saved.bestValidationLoss {
-                lines.append(("validation", String(format: "best %.4f nats/char (%.3f bpc, perplexity %.2f) at step %d", best, best / log(2), exp(best), saved.bestStep ?? 0)))
+                lines.append(
+                    (
+                        "validation",
+                        String(
+                            format: "best %.4f nats/char (%.3f bpc, perplexity %.2f) at step %d", best, best / log(2),
+                            exp(best), saved.bestStep ?? 0)
+                    ))
             } else {
                 lines.append(("validation", "none yet"))
             }

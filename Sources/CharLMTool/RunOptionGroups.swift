@@ -49,7 +49,7 @@ struct TokenizerOptions: ParsableArguments {
     @Option(help: "Token unit: grapheme (user-perceived character), scalar (code point) or byte (default grapheme).")
     var unit: TokenUnit?
 
-    @Option(help: "Units missing from the vocabulary: scalars (an error naming them), bytes (lossless), unknown (<unk>). Default scalars.")
+    @Option(help: "Units missing from the vocabulary: scalars (an error naming them), bytes (lossless) or unknown.")
     var fallback: Fallback?
 
     @Flag(inversion: .prefixedNo, help: "Apply Unicode case folding (\"Straße\" → \"strasse\").")
@@ -109,8 +109,10 @@ struct OptimizationOptions: ParsableArguments {
     @Option(help: "Learning rate (default 2e-3).")
     var lr: Float?
 
-    @Option(help: "Learning-rate schedule: constant, step:EVERY:FACTOR, cosine[:WARMUP[:MIN]], plateau[:FACTOR[:PATIENCE]].",
-            transform: { try LearningRateSchedule(parsing: $0) })
+    @Option(
+        help:
+            "Learning-rate schedule: constant, step:EVERY:FACTOR, cosine[:WARMUP[:MIN]], plateau[:FACTOR[:PATIENCE]].",
+        transform: { try LearningRateSchedule(parsing: $0) })
     var lrSchedule: LearningRateSchedule?
 
     @Option(help: "Weight decay (decoupled for adamw, L2 otherwise; default 0, adamw 0.01).")
@@ -137,7 +139,8 @@ struct OptimizationOptions: ParsableArguments {
         if let optimizer {
             // Another optimizer starts from its own defaults (AdamW's weight decay), at the rate set so far.
             options.update(\.training.optimizer.kind, as: "--optimizer") {
-                $0.training.optimizer = OptimizerConfig(kind: optimizer, learningRate: $0.training.optimizer.learningRate)
+                $0.training.optimizer = OptimizerConfig(
+                    kind: optimizer, learningRate: $0.training.optimizer.learningRate)
             }
         }
         options.set(\.training.optimizer.learningRate, to: lr, as: "--lr")
@@ -146,7 +149,9 @@ struct OptimizationOptions: ParsableArguments {
         options.set(\.training.optimizer.momentum, to: momentum, as: "--momentum")
         options.set(\.training.gradClip, to: gradClip, as: "--grad-clip")
         options.set(\.training.valFraction, to: valFraction, as: "--val-fraction")
-        options.set(\.training.validationFile, to: valFile.map { .some(URL(fileURLWithPath: $0).standardizedFileURL.path) }, as: "--val-file")
+        options.set(
+            \.training.validationFile, to: valFile.map { .some(URL(fileURLWithPath: $0).standardizedFileURL.path) },
+            as: "--val-file")
         options.set(\.training.seed, to: seed, as: "--seed")
     }
 }
@@ -175,7 +180,9 @@ struct LimitOptions: ParsableArguments {
             options.set(\.training.epochs, to: .some(epochs), as: "--epochs")
             options.set(\.training.timeLimit, to: .some(time?.seconds), as: "--time")
         }
-        if let patience { options.set(\.training.earlyStoppingPatience, to: .some(patience == 0 ? nil : patience), as: "--patience") }
+        if let patience {
+            options.set(\.training.earlyStoppingPatience, to: .some(patience == 0 ? nil : patience), as: "--patience")
+        }
         options.set(\.training.nanPolicy, to: nanPolicy, as: "--nan-policy")
     }
 }

@@ -24,7 +24,9 @@ struct TokenizerBuild: ParsableCommand {
     }
 
     private func build() throws {
-        if sameFile(corpus, output) { throw CharLMError.invalidOptions("the output \(output) is the corpus \(corpus); write to another file") }
+        if sameFile(corpus, output) {
+            throw CharLMError.invalidOptions("the output \(output) is the corpus \(corpus); write to another file")
+        }
         let tokenizer = try Tokenizer.build(corpusFile: URL(fileURLWithPath: corpus), config: options.tokenizerConfig)
         try tokenizer.save(to: URL(fileURLWithPath: output))
         let units = tokenizer.vocabulary.filter { entry in
@@ -35,7 +37,8 @@ struct TokenizerBuild: ParsableCommand {
             }
         }.count
         let reserved = tokenizer.vocabularySize - units
-        Console.out("wrote \(output): \(tokenizer.vocabularySize) tokens (\(units) units"
-              + (reserved > 0 ? " + \(reserved) reserved" : "") + ")\n")
+        Console.out(
+            "wrote \(output): \(tokenizer.vocabularySize) tokens (\(units) units"
+                + (reserved > 0 ? " + \(reserved) reserved" : "") + ")\n")
     }
 }

@@ -18,7 +18,6 @@ struct TokenizerCommand: ParsableCommand {
     )
 }
 
-
 /// Where a command's results go: standard output, or the file of an `-o` option, which appears
 /// only when the command succeeds (written beside it under a temporary name, then renamed), so
 /// that a failing command, a full disk or Ctrl-C never leaves a truncated file or destroys the
@@ -95,7 +94,8 @@ func openInput(_ path: String) throws -> (handle: FileHandle, name: String) {
         throw TokenizerError.unreadableFile(path: path, reason: "no such file")
     }
     guard !isDirectory.boolValue, let handle = FileHandle(forReadingAtPath: path) else {
-        throw TokenizerError.unreadableFile(path: path, reason: isDirectory.boolValue ? "it is a directory" : "permission denied")
+        throw TokenizerError.unreadableFile(
+            path: path, reason: isDirectory.boolValue ? "it is a directory" : "permission denied")
     }
     return (handle, path)
 }

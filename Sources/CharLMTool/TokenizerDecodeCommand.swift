@@ -21,7 +21,8 @@ struct TokenizerDecode: ParsableCommand {
     @Option(help: "Decode these ids instead of a file, e.g. \"12 7 33\".")
     var ids: String?
 
-    @Option(help: "Input format: text and json are both read as numbers; binary is little-endian, 1, 2 or 4 bytes per id.")
+    @Option(
+        help: "Input format: text and json are both read as numbers; binary is little-endian, 1, 2 or 4 bytes per id.")
     var format: IDFormat = .text
 
     @Option(name: [.short, .long], help: "Write the text to this file instead of standard output.")
@@ -67,7 +68,8 @@ struct TokenizerDecode: ParsableCommand {
                     carry.removeFirst(whole)
                     if chunk.isEmpty && !carry.isEmpty {
                         throw TokenizerCommandError(
-                            "binary input ends with \(carry.count) stray bytes after \(offset / width) ids of \(width) bytes; "
+                            "binary input ends with \(carry.count) stray bytes after \(offset / width) ids of "
+                                + "\(width) bytes; "
                                 + "was it written with this tokenizer?")
                     }
                 } else {
@@ -104,12 +106,16 @@ struct IDTextParser {
             case UInt8(ascii: "-") where digits.isEmpty:
                 digits.append(byte)
             case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"), UInt8(ascii: ","),
-                 UInt8(ascii: "["), UInt8(ascii: "]"):
+                UInt8(ascii: "["), UInt8(ascii: "]"):
                 if let id = try takeNumber() { ids.append(id) }
             default:
-                let shown = byte >= 0x20 && byte < 0x7F ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
+                let shown =
+                    byte >= 0x20 && byte < 0x7F
+                    ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
                 throw TokenizerCommandError(
-                    "expected token ids (numbers separated by spaces or commas), found \(shown) at byte offset \(offset)")
+                    "expected token ids (numbers separated by spaces or commas), found \(shown) at byte offset "
+                        + "\(offset)"
+                )
             }
             offset += 1
         }

@@ -30,7 +30,7 @@ struct TokenizerEncode: ParsableCommand {
     @Option(help: "Encode this text instead of a file.")
     var text: String?
 
-    @Option(help: "Output format: text (ids separated by spaces), json (an array) or binary (little-endian, 1, 2 or 4 bytes per id).")
+    @Option(help: "Output format: text (ids separated by spaces), json (an array) or binary (1, 2 or 4 bytes per id).")
     var format: IDFormat = .text
 
     @Option(name: [.short, .long], help: "Write the ids to this file instead of standard output.")
@@ -46,8 +46,9 @@ struct TokenizerEncode: ParsableCommand {
         try Console.run {
             let tokenizer = try Tokenizer.load(from: URL(fileURLWithPath: self.tokenizer))
             let source = text == nil ? try openInput(input) : nil
-            var writer = IDWriter(format: format, vocabularySize: tokenizer.vocabularySize,
-                                  output: try CommandOutput(path: output, inputs: [self.tokenizer, input]))
+            var writer = IDWriter(
+                format: format, vocabularySize: tokenizer.vocabularySize,
+                output: try CommandOutput(path: output, inputs: [self.tokenizer, input]))
             try writer.start()
             if let text {
                 try writer.write(try tokenizer.encode(text))
@@ -88,7 +89,8 @@ struct IDWriter {
         case .binary:
             switch width {
             case .uint8: try output.write(ids.map { UInt8(truncatingIfNeeded: $0) })
-            case .uint16: try ids.map { UInt16(truncatingIfNeeded: $0).littleEndian }.withUnsafeBytes { try output.write($0) }
+            case .uint16:
+                try ids.map { UInt16(truncatingIfNeeded: $0).littleEndian }.withUnsafeBytes { try output.write($0) }
             case .uint32: try ids.map { UInt32(bitPattern: $0).littleEndian }.withUnsafeBytes { try output.write($0) }
             }
         }

@@ -75,10 +75,13 @@ struct TokenizerStats: ParsableCommand {
         }
         let total = Double(max(statistics.units, 1))
         return Report(
-            corpus: corpus, unit: config.unit.rawValue, bytes: statistics.bytes, normalizedBytes: statistics.normalizedBytes,
+            corpus: corpus, unit: config.unit.rawValue, bytes: statistics.bytes,
+            normalizedBytes: statistics.normalizedBytes,
             scalars: statistics.scalars, units: statistics.units, distinctUnits: statistics.distinctUnits,
             vocabularySize: vocabularySize, vocabularyCoverage: vocabularyCoverage, topCoverage: topCoverage,
-            top: statistics.topUnits(top).map { Report.Unit(unit: $0.text, count: $0.count, share: Double($0.count) / total) })
+            top: statistics.topUnits(top).map {
+                Report.Unit(unit: $0.text, count: $0.count, share: Double($0.count) / total)
+            })
     }
 
     func run() throws {
@@ -115,7 +118,9 @@ struct TokenizerStats: ParsableCommand {
         text += "bytes              \(number(report.bytes)) (\(number(report.normalizedBytes)) after normalization)\n"
         text += "scalars            \(number(report.scalars))\n"
         text += "units              \(number(report.units)) \(report.unit)s, \(number(report.distinctUnits)) distinct\n"
-        text += "vocabulary         \(number(report.vocabularySize)) tokens, covering \(percent(report.vocabularyCoverage)) of units without fallback\n"
+        text +=
+            "vocabulary         \(number(report.vocabularySize)) tokens, covering "
+                + "\(percent(report.vocabularyCoverage)) of units without fallback\n"
         let coverage = report.topCoverage.sorted { Int($0.key)! < Int($1.key)! }
             .map { "top \($0.key): \(percent($0.value))" }.joined(separator: ", ")
         if !coverage.isEmpty {
@@ -130,12 +135,15 @@ struct TokenizerStats: ParsableCommand {
             let unitWidth = max(6, report.top.map { displayUnit($0.unit).count }.max() ?? 0)
             let countWidth = max(5, counts.map(\.count).max() ?? 0)
             text += "\nmost frequent \(report.unit)s:\n"
-            text += "  " + padded("rank", 4) + "  " + padded("unit", unitWidth, left: true) + "  " + padded("count", countWidth)
+            text +=
+                "  " + padded("rank", 4) + "  " + padded("unit", unitWidth, left: true) + "  "
+                + padded("count", countWidth)
                 + "  " + padded("share", 7) + "  " + padded("cumulative", 10) + "\n"
             var cumulative = 0.0
             for (rank, unit) in report.top.enumerated() {
                 cumulative += unit.share
-                text += "  " + padded(String(rank + 1), 4) + "  " + padded(displayUnit(unit.unit), unitWidth, left: true)
+                text +=
+                    "  " + padded(String(rank + 1), 4) + "  " + padded(displayUnit(unit.unit), unitWidth, left: true)
                     + "  " + padded(counts[rank], countWidth) + "  " + padded(percent(unit.share), 7)
                     + "  " + padded(percent(cumulative), 10) + "\n"
             }

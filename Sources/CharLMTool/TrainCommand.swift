@@ -9,12 +9,12 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a character model on a UTF-8 text file.",
         discussion: """
-        With no options, trains a 2-layer LSTM (hidden 384, dropout 0.25, batch 50, sequence 50, \
-        Adam 2e-3, gradient clipping at 5) for up to 50 epochs with early stopping, into \
-        runs/<corpus-name>/. Ctrl-C saves a checkpoint and exits with 130; `--resume RUN` continues \
-        exactly where it stopped, and may change the limits, the learning rate, the patience, the \
-        NaN policy, reporting and threads.
-        """
+            With no options, trains a 2-layer LSTM (hidden 384, dropout 0.25, batch 50, sequence 50, \
+            Adam 2e-3, gradient clipping at 5) for up to 50 epochs with early stopping, into \
+            runs/<corpus-name>/. Ctrl-C saves a checkpoint and exits with 130; `--resume RUN` continues \
+            exactly where it stopped, and may change the limits, the learning rate, the patience, the \
+            NaN policy, reporting and threads.
+            """
     )
 
     @Argument(help: "The text file to train on (optional with --resume: the run remembers it).")
@@ -43,7 +43,9 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if resume == nil && corpus == nil { throw ValidationError("Give the corpus to train on, or --resume RUN.") }
-        if resume != nil && (out != nil || overwrite) { throw ValidationError("--resume continues a run in place; --out and --overwrite do not apply.") }
+        if resume != nil && (out != nil || overwrite) {
+            throw ValidationError("--resume continues a run in place; --out and --overwrite do not apply.")
+        }
         if quiet && json { throw ValidationError("--quiet and --json do not go together.") }
     }
 
@@ -73,18 +75,21 @@ struct Train: ParsableCommand {
         try Console.run {
             let trainer: Trainer
             if let resume {
-                trainer = try Trainer.resume(runDirectory: URL(fileURLWithPath: resume), corpus: corpus.map { URL(fileURLWithPath: $0) },
-                                             options: options)
+                trainer = try Trainer.resume(
+                    runDirectory: URL(fileURLWithPath: resume), corpus: corpus.map { URL(fileURLWithPath: $0) },
+                    options: options)
             } else {
                 let corpus = corpus!
                 let directory = out ?? Self.defaultRunDirectory(for: corpus)
                 if !quiet && !json { Console.note("charlm: reading \(corpus)") }
-                trainer = try Trainer.start(corpus: URL(fileURLWithPath: corpus), runDirectory: URL(fileURLWithPath: directory),
-                                            config: options.applied(to: RunConfig()), overwrite: overwrite,
-                                            shouldStop: { StopSignal.isRequested })
+                trainer = try Trainer.start(
+                    corpus: URL(fileURLWithPath: corpus), runDirectory: URL(fileURLWithPath: directory),
+                    config: options.applied(to: RunConfig()), overwrite: overwrite,
+                    shouldStop: { StopSignal.isRequested })
             }
-            var display = TrainingDisplay(mode: json ? .json : quiet ? .quiet : Console.stderrIsTerminal ? .live : .lines,
-                                          plot: LossPlotFile(run: trainer.run, config: trainer.config))
+            var display = TrainingDisplay(
+                mode: json ? .json : quiet ? .quiet : Console.stderrIsTerminal ? .live : .lines,
+                plot: LossPlotFile(run: trainer.run, config: trainer.config))
             let summary = try trainer.train(shouldStop: { StopSignal.isRequested }, onEvent: { display.show($0) })
             display.finish(summary)
             if summary.reason == .diverged { throw ExitCode(1) }
@@ -128,14 +133,22 @@ struct TrainingDisplay {
         switch event {
         case .started(let s):
             if let step = s.resumedFromStep { line("charlm: resuming \(s.runDirectory) at step \(step)") }
-            line("charlm: \(s.parameterCount.formatted()) parameters, vocabulary \(s.vocabularySize), \(s.trainUnits.formatted()) training and \(s.validationUnits.formatted()) validation units, \(s.stepsPerEpoch) steps per epoch, \(s.threads) thread\(s.threads == 1 ? "" : "s")")
+            line(
+                "charlm: \(s.parameterCount.formatted()) parameters, vocabulary \(s.vocabularySize), "
+                    + "\(s.trainUnits.formatted()) training and \(s.validationUnits.formatted()) validation units, "
+                        + "\(s.stepsPerEpoch) steps per epoch, \(s.threads) thread\(s.threads == 1 ? "" : "s")"
+            )
             line("charlm: kernels: \(s.kernels)")
             line("charlm: writing \(s.runDirectory)")
         case .progress(let p):
             let val = p.validationLoss.map { String(format: " | val %.3f", $0) } ?? ""
             let eta = p.etaSeconds.map { " | ETA \(Console.duration($0))" } ?? ""
-            let text = String(format: "step %d | epoch %d (%.0f%%) | loss %.3f (%.2f bpc)", p.step, p.epoch + 1, p.epochProgress * 100, p.trainLoss, p.bitsPerCharacter)
-                + val + String(format: " | lr %.2g | ", p.learningRate) + "\(Console.rate(p.charactersPerSecond)) chars/s | \(Console.duration(p.elapsedSeconds))" + eta
+            let text =
+                String(
+                    format: "step %d | epoch %d (%.0f%%) | loss %.3f (%.2f bpc)", p.step, p.epoch + 1,
+                    p.epochProgress * 100, p.trainLoss, p.bitsPerCharacter)
+                + val + String(format: " | lr %.2g | ", p.learningRate)
+                + "\(Console.rate(p.charactersPerSecond)) chars/s | \(Console.duration(p.elapsedSeconds))" + eta
             if mode == .live {
                 Console.note("\r\u{1B}[K" + text, newline: false)
                 lineOpen = true
@@ -144,8 +157,11 @@ struct TrainingDisplay {
                 line(text)
             }
         case .validation(let v):
-            line(String(format: "step %d: validation loss %.4f nats/char (%.3f bpc)%@; best %.4f at step %d", v.step, v.loss, v.bitsPerCharacter,
-                        v.improved ? ", new best" : "", v.bestLoss, v.bestStep))
+            line(
+                String(
+                    format: "step %d: validation loss %.4f nats/char (%.3f bpc)%@; best %.4f at step %d", v.step,
+                    v.loss, v.bitsPerCharacter,
+                    v.improved ? ", new best" : "", v.bestLoss, v.bestStep))
         case .sample(let step, let text):
             line("--- sample at step \(step) ---\n\(text)\n---")
         case .checkpoint:
@@ -157,15 +173,25 @@ struct TrainingDisplay {
 
     mutating func finish(_ s: TrainingSummary) {
         if mode == .json {
-            var object: [String: Any] = ["event": "finished", "reason": s.reason.rawValue, "step": s.step, "epoch": s.epoch,
-                                         "elapsed_s": s.elapsedSeconds, "run": s.runDirectory]
+            var object: [String: Any] = [
+                "event": "finished", "reason": s.reason.rawValue, "step": s.step, "epoch": s.epoch,
+                "elapsed_s": s.elapsedSeconds, "run": s.runDirectory,
+            ]
             if let b = s.bestValidationLoss { object["best_val_loss"] = b }
             if let b = s.bestStep { object["best_step"] = b }
             Console.out(Console.json(object) + "\n")
             return
         }
-        let best = s.bestValidationLoss.map { String(format: "best validation loss %.4f nats/char (%.3f bpc) at step %d", $0, $0 / log(2), s.bestStep ?? 0) } ?? "no validation yet"
-        line("charlm: stopped at step \(s.step) after \(Console.duration(s.elapsedSeconds)): \(s.reason.rawValue); \(best)")
+        let best =
+            s.bestValidationLoss.map {
+                String(
+                    format: "best validation loss %.4f nats/char (%.3f bpc) at step %d", $0, $0 / log(2),
+                    s.bestStep ?? 0)
+            } ?? "no validation yet"
+        line(
+            "charlm: stopped at step \(s.step) after \(Console.duration(s.elapsedSeconds)): \(s.reason.rawValue); "
+                + "\(best)"
+        )
         let run = Self.shellQuoted(s.runDirectory)
         if s.reason == .interrupted {
             line("charlm: checkpoint saved at step \(s.step); continue with: charlm train --resume \(run)")
@@ -184,19 +210,29 @@ struct TrainingDisplay {
     static func json(_ event: TrainingEvent) -> [String: Any]? {
         switch event {
         case .started(let s):
-            return ["event": "started", "run": s.runDirectory, "parameters": s.parameterCount, "vocabulary": s.vocabularySize,
-                    "train_units": s.trainUnits, "val_units": s.validationUnits, "steps_per_epoch": s.stepsPerEpoch,
-                    "kernels": s.kernels, "threads": s.threads, "resumed_from": s.resumedFromStep.map { $0 as Any } ?? NSNull()]
+            return [
+                "event": "started", "run": s.runDirectory, "parameters": s.parameterCount,
+                "vocabulary": s.vocabularySize,
+                "train_units": s.trainUnits, "val_units": s.validationUnits, "steps_per_epoch": s.stepsPerEpoch,
+                "kernels": s.kernels, "threads": s.threads,
+                "resumed_from": s.resumedFromStep.map { $0 as Any } ?? NSNull(),
+            ]
         case .progress(let p):
-            var o: [String: Any] = ["event": "progress", "step": p.step, "epoch": p.epoch, "train_loss": p.trainLoss, "bpc": p.bitsPerCharacter,
-                                    "lr": Double(p.learningRate), "chars_per_s": p.charactersPerSecond, "elapsed_s": p.elapsedSeconds,
-                                    "grad_norm": p.gradientNorm, "clipped_steps": p.clippedSteps]
+            var o: [String: Any] = [
+                "event": "progress", "step": p.step, "epoch": p.epoch, "train_loss": p.trainLoss,
+                "bpc": p.bitsPerCharacter,
+                "lr": Double(p.learningRate), "chars_per_s": p.charactersPerSecond, "elapsed_s": p.elapsedSeconds,
+                "grad_norm": p.gradientNorm, "clipped_steps": p.clippedSteps,
+            ]
             if let v = p.validationLoss { o["val_loss"] = v }
             if let e = p.etaSeconds { o["eta_s"] = e }
             return o
         case .validation(let v):
-            return ["event": "validation", "step": v.step, "val_loss": v.loss, "val_bpc": v.bitsPerCharacter, "improved": v.improved,
-                    "best_val_loss": v.bestLoss, "best_step": v.bestStep]
+            return [
+                "event": "validation", "step": v.step, "val_loss": v.loss, "val_bpc": v.bitsPerCharacter,
+                "improved": v.improved,
+                "best_val_loss": v.bestLoss, "best_step": v.bestStep,
+            ]
         case .sample(let step, let text):
             return ["event": "sample", "step": step, "text": text]
         case .checkpoint(let step, let best, let path):

@@ -34,7 +34,8 @@ public enum BLAS {
     private static let setup: KernelInfo = {
         // The kernel table was chosen while the program loaded (blas_select.c).
         ck_blas_use_caller_thread_only()
-        return currentInfo(initialCore: ck_blas_core_at_load().map { String(cString: $0) }, outcome: ck_blas_selection())
+        return currentInfo(
+            initialCore: ck_blas_core_at_load().map { String(cString: $0) }, outcome: ck_blas_selection())
     }()
 
     private static func currentInfo(initialCore: String?, outcome: Int32) -> KernelInfo {
@@ -97,10 +98,13 @@ extension BLAS {
         var bestBLAS = Double.infinity, bestPacked = Double.infinity
         for _ in 0..<5 {
             var start = DispatchTime.now().uptimeNanoseconds
-            gemm(transA: false, transB: true, m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
+            gemm(
+                transA: false, transB: true, m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n, beta: 0,
+                c: c.pointer, ldc: n)
             bestBLAS = min(bestBLAS, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
             start = DispatchTime.now().uptimeNanoseconds
-            Kernels.gemmPacked(m: n, n: n, k: n, a: a.pointer, lda: n, packed: packed, c: c.pointer, ldc: n, accumulate: false)
+            Kernels.gemmPacked(
+                m: n, n: n, k: n, a: a.pointer, lda: n, packed: packed, c: c.pointer, ldc: n, accumulate: false)
             bestPacked = min(bestPacked, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         let flops = 2 * Double(n * n * n)

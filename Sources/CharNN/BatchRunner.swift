@@ -40,9 +40,13 @@ public final class BatchRunner: @unchecked Sendable {
 
     /// - Parameters:
     ///   - training: allocate what the backward pass needs.
-    public init(network: Network, batchSize: Int, seqLength: Int, threads: Int = BatchRunner.defaultThreads, training: Bool = true) {
+    public init(
+        network: Network, batchSize: Int, seqLength: Int, threads: Int = BatchRunner.defaultThreads,
+        training: Bool = true
+    ) {
         precondition(batchSize >= 1 && seqLength >= 1, "batch size and sequence length must be positive")
-        precondition(batchSize <= Int(Int32.max) / seqLength, "batch x sequence length must fit the kernels' 32-bit row counts")
+        precondition(
+            batchSize <= Int(Int32.max) / seqLength, "batch x sequence length must fit the kernels' 32-bit row counts")
         BLAS.ensureReady()
         self.network = network
         self.batchSize = batchSize
@@ -54,8 +58,9 @@ public final class BatchRunner: @unchecked Sendable {
         var start = 0
         for i in 0..<count {
             let rows = batchSize / count + (i < batchSize % count ? 1 : 0)
-            let workspace = Workspace(config: network.config, parameterCount: network.parameterCount,
-                                      rows: rows, steps: seqLength, training: training)
+            let workspace = Workspace(
+                config: network.config, parameterCount: network.parameterCount,
+                rows: rows, steps: seqLength, training: training)
             shards.append(Shard(rowStart: start, workspace: workspace))
             start += rows
         }
@@ -91,8 +96,10 @@ public final class BatchRunner: @unchecked Sendable {
             network.forwardLayers(w, packed, steps: steps, dropout: plan)
             network.outputLogits(w, packed, firstStep: 0, steps: steps, dropout: useDropout)
             losses[i] = w.targets.withUnsafeBufferPointer { t in
-                ck_softmax_xent(Int32(steps * w.rows), Int32(network.config.vocabularySize), w.logits.from(0, count: steps), t.baseAddress!,
-                                1 / totalRows)
+                ck_softmax_xent(
+                    Int32(steps * w.rows), Int32(network.config.vocabularySize), w.logits.from(0, count: steps),
+                    t.baseAddress!,
+                    1 / totalRows)
             }
             network.backwardLayers(w, packed, steps: steps, dropout: useDropout)
         }
@@ -117,7 +124,9 @@ public final class BatchRunner: @unchecked Sendable {
             network.forwardLayers(w, packed, steps: steps, dropout: nil)
             network.outputLogits(w, packed, firstStep: 0, steps: steps, dropout: false)
             losses[i] = w.targets.withUnsafeBufferPointer { t in
-                ck_softmax_xent(Int32(steps * w.rows), Int32(network.config.vocabularySize), w.logits.from(0, count: steps), t.baseAddress!, 0)
+                ck_softmax_xent(
+                    Int32(steps * w.rows), Int32(network.config.vocabularySize), w.logits.from(0, count: steps),
+                    t.baseAddress!, 0)
             }
         }
         storeFinalState(into: state, steps: steps)
@@ -141,7 +150,8 @@ public final class BatchRunner: @unchecked Sendable {
                 let w = shard.workspace
                 for t in 0..<steps {
                     for r in 0..<w.rows {
-                        (out.baseAddress! + ((shard.rowStart + r) * steps + t) * V).update(from: w.logits[t] + r * V, count: V)
+                        (out.baseAddress! + ((shard.rowStart + r) * steps + t) * V).update(
+                            from: w.logits[t] + r * V, count: V)
                     }
                 }
             }
@@ -160,14 +170,19 @@ public final class BatchRunner: @unchecked Sendable {
     private func load(inputs: [Int32], targets: [Int32], state: RecurrentState) throws -> Int {
         let config = network.config
         guard inputs.count == targets.count, inputs.count % batchSize == 0 else {
-            throw NetworkError.invalidInput("expected \(batchSize) streams of equal length, got \(inputs.count) inputs and \(targets.count) targets")
+            throw NetworkError.invalidInput(
+                "expected \(batchSize) streams of equal length, got \(inputs.count) inputs and \(targets.count) targets"
+            )
         }
         let steps = inputs.count / batchSize
         guard steps >= 1, steps <= seqLength else {
             throw NetworkError.invalidInput("expected 1...\(seqLength) steps per stream, got \(steps)")
         }
         guard state.matches(config, batchSize: batchSize) else {
-            throw NetworkError.shapeMismatch("state is (\(state.layers), \(state.batchSize), \(state.hiddenSize)), network needs (\(config.layers), \(batchSize), \(config.hiddenSize))")
+            throw NetworkError.shapeMismatch(
+                "state is (\(state.layers), \(state.batchSize), \(state.hiddenSize)), network needs "
+                    + "(\(config.layers), \(batchSize), \(config.hiddenSize))"
+            )
         }
         let vocab = Int32(config.vocabularySize)
         for id in inputs where id < 0 || id >= vocab {

@@ -43,7 +43,8 @@ public final class FloatBuffer: @unchecked Sendable {
 
     /// Calls `body` with the buffer's memory.
     @inlinable
-    public func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+    public func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R
+    {
         try body(UnsafeMutableBufferPointer(start: mutableBase, count: count))
     }
 
@@ -60,7 +61,9 @@ public final class FloatBuffer: @unchecked Sendable {
     @inline(__always)
     func at(_ offset: Int, count needed: Int = 0) -> UnsafeMutablePointer<Float> {
         #if DEBUG
-        precondition(offset >= 0 && offset + needed <= count, "FloatBuffer access [\(offset), \(offset + needed)) outside 0..<\(count)")
+        precondition(
+            offset >= 0 && offset + needed <= count,
+            "FloatBuffer access [\(offset), \(offset + needed)) outside 0..<\(count)")
         #endif
         return pointer + offset
     }

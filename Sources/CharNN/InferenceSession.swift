@@ -22,7 +22,9 @@ public final class InferenceSession: @unchecked Sendable {
         self.batchSize = batchSize
         self.chunkLength = chunkLength
         state = RecurrentState(config: network.config, batchSize: batchSize)
-        workspace = Workspace(config: network.config, parameterCount: network.parameterCount, rows: batchSize, steps: chunkLength, training: false)
+        workspace = Workspace(
+            config: network.config, parameterCount: network.parameterCount, rows: batchSize, steps: chunkLength,
+            training: false)
     }
 
     /// Sets every stream back to the zero state.

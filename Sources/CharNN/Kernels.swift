@@ -3,12 +3,17 @@ import CKernels
 /// Swift spellings of the C kernels, taking `Int` sizes. Only CharNN's layers call these.
 enum Kernels {
     @inline(__always)
-    static func gemmPacked(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
-                           packed: PackedMatrix, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+    static func gemmPacked(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+        packed: PackedMatrix, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
         #if DEBUG
-        precondition(packed.k == k && packed.n == n, "packed operand is \(packed.k)x\(packed.n), product needs \(k)x\(n)")
+        precondition(
+            packed.k == k && packed.n == n, "packed operand is \(packed.k)x\(packed.n), product needs \(k)x\(n)")
         #endif
-        ck_gemm_packed(packed.isa, Int32(m), Int32(n), Int32(k), a, Int32(lda), packed.storage.pointer, c, Int32(ldc), accumulate ? 1 : 0)
+        ck_gemm_packed(
+            packed.isa, Int32(m), Int32(n), Int32(k), a, Int32(lda), packed.storage.pointer, c, Int32(ldc),
+            accumulate ? 1 : 0)
     }
 
     @inline(__always)

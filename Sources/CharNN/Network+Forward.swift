@@ -22,7 +22,9 @@ struct DropoutPlan {
 
 extension Network {
     /// Output of `layer` for steps 0 ..< count, (count * rows, H): the dropped copy when dropout ran.
-    func layerOutput(_ w: Workspace, _ layer: Int, dropout: Bool, from t: Int = 0, count: Int) -> UnsafeMutablePointer<Float> {
+    func layerOutput(_ w: Workspace, _ layer: Int, dropout: Bool, from t: Int = 0, count: Int) -> UnsafeMutablePointer<
+        Float
+    > {
         let L = w.layers[layer]
         if dropout, let dropped = L.dropped { return dropped.from(t, count: count) }
         return L.h.from(t + 1, count: count)
@@ -39,12 +41,14 @@ extension Network {
             if l == 0 {
                 // x is one-hot: row i of W_ih^T (the packed embedding) for id i.
                 w.inputs.withUnsafeBufferPointer { ids in
-                    ck_gather_rows(Int32(n), ids.baseAddress!, pk.embedding.pointer, Int32(G), pk.inputBias[0].pointer, gates)
+                    ck_gather_rows(
+                        Int32(n), ids.baseAddress!, pk.embedding.pointer, Int32(G), pk.inputBias[0].pointer, gates)
                 }
             } else {
                 let x = layerOutput(w, l - 1, dropout: dropout != nil, count: steps)
                 Kernels.fillRows(rows: n, cols: G, row: pk.inputBias[l].pointer, out: gates)
-                Kernels.gemmPacked(m: n, n: G, k: H, a: x, lda: H, packed: pk.ihForward[l]!, c: gates, ldc: G, accumulate: true)
+                Kernels.gemmPacked(
+                    m: n, n: G, k: H, a: x, lda: H, packed: pk.ihForward[l]!, c: gates, ldc: G, accumulate: true)
             }
             // The recurrence, one step at a time: gates[t] += h[t] W_hh^T, then the cell.
             let h = L.h, whh = pk.hhForward[l]
@@ -52,7 +56,8 @@ extension Network {
             case .lstm:
                 let c = L.c!, tanhC = L.tanhC!
                 for t in 0..<steps {
-                    Kernels.gemmPacked(m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: L.gates[t], ldc: G, accumulate: true)
+                    Kernels.gemmPacked(
+                        m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: L.gates[t], ldc: G, accumulate: true)
                     ck_lstm_forward(Int32(B), Int32(H), L.gates[t], c[t], c[t + 1], tanhC[t], h[t + 1])
                 }
             case .gru:
@@ -60,12 +65,14 @@ extension Network {
                 let gh = L.gh!, bhh = parameters.at(layout.biasHH[l], count: G)
                 for t in 0..<steps {
                     Kernels.fillRows(rows: B, cols: G, row: bhh, out: gh[t])
-                    Kernels.gemmPacked(m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: gh[t], ldc: G, accumulate: true)
+                    Kernels.gemmPacked(
+                        m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: gh[t], ldc: G, accumulate: true)
                     ck_gru_forward(Int32(B), Int32(H), L.gates[t], gh[t], h[t], h[t + 1])
                 }
             case .rnn:
                 for t in 0..<steps {
-                    Kernels.gemmPacked(m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: L.gates[t], ldc: G, accumulate: true)
+                    Kernels.gemmPacked(
+                        m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: L.gates[t], ldc: G, accumulate: true)
                     ck_tanh(B * H, L.gates[t], h[t + 1])
                 }
             }
@@ -86,6 +93,7 @@ extension Network {
         let top = layerOutput(w, config.layers - 1, dropout: dropout, from: firstStep, count: steps)
         let logits = w.logits.from(0, count: steps)
         Kernels.fillRows(rows: steps * B, cols: V, row: parameters.at(layout.outBias, count: V), out: logits)
-        Kernels.gemmPacked(m: steps * B, n: V, k: H, a: top, lda: H, packed: pk.outForward, c: logits, ldc: V, accumulate: true)
+        Kernels.gemmPacked(
+            m: steps * B, n: V, k: H, a: top, lda: H, packed: pk.outForward, c: logits, ldc: V, accumulate: true)
     }
 }

@@ -26,7 +26,8 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
     /// Dropout probability between layers and before the output layer (0 disables it).
     public var dropout: Float
 
-    public init(cell: CellKind = .lstm, vocabularySize: Int, hiddenSize: Int = 256, layers: Int = 2, dropout: Float = 0) {
+    public init(cell: CellKind = .lstm, vocabularySize: Int, hiddenSize: Int = 256, layers: Int = 2, dropout: Float = 0)
+    {
         self.cell = cell
         self.vocabularySize = vocabularySize
         self.hiddenSize = hiddenSize
@@ -42,14 +43,20 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
 
     /// Checks the values; throws `NetworkError.invalidConfig` naming the first bad one.
     public func validate() throws {
-        if vocabularySize < 1 { throw NetworkError.invalidConfig("vocabulary size must be at least 1, got \(vocabularySize)") }
+        if vocabularySize < 1 {
+            throw NetworkError.invalidConfig("vocabulary size must be at least 1, got \(vocabularySize)")
+        }
         if hiddenSize < 1 { throw NetworkError.invalidConfig("hidden size must be at least 1, got \(hiddenSize)") }
         if layers < 1 { throw NetworkError.invalidConfig("layers must be at least 1, got \(layers)") }
-        if !(dropout >= 0 && dropout < 1) { throw NetworkError.invalidConfig("dropout must be in [0, 1), got \(dropout)") }
-        if hiddenSize > 65536 || vocabularySize > 1 << 24 || layers > 1024 {
-            throw NetworkError.invalidConfig("network too large: hidden \(hiddenSize), vocabulary \(vocabularySize), \(layers) layers")
+        if !(dropout >= 0 && dropout < 1) {
+            throw NetworkError.invalidConfig("dropout must be in [0, 1), got \(dropout)")
         }
-        let parameters = layers * (gateWidth * (2 * hiddenSize + 2)) + gateWidth * vocabularySize + vocabularySize * (hiddenSize + 1)
+        if hiddenSize > 65536 || vocabularySize > 1 << 24 || layers > 1024 {
+            throw NetworkError.invalidConfig(
+                "network too large: hidden \(hiddenSize), vocabulary \(vocabularySize), \(layers) layers")
+        }
+        let parameters =
+            layers * (gateWidth * (2 * hiddenSize + 2)) + gateWidth * vocabularySize + vocabularySize * (hiddenSize + 1)
         if parameters > 1 << 31 {
             throw NetworkError.invalidConfig("network too large: \(parameters) parameters (the limit is 2^31)")
         }

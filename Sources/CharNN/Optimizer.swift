@@ -41,7 +41,8 @@ public struct OptimizerConfig: Codable, Sendable, Equatable {
         try check(weightDecay.isFinite && weightDecay >= 0, "weight decay must not be negative, got \(weightDecay)")
         try check(momentum >= 0 && momentum < 1, "momentum must be in [0, 1), got \(momentum)")
         try check(alpha >= 0 && alpha < 1, "alpha must be in [0, 1), got \(alpha)")
-        try check(!nesterov || (momentum > 0 && dampening == 0), "Nesterov momentum needs momentum > 0 and no dampening")
+        try check(
+            !nesterov || (momentum > 0 && dampening == 0), "Nesterov momentum needs momentum > 0 and no dampening")
     }
 }
 
@@ -74,7 +75,8 @@ public final class Optimizer: @unchecked Sendable {
     /// Applies one update to `parameters` from `gradients`, at `learningRate` (the configured
     /// rate unless a schedule passes another).
     public func update(parameters: FloatBuffer, gradients: FloatBuffer, learningRate: Float? = nil) {
-        precondition(parameters.count == parameterCount && gradients.count == parameterCount, "optimizer buffers differ in size")
+        precondition(
+            parameters.count == parameterCount && gradients.count == parameterCount, "optimizer buffers differ in size")
         let lr = learningRate ?? config.learningRate
         let c = config, n = parameterCount
         step += 1
@@ -83,15 +85,19 @@ public final class Optimizer: @unchecked Sendable {
         case .adam, .adamw:
             let bc1 = 1 - pow(Double(c.beta1), Double(step))
             let bc2 = 1 - pow(Double(c.beta2), Double(step))
-            ck_adam(n, p, g, buffers["exp_avg"]!.pointer, buffers["exp_avg_sq"]!.pointer,
-                    lr, c.beta1, c.beta2, c.epsilon, c.weightDecay, c.kind == .adamw ? 1 : 0,
-                    Float(Double(lr) / bc1), Float(bc2.squareRoot()))
+            ck_adam(
+                n, p, g, buffers["exp_avg"]!.pointer, buffers["exp_avg_sq"]!.pointer,
+                lr, c.beta1, c.beta2, c.epsilon, c.weightDecay, c.kind == .adamw ? 1 : 0,
+                Float(Double(lr) / bc1), Float(bc2.squareRoot()))
         case .rmsprop:
-            ck_rmsprop(n, p, g, buffers["square_avg"]!.pointer, buffers["grad_avg"]?.pointer, buffers["momentum_buffer"]?.pointer,
-                       lr, c.alpha, c.epsilon, c.weightDecay, c.momentum)
+            ck_rmsprop(
+                n, p, g, buffers["square_avg"]!.pointer, buffers["grad_avg"]?.pointer,
+                buffers["momentum_buffer"]?.pointer,
+                lr, c.alpha, c.epsilon, c.weightDecay, c.momentum)
         case .sgd:
-            ck_sgd(n, p, g, buffers["momentum_buffer"]?.pointer, lr, c.momentum, c.dampening, c.weightDecay,
-                   c.nesterov ? 1 : 0, step == 1 ? 1 : 0)
+            ck_sgd(
+                n, p, g, buffers["momentum_buffer"]?.pointer, lr, c.momentum, c.dampening, c.weightDecay,
+                c.nesterov ? 1 : 0, step == 1 ? 1 : 0)
         }
     }
 
@@ -109,12 +115,15 @@ public final class Optimizer: @unchecked Sendable {
         for name in stateNames {
             guard let values = saved[name] else { throw NetworkError.missingTensor("optimizer state '\(name)'") }
             guard values.count == parameterCount else {
-                throw NetworkError.shapeMismatch("optimizer state '\(name)' has \(values.count) values, expected \(parameterCount)")
+                throw NetworkError.shapeMismatch(
+                    "optimizer state '\(name)' has \(values.count) values, expected \(parameterCount)")
             }
         }
         for name in stateNames {
             let values = saved[name]!
-            values.withUnsafeBufferPointer { buffers[name]!.pointer.update(from: $0.baseAddress!, count: parameterCount) }
+            values.withUnsafeBufferPointer {
+                buffers[name]!.pointer.update(from: $0.baseAddress!, count: parameterCount)
+            }
         }
         self.step = step
     }

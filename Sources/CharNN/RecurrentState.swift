@@ -40,10 +40,14 @@ public final class RecurrentState: @unchecked Sendable {
 
     /// Sets stream `row` of every layer to stream `sourceRow` of `other` (same layers and size).
     public func copy(row: Int, from other: RecurrentState, row sourceRow: Int) {
-        precondition(other.layers == layers && other.hiddenSize == hiddenSize && (other.c == nil) == (c == nil), "states of different shapes")
+        precondition(
+            other.layers == layers && other.hiddenSize == hiddenSize && (other.c == nil) == (c == nil),
+            "states of different shapes")
         for l in 0..<layers {
             h(layer: l, row: row, rows: 1).update(from: other.h(layer: l, row: sourceRow, rows: 1), count: hiddenSize)
-            if let source = other.c(layer: l, row: sourceRow, rows: 1) { c(layer: l, row: row, rows: 1)!.update(from: source, count: hiddenSize) }
+            if let source = other.c(layer: l, row: sourceRow, rows: 1) {
+                c(layer: l, row: row, rows: 1)!.update(from: source, count: hiddenSize)
+            }
         }
     }
 

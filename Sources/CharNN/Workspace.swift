@@ -44,7 +44,9 @@ final class LayerBuffers {
         let H = config.hiddenSize, G = config.gateWidth
         let lstm = config.cell == .lstm, gru = config.cell == .gru
         let dropout = training && config.dropout > 0
-        func buffer(_ count: Int, width: Int) -> Steps { Steps(FloatBuffer(count: count * rows * width), rows: rows, width: width) }
+        func buffer(_ count: Int, width: Int) -> Steps {
+            Steps(FloatBuffer(count: count * rows * width), rows: rows, width: width)
+        }
         h = buffer(steps + 1, width: H)
         c = lstm ? buffer(steps + 1, width: H) : nil
         tanhC = lstm ? buffer(steps, width: H) : nil
@@ -80,10 +82,13 @@ final class Workspace: @unchecked Sendable {
         self.rows = rows
         self.steps = steps
         self.training = training
-        layers = (0..<config.layers).map { _ in LayerBuffers(config: config, rows: rows, steps: steps, training: training) }
+        layers = (0..<config.layers).map { _ in
+            LayerBuffers(config: config, rows: rows, steps: steps, training: training)
+        }
         inputs = Array(repeating: 0, count: rows * steps)
         targets = Array(repeating: 0, count: rows * steps)
-        logits = Steps(FloatBuffer(count: rows * steps * config.vocabularySize), rows: rows, width: config.vocabularySize)
+        logits = Steps(
+            FloatBuffer(count: rows * steps * config.vocabularySize), rows: rows, width: config.vocabularySize)
         gradients = training ? FloatBuffer(count: parameterCount) : nil
         embeddingGradient = training ? FloatBuffer(count: config.vocabularySize * config.gateWidth) : nil
     }
@@ -94,7 +99,9 @@ extension Workspace {
     func loadState(_ state: RecurrentState, rowStart: Int) {
         for (l, L) in layers.enumerated() {
             L.h[0].update(from: state.h(layer: l, row: rowStart, rows: rows), count: L.h.stride)
-            if let c = L.c, let stateC = state.c(layer: l, row: rowStart, rows: rows) { c[0].update(from: stateC, count: c.stride) }
+            if let c = L.c, let stateC = state.c(layer: l, row: rowStart, rows: rows) {
+                c[0].update(from: stateC, count: c.stride)
+            }
         }
     }
 
@@ -102,7 +109,9 @@ extension Workspace {
     func storeState(_ state: RecurrentState, rowStart: Int, afterSteps steps: Int) {
         for (l, L) in layers.enumerated() {
             state.h(layer: l, row: rowStart, rows: rows).update(from: L.h[steps], count: L.h.stride)
-            if let c = L.c, let stateC = state.c(layer: l, row: rowStart, rows: rows) { stateC.update(from: c[steps], count: c.stride) }
+            if let c = L.c, let stateC = state.c(layer: l, row: rowStart, rows: rows) {
+                stateC.update(from: c[steps], count: c.stride)
+            }
         }
     }
 
@@ -110,7 +119,9 @@ extension Workspace {
     func storeInitialStateGradient(_ gradient: RecurrentState, rowStart: Int) {
         for (l, L) in layers.enumerated() {
             gradient.h(layer: l, row: rowStart, rows: rows).update(from: L.dh0!.pointer, count: L.h.stride)
-            if let dc = L.dc, let c = gradient.c(layer: l, row: rowStart, rows: rows) { c.update(from: dc.pointer, count: L.h.stride) }
+            if let dc = L.dc, let c = gradient.c(layer: l, row: rowStart, rows: rows) {
+                c.update(from: dc.pointer, count: L.h.stride)
+            }
         }
     }
 }

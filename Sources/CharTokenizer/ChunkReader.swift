@@ -138,8 +138,10 @@ struct ChunkReader {
     }
 
     /// Opens `url` and calls `body` with a reader over it.
-    static func withFile<R>(_ url: URL, kinds: PagedTable<UInt8>, chunkSize: Int = defaultChunkSize,
-                            _ body: (ChunkReader) throws -> R) throws -> R {
+    static func withFile<R>(
+        _ url: URL, kinds: PagedTable<UInt8>, chunkSize: Int = defaultChunkSize,
+        _ body: (ChunkReader) throws -> R
+    ) throws -> R {
         let path = url.path
         let descriptor = open(path, O_RDONLY)
         if descriptor < 0 {

@@ -54,7 +54,8 @@ public struct CorpusStatistics: Sendable {
         guard units > 0 else { return 0 }
         var covered = 0
         for unit in unitCounts {
-            let known = config.unit == .byte
+            let known =
+                config.unit == .byte
                 ? tokenizer.id(forByte: unit.utf8[0]) != nil
                 : tokenizer.id(for: String(decoding: unit.utf8, as: UTF8.self)) != nil
             if known { covered += unit.count }

@@ -146,7 +146,9 @@ final class CompactIDStorage: @unchecked Sendable {
     /// Writes ids at `index` within the reserved capacity, without changing `count`; several
     /// threads may write disjoint ranges at once. Call `commit` afterwards.
     func write(_ ids: UnsafeBufferPointer<Int32>, at index: Int) {
-        precondition(index >= 0 && index + ids.count <= capacity, "ids written at \(index)..<\(index + ids.count), capacity \(capacity)")
+        precondition(
+            index >= 0 && index + ids.count <= capacity,
+            "ids written at \(index)..<\(index + ids.count), capacity \(capacity)")
         guard let base, let source = ids.baseAddress else { return }
         switch width {
         case .uint8:

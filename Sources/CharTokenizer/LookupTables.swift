@@ -48,7 +48,8 @@ final class LookupTables: Sendable {
         }
 
         // Fast ids: a scalar maps to the id of its normalization when that is a unit.
-        let mask = config.unit == .grapheme
+        let mask =
+            config.unit == .grapheme
             ? NormalizationTables.Kind.fastGrapheme : NormalizationTables.Kind.fastScalar
         var fastIDs = PagedTable<Int32>(defaultValue: -1)
         func fastID(for normalized: UInt32) -> Int32 {
@@ -58,7 +59,8 @@ final class LookupTables: Sendable {
             return scalarIDs[normalized]
         }
         let identityMask = mask | NormalizationTables.Kind.identity
-        let candidates: [UInt32] = config.unit == .byte
+        let candidates: [UInt32] =
+            config.unit == .byte
             ? Array(0..<0x80) : Self.scalars(of: entries)
         for scalar in candidates where tables.kinds[scalar] & identityMask == identityMask {
             fastIDs[scalar] = fastID(for: scalar)
@@ -85,7 +87,8 @@ final class LookupTables: Sendable {
     private static func scalars(of entries: [VocabularyEntry]) -> [UInt32] {
         entries.compactMap { entry in
             guard case .unit = entry.kind, let scalars = UTF8Decoding.scalars(of: entry.utf8),
-                  scalars.count == 1 else { return nil }
+                scalars.count == 1
+            else { return nil }
             return scalars[0]
         }
     }

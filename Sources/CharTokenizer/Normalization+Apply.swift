@@ -20,11 +20,15 @@ extension Normalization {
         }) {
             return result
         }
-        return try Array(bytes).withUnsafeBufferPointer { try normalizedUTF8($0, invalidUTF8: invalidUTF8, source: nil) }
+        return try Array(bytes).withUnsafeBufferPointer {
+            try normalizedUTF8($0, invalidUTF8: invalidUTF8, source: nil)
+        }
     }
 
-    func normalizedUTF8(_ bytes: UnsafeBufferPointer<UInt8>, invalidUTF8: InvalidUTF8Policy,
-                        source: String?) throws -> [UInt8] {
+    func normalizedUTF8(
+        _ bytes: UnsafeBufferPointer<UInt8>, invalidUTF8: InvalidUTF8Policy,
+        source: String?
+    ) throws -> [UInt8] {
         let scalars = try normalizedScalars(bytes, invalidUTF8: invalidUTF8, source: source)
         var result: [UInt8] = []
         result.reserveCapacity(scalars.count)
@@ -32,8 +36,10 @@ extension Normalization {
         return result
     }
 
-    func normalizedScalars(_ bytes: UnsafeBufferPointer<UInt8>, invalidUTF8: InvalidUTF8Policy,
-                           source: String?) throws -> [UInt32] {
+    func normalizedScalars(
+        _ bytes: UnsafeBufferPointer<UInt8>, invalidUTF8: InvalidUTF8Policy,
+        source: String?
+    ) throws -> [UInt32] {
         let tables = NormalizationTables.tables(for: self)
         var segmenter = Segmenter(tables: tables, unit: .scalar, invalidUTF8: invalidUTF8, source: source)
         let out = IDBuffer(capacity: bytes.count + 16)
@@ -44,7 +50,8 @@ extension Normalization {
             var ascii = (0..<128).map { fast(UInt32($0)) }
             if normalizeNewlines { ascii[0x0D] = -1 }
             try ascii.withUnsafeBufferPointer { ascii in
-                try segmenter.process(bytes, baseOffset: 0, ascii: ascii.baseAddress!, fast: fast, out: out, sink: &sink)
+                try segmenter.process(
+                    bytes, baseOffset: 0, ascii: ascii.baseAddress!, fast: fast, out: out, sink: &sink)
             }
         }
         return out.elements.map { UInt32(bitPattern: $0) }

@@ -50,8 +50,9 @@ final class NormalizationTables: Sendable {
             if normalization.form == .none {
                 kind |= Kind.boundaryBefore
             } else if let first = decomposition.first.map({ UInt32(bitPattern: $0) }),
-                      UnicodeData.combiningClass(first) == 0,
-                      !(normalization.composes && scan.composesWithPrevious(first)) {
+                UnicodeData.combiningClass(first) == 0,
+                !(normalization.composes && scan.composesWithPrevious(first))
+            {
                 kind |= Kind.boundaryBefore
             }
             normalized.removeAll(keepingCapacity: true)

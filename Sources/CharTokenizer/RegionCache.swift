@@ -58,10 +58,12 @@ struct RegionCache {
                             if index < 0 { return false }
                             let entry = entries[index]
                             if entry.hash == hash && Int(entry.keyLength) == count
-                                && memcmp(keys.baseAddress! + Int(entry.keyOffset), bytes, count) == 0 {
+                                && memcmp(keys.baseAddress! + Int(entry.keyOffset), bytes, count) == 0
+                            {
                                 let idsCount = Int(entry.idsCount)
                                 out.reserveFree(idsCount)
-                                (out.base + out.count).update(from: ids.baseAddress! + Int(entry.idsOffset), count: idsCount)
+                                (out.base + out.count).update(
+                                    from: ids.baseAddress! + Int(entry.idsOffset), count: idsCount)
                                 out.count += idsCount
                                 return true
                             }
@@ -74,7 +76,9 @@ struct RegionCache {
     }
 
     /// Remembers the ids a region produced.
-    mutating func insert(_ bytes: UnsafePointer<UInt8>, _ count: Int, hash: UInt64, ids produced: UnsafeBufferPointer<Int32>) {
+    mutating func insert(
+        _ bytes: UnsafePointer<UInt8>, _ count: Int, hash: UInt64, ids produced: UnsafeBufferPointer<Int32>
+    ) {
         if entries.count >= Self.maxEntries {
             entries.removeAll(keepingCapacity: true)
             keys.removeAll(keepingCapacity: true)
@@ -85,8 +89,10 @@ struct RegionCache {
         var slot = Int(truncatingIfNeeded: hash) & mask
         while slots[slot] >= 0 { slot = (slot + 1) & mask }
         slots[slot] = Int32(entries.count)
-        entries.append(Entry(hash: hash, keyOffset: Int32(keys.count), keyLength: Int32(count),
-                             idsOffset: Int32(ids.count), idsCount: Int32(produced.count)))
+        entries.append(
+            Entry(
+                hash: hash, keyOffset: Int32(keys.count), keyLength: Int32(count),
+                idsOffset: Int32(ids.count), idsCount: Int32(produced.count)))
         keys.append(contentsOf: UnsafeBufferPointer(start: bytes, count: count))
         ids.append(contentsOf: produced)
     }

@@ -57,8 +57,10 @@ struct Segmenter {
     private var cache: RegionCache?
 
     /// - Parameter cacheRegions: memoize slow regions; only for sinks whose output is all in `out`.
-    init(tables: NormalizationTables, unit: TokenUnit, invalidUTF8: InvalidUTF8Policy, source: String?,
-         cacheRegions: Bool = false) {
+    init(
+        tables: NormalizationTables, unit: TokenUnit, invalidUTF8: InvalidUTF8Policy, source: String?,
+        cacheRegions: Bool = false
+    ) {
         self.unit = unit
         self.normalizeNewlines = tables.normalization.normalizeNewlines
         self.replaceInvalid = invalidUTF8 == .replace
@@ -129,8 +131,9 @@ struct Segmenter {
             }
             let regionEnd = regionEnd(p, from: i, end: n, fast: fast)
             out.count = o
-            try processRegion(p + regionStart, count: regionEnd - regionStart, baseOffset: baseOffset + regionStart,
-                              out: out, sink: &sink)
+            try processRegion(
+                p + regionStart, count: regionEnd - regionStart, baseOffset: baseOffset + regionStart,
+                out: out, sink: &sink)
             out.reserveFree(n - regionEnd + 1)
             dst = out.base
             o = out.count
@@ -142,7 +145,8 @@ struct Segmenter {
     /// The end of the slow region whose first slow scalar ends at `index`: the start of the first
     /// fast scalar preceded by a fast scalar, or an invalid byte, or the end of the chunk.
     @inline(__always)
-    private func regionEnd<Fast: FastLookup>(_ p: UnsafePointer<UInt8>, from index: Int, end n: Int, fast: Fast) -> Int {
+    private func regionEnd<Fast: FastLookup>(_ p: UnsafePointer<UInt8>, from index: Int, end n: Int, fast: Fast) -> Int
+    {
         var j = index
         var previousFast = false
         while j < n {
@@ -269,7 +273,8 @@ private struct SlowPath {
             return
         }
         if !cluster.isEmpty {
-            if utf8proc_grapheme_break_stateful(Int32(bitPattern: cluster.last), Int32(bitPattern: scalar), &breakState) {
+            if utf8proc_grapheme_break_stateful(Int32(bitPattern: cluster.last), Int32(bitPattern: scalar), &breakState)
+            {
                 emitCluster(sink: &sink, out: out)
             }
         }

@@ -22,9 +22,11 @@ extension Tokenizer {
     /// Builds a tokenizer from UTF-8 bytes (see `build(corpus:config:)`).
     /// - Throws: also `TokenizerError.invalidUTF8` unless `config.invalidUTF8` is `.replace`.
     public static func build(utf8 corpus: some Collection<UInt8>, config: TokenizerConfig = TokenizerConfig()) throws
-        -> Tokenizer {
+        -> Tokenizer
+    {
         try config.validate()
-        let counts = try corpus.withContiguousStorageIfAvailable { try UnitCounter.count(utf8: $0, config: config) }
+        let counts =
+            try corpus.withContiguousStorageIfAvailable { try UnitCounter.count(utf8: $0, config: config) }
             ?? Array(corpus).withUnsafeBufferPointer { try UnitCounter.count(utf8: $0, config: config) }
         return try build(counts: counts, config: config, source: nil)
     }
@@ -45,7 +47,8 @@ extension Tokenizer {
     public static func build(from statistics: CorpusStatistics, config: TokenizerConfig) throws -> Tokenizer {
         try config.validate()
         guard config.normalization == statistics.config.normalization, config.unit == statistics.config.unit,
-              config.invalidUTF8 == statistics.config.invalidUTF8 else {
+            config.invalidUTF8 == statistics.config.invalidUTF8
+        else {
             throw TokenizerError.invalidConfiguration(
                 "the statistics were counted with another normalization, unit or invalid-UTF-8 policy")
         }
@@ -71,7 +74,8 @@ extension Tokenizer {
         if config.unit != .grapheme && config.fallback == .scalars && kept.count < candidates.count {
             let dropped = candidates.count - kept.count
             throw TokenizerError.invalidConfiguration(
-                "minCount/maxSize drop \(dropped) of the \(candidates.count) distinct \(config.unit.rawValue)s of the corpus, "
+                "minCount/maxSize drop \(dropped) of the \(candidates.count) distinct \(config.unit.rawValue)s of the "
+                    + "corpus, "
                     + "but with fallback 'scalars' a \(config.unit.rawValue) outside the vocabulary cannot be encoded; "
                     + "use fallback 'bytes' or 'unknown', or drop the limits")
         }

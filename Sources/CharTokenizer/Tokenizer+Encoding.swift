@@ -47,8 +47,9 @@ extension Tokenizer {
         let width = EncodedCorpus.Width(vocabularySize: vocabularySize)
         return try ChunkReader.withFile(url, kinds: lookup.normalizationTables.kinds, chunkSize: chunkSize) { reader in
             let storage = CompactIDStorage(width: width, capacity: (reader.fileSize ?? 0) + 16)
-            let team = EncoderTeam(tokenizer: self, workers: max(workers, 1), source: reader.path,
-                                   capacity: reader.chunkSize)
+            let team = EncoderTeam(
+                tokenizer: self, workers: max(workers, 1), source: reader.path,
+                capacity: reader.chunkSize)
             try reader.forEachChunk { chunk, offset, _ in
                 let pieces = SafeCuts.split(chunk, parts: team.workers)
                 try team.encode(chunk, pieces: pieces, offset: offset)
@@ -72,8 +73,10 @@ extension Tokenizer {
     ///   - handle: where to read UTF-8 from, up to its end.
     ///   - name: how to call the stream in error messages.
     ///   - handler: receives the ids of each chunk in order.
-    public func encode(contentsOf handle: FileHandle, name: String = "<stdin>",
-                       chunkHandler handler: ([Int32]) throws -> Void) throws {
+    public func encode(
+        contentsOf handle: FileHandle, name: String = "<stdin>",
+        chunkHandler handler: ([Int32]) throws -> Void
+    ) throws {
         let reader = ChunkReader(descriptor: handle.fileDescriptor, path: name, kinds: lookup.normalizationTables.kinds)
         try encode(reader: reader) { try handler(Array($0)) }
     }
@@ -84,10 +87,13 @@ extension Tokenizer {
     /// Encodes the chunks of `reader` in order. Each chunk is split at safe cuts into one piece
     /// per worker; the pieces are encoded in parallel, each worker with its own encoder state,
     /// and handed to `consume` in order.
-    func encode(reader: ChunkReader, workers: Int = defaultWorkers,
-                _ consume: (UnsafeBufferPointer<Int32>) throws -> Void) throws {
-        let team = EncoderTeam(tokenizer: self, workers: max(workers, 1), source: reader.path,
-                               capacity: reader.chunkSize)
+    func encode(
+        reader: ChunkReader, workers: Int = defaultWorkers,
+        _ consume: (UnsafeBufferPointer<Int32>) throws -> Void
+    ) throws {
+        let team = EncoderTeam(
+            tokenizer: self, workers: max(workers, 1), source: reader.path,
+            capacity: reader.chunkSize)
         try reader.forEachChunk { chunk, offset, _ in
             let pieces = SafeCuts.split(chunk, parts: team.workers)
             try team.encode(chunk, pieces: pieces, offset: offset)
@@ -197,8 +203,9 @@ final class StreamEncoder {
 
     init(tokenizer: Tokenizer, source: String?) {
         lookup = tokenizer.lookup
-        segmenter = Segmenter(tables: tokenizer.lookup.normalizationTables, unit: tokenizer.config.unit,
-                              invalidUTF8: tokenizer.config.invalidUTF8, source: source, cacheRegions: true)
+        segmenter = Segmenter(
+            tables: tokenizer.lookup.normalizationTables, unit: tokenizer.config.unit,
+            invalidUTF8: tokenizer.config.invalidUTF8, source: source, cacheRegions: true)
         sink = EncodingSink(lookup: tokenizer.lookup, unit: tokenizer.config.unit, fallback: tokenizer.config.fallback)
     }
 
@@ -206,8 +213,9 @@ final class StreamEncoder {
     func encode(chunk: UnsafeBufferPointer<UInt8>, offset: Int, into out: IDBuffer) throws {
         try lookup.fastIDs.withLookup { fast in
             try lookup.asciiIDs.withUnsafeBufferPointer { ascii in
-                try segmenter.process(chunk, baseOffset: offset, ascii: ascii.baseAddress!, fast: fast, out: out,
-                                      sink: &sink)
+                try segmenter.process(
+                    chunk, baseOffset: offset, ascii: ascii.baseAddress!, fast: fast, out: out,
+                    sink: &sink)
             }
         }
         if !sink.unknown.isEmpty {

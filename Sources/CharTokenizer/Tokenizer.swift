@@ -123,7 +123,8 @@ public struct Tokenizer: Sendable {
         var bytes: [UInt8] = []
         for id in ids {
             if id >= 0 && Int(id) < vocabulary.count {
-                bytes.append(contentsOf: lookup.decodeBytes[lookup.decodeOffsets[Int(id)]..<lookup.decodeOffsets[Int(id) + 1]])
+                bytes.append(
+                    contentsOf: lookup.decodeBytes[lookup.decodeOffsets[Int(id)]..<lookup.decodeOffsets[Int(id) + 1]])
             } else {
                 bytes.append(contentsOf: [0xEF, 0xBF, 0xBD])
             }
@@ -139,7 +140,8 @@ public struct Tokenizer: Sendable {
             guard id >= 0 && Int(id) < vocabulary.count else {
                 throw TokenizerError.invalidTokenID(Int64(id), vocabularySize: vocabulary.count)
             }
-            bytes.append(contentsOf: lookup.decodeBytes[lookup.decodeOffsets[Int(id)]..<lookup.decodeOffsets[Int(id) + 1]])
+            bytes.append(
+                contentsOf: lookup.decodeBytes[lookup.decodeOffsets[Int(id)]..<lookup.decodeOffsets[Int(id) + 1]])
         }
         return String(decoding: bytes, as: UTF8.self)
     }
@@ -186,7 +188,9 @@ public struct Tokenizer: Sendable {
                     throw fail("byte token \(VocabularyEntry.byteName(byte)) appears twice")
                 }
             case .unit:
-                guard config.unit != .byte else { throw fail("unit '\(entry.text)' at id \(id): unit 'byte' takes byte tokens only") }
+                guard config.unit != .byte else {
+                    throw fail("unit '\(entry.text)' at id \(id): unit 'byte' takes byte tokens only")
+                }
                 guard let scalars = UTF8Decoding.scalars(of: entry.utf8), !scalars.isEmpty else {
                     throw fail("the unit at id \(id) is empty or not valid UTF-8")
                 }

@@ -38,8 +38,10 @@ public struct Normalization: Codable, Sendable, Hashable {
     ///   - caseFold: apply Unicode case folding.
     ///   - stripMarks: remove combining marks.
     ///   - normalizeNewlines: turn CRLF and lone CR into LF.
-    public init(form: NormalizationForm = .nfc, caseFold: Bool = false, stripMarks: Bool = false,
-                normalizeNewlines: Bool = true) {
+    public init(
+        form: NormalizationForm = .nfc, caseFold: Bool = false, stripMarks: Bool = false,
+        normalizeNewlines: Bool = true
+    ) {
         self.form = form
         self.caseFold = caseFold
         self.stripMarks = stripMarks
@@ -108,9 +110,11 @@ public struct TokenizerConfig: Codable, Sendable, Hashable {
     ///   - minCount: the minimum corpus count of a unit (default 1).
     ///   - maxSize: the maximum number of corpus units kept (default: no limit).
     ///   - invalidUTF8: error (default) or replace with U+FFFD.
-    public init(normalization: Normalization = Normalization(), unit: TokenUnit = .grapheme,
-                fallback: Fallback = .scalars, minCount: Int = 1, maxSize: Int? = nil,
-                invalidUTF8: InvalidUTF8Policy = .error) {
+    public init(
+        normalization: Normalization = Normalization(), unit: TokenUnit = .grapheme,
+        fallback: Fallback = .scalars, minCount: Int = 1, maxSize: Int? = nil,
+        invalidUTF8: InvalidUTF8Policy = .error
+    ) {
         self.normalization = normalization
         self.unit = unit
         self.fallback = fallback

@@ -25,7 +25,8 @@ extension Tokenizer {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            let reason = FileManager.default.fileExists(atPath: url.path)
+            let reason =
+                FileManager.default.fileExists(atPath: url.path)
                 ? (error as NSError).localizedDescription : "no such file"
             throw TokenizerError.unreadableFile(path: url.path, reason: reason)
         }
@@ -84,7 +85,8 @@ enum JSONText {
             case "\n": result += "\\n"
             case "\r": result += "\\r"
             case "\t": result += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029:
+            case _
+            where scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029:
                 result += "\\u" + String(scalar.value, radix: 16).leftPadded(to: 4)
             default:
                 result.unicodeScalars.append(scalar)
@@ -144,10 +146,12 @@ struct TokenizerFileReader {
                     path: source,
                     reason: "it looks like a Hugging Face tokenizers file; build one with `charlm tokenizer build`")
             }
-            throw TokenizerError.notATokenizerFile(path: source, reason: "it has no \"format\": \"\(Tokenizer.fileFormat)\" field")
+            throw TokenizerError.notATokenizerFile(
+                path: source, reason: "it has no \"format\": \"\(Tokenizer.fileFormat)\" field")
         }
         guard let formatName = format as? String, formatName == Tokenizer.fileFormat else {
-            throw TokenizerError.notATokenizerFile(path: source, reason: "its format is \(format), not \"\(Tokenizer.fileFormat)\"")
+            throw TokenizerError.notATokenizerFile(
+                path: source, reason: "its format is \(format), not \"\(Tokenizer.fileFormat)\"")
         }
         let header: Header
         do {
@@ -156,7 +160,8 @@ struct TokenizerFileReader {
             throw corrupt("the \"version\" field is missing or not an integer")
         }
         if header.version > Tokenizer.fileVersion {
-            throw TokenizerError.unsupportedVersion(path: source, found: header.version, supported: Tokenizer.fileVersion)
+            throw TokenizerError.unsupportedVersion(
+                path: source, found: header.version, supported: Tokenizer.fileVersion)
         }
         guard header.version >= 1 else { throw corrupt("version \(header.version) does not exist") }
 
@@ -167,7 +172,8 @@ struct TokenizerFileReader {
             throw corrupt(Self.describe(error))
         }
         guard file.vocabularySize == file.vocabulary.count else {
-            throw corrupt("vocabulary_size is \(file.vocabularySize) but the vocabulary lists \(file.vocabulary.count) tokens")
+            throw corrupt(
+                "vocabulary_size is \(file.vocabularySize) but the vocabulary lists \(file.vocabulary.count) tokens")
         }
         var entries: [VocabularyEntry] = []
         entries.reserveCapacity(file.vocabulary.count)

@@ -12,7 +12,8 @@ enum UTF8Decoding {
     /// Decodes the sequence starting at `bytes[index]`; `index < end`.
     @inline(__always)
     static func decode(_ bytes: UnsafePointer<UInt8>, at index: Int, end: Int)
-        -> (scalar: UInt32, length: Int, status: Status) {
+        -> (scalar: UInt32, length: Int, status: Status)
+    {
         let b0 = bytes[index]
         if b0 < 0x80 { return (UInt32(b0), 1, .scalar) }
         let available = end - index
@@ -45,7 +46,8 @@ enum UTF8Decoding {
             guard available >= 4 else { return (0, 3, .truncated) }
             let b3 = bytes[index + 3]
             guard b3 & 0xC0 == 0x80 else { return (0, 3, .invalid) }
-            let value = UInt32(b0 & 0x07) << 18 | UInt32(b1 & 0x3F) << 12 | UInt32(b2 & 0x3F) << 6
+            let value =
+                UInt32(b0 & 0x07) << 18 | UInt32(b1 & 0x3F) << 12 | UInt32(b2 & 0x3F) << 6
                 | UInt32(b3 & 0x3F)
             return (value, 4, .scalar)
         }

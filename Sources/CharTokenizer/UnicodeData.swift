@@ -42,10 +42,10 @@ enum UnicodeData {
         if scalar == 0x20 { return true }
         switch utf8proc_category(Int32(bitPattern: scalar)) {
         case UTF8PROC_CATEGORY_LU, UTF8PROC_CATEGORY_LL, UTF8PROC_CATEGORY_LT, UTF8PROC_CATEGORY_LM,
-             UTF8PROC_CATEGORY_LO, UTF8PROC_CATEGORY_ND, UTF8PROC_CATEGORY_NL, UTF8PROC_CATEGORY_NO,
-             UTF8PROC_CATEGORY_PC, UTF8PROC_CATEGORY_PD, UTF8PROC_CATEGORY_PS, UTF8PROC_CATEGORY_PE,
-             UTF8PROC_CATEGORY_PI, UTF8PROC_CATEGORY_PF, UTF8PROC_CATEGORY_PO, UTF8PROC_CATEGORY_SM,
-             UTF8PROC_CATEGORY_SC, UTF8PROC_CATEGORY_SK, UTF8PROC_CATEGORY_SO:
+            UTF8PROC_CATEGORY_LO, UTF8PROC_CATEGORY_ND, UTF8PROC_CATEGORY_NL, UTF8PROC_CATEGORY_NO,
+            UTF8PROC_CATEGORY_PC, UTF8PROC_CATEGORY_PD, UTF8PROC_CATEGORY_PS, UTF8PROC_CATEGORY_PE,
+            UTF8PROC_CATEGORY_PI, UTF8PROC_CATEGORY_PF, UTF8PROC_CATEGORY_PO, UTF8PROC_CATEGORY_SM,
+            UTF8PROC_CATEGORY_SC, UTF8PROC_CATEGORY_SK, UTF8PROC_CATEGORY_SO:
             return true
         default:
             return false
@@ -61,8 +61,9 @@ enum UnicodeData {
             var written = 0
             var boundClass: Int32 = 0
             let result = withUnsafeTemporaryAllocation(of: Int32.self, capacity: capacity) { temp -> Int in
-                let count = utf8proc_decompose_char(Int32(bitPattern: scalar), temp.baseAddress, capacity, options,
-                                                    &boundClass)
+                let count = utf8proc_decompose_char(
+                    Int32(bitPattern: scalar), temp.baseAddress, capacity, options,
+                    &boundClass)
                 if count >= 0 && count <= capacity {
                     buffer.append(contentsOf: temp[0..<count])
                     written = count

@@ -28,7 +28,8 @@ final class UnitCounter {
         self.config = config
         tables = NormalizationTables.tables(for: config.normalization)
         segmenter = Segmenter(tables: tables, unit: config.unit, invalidUTF8: config.invalidUTF8, source: source)
-        let fastMask = config.unit == .grapheme
+        let fastMask =
+            config.unit == .grapheme
             ? NormalizationTables.Kind.fastGrapheme : NormalizationTables.Kind.fastScalar
         let mask = fastMask | NormalizationTables.Kind.identity
         let kinds = tables.kinds
@@ -44,8 +45,9 @@ final class UnitCounter {
         let mask = self.mask
         try tables.kinds.withLookup { kinds in
             try asciiPayloads.withUnsafeBufferPointer { ascii in
-                try segmenter.process(chunk, baseOffset: offset, ascii: ascii.baseAddress!,
-                                      fast: IdentityLookup(kinds: kinds, mask: mask), out: out, sink: &sink)
+                try segmenter.process(
+                    chunk, baseOffset: offset, ascii: ascii.baseAddress!,
+                    fast: IdentityLookup(kinds: kinds, mask: mask), out: out, sink: &sink)
             }
         }
         // Payloads are single-scalar units (or, for unit .byte, scalars whose bytes are units).
@@ -97,7 +99,9 @@ final class UnitCounter {
     }
 
     /// Counts the units of a whole file, streaming.
-    static func count(file url: URL, config: TokenizerConfig, chunkSize: Int = ChunkReader.defaultChunkSize) throws -> UnitCounts {
+    static func count(file url: URL, config: TokenizerConfig, chunkSize: Int = ChunkReader.defaultChunkSize) throws
+        -> UnitCounts
+    {
         let counter = UnitCounter(config: config, source: url.path)
         let kinds = NormalizationTables.tables(for: config.normalization).kinds
         try ChunkReader.withFile(url, kinds: kinds, chunkSize: chunkSize) { reader in

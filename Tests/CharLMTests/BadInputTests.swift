@@ -8,7 +8,9 @@ import Testing
 @Suite struct BadInputTests {
     func startError(_ corpus: URL, in dir: URL, training: TrainingConfig = smallTraining(steps: 5)) -> CharLMError? {
         do {
-            _ = try Trainer.start(corpus: corpus, runDirectory: dir.appendingPathComponent("run"), config: smallConfig(training: training), overwrite: false)
+            _ = try Trainer.start(
+                corpus: corpus, runDirectory: dir.appendingPathComponent("run"),
+                config: smallConfig(training: training), overwrite: false)
             return nil
         } catch let error as CharLMError {
             return error
@@ -30,13 +32,16 @@ import Testing
         for (url, phrase) in cases {
             let error = try #require(startError(url, in: dir))
             #expect(error.description.contains(phrase), "\(url.lastPathComponent): \(error)")
-            #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("run").path), "nothing written for \(url.lastPathComponent)")
+            #expect(
+                !FileManager.default.fileExists(atPath: dir.appendingPathComponent("run").path),
+                "nothing written for \(url.lastPathComponent)")
         }
         let binary = dir.appendingPathComponent("binary.bin")
         try Data([0x7F, 0x45, 0x4C, 0x46, 0, 0, 1, 2, 3]).write(to: binary)
         #expect(try #require(startError(binary, in: dir)).description.contains("binary"))
         let invalid = dir.appendingPathComponent("latin1.txt")
-        try Data(Array("caf".utf8) + [0xE9] + Array(String(repeating: " and more text", count: 200).utf8)).write(to: invalid)
+        try Data(Array("caf".utf8) + [0xE9] + Array(String(repeating: " and more text", count: 200).utf8)).write(
+            to: invalid)
         let error = try #require(startError(invalid, in: dir))
         #expect(error.description.contains("offset 3"), "\(error)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("run").path))
@@ -51,12 +56,16 @@ import Testing
         let error = try #require(startError(projectCorpus("brackets.txt"), in: dir))
         #expect(error == .runExists(path: run.standardizedFileURL.path))
         #expect(throws: CharLMError.self, "a directory with foreign files is not removed even with overwrite") {
-            _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: run, config: smallConfig(training: smallTraining(steps: 5)), overwrite: true)
+            _ = try Trainer.start(
+                corpus: projectCorpus("brackets.txt"), runDirectory: run,
+                config: smallConfig(training: smallTraining(steps: 5)), overwrite: true)
         }
         #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("notes.txt").path))
         let file = writeFile(dir, "precious.txt", "not a run")
         #expect(throws: CharLMError.self, "a file is never removed by --overwrite") {
-            _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: file, config: smallConfig(training: smallTraining(steps: 5)), overwrite: true)
+            _ = try Trainer.start(
+                corpus: projectCorpus("brackets.txt"), runDirectory: file,
+                config: smallConfig(training: smallTraining(steps: 5)), overwrite: true)
         }
         #expect(try String(contentsOf: file, encoding: .utf8) == "not a run")
     }
@@ -88,15 +97,19 @@ import Testing
         let run = dir.appendingPathComponent("run")
         let copy = dir.appendingPathComponent("corpus.txt")
         try FileManager.default.copyItem(at: projectCorpus("brackets.txt"), to: copy)
-        _ = try Trainer.start(corpus: copy, runDirectory: run, config: smallConfig(training: smallTraining(steps: 10)), overwrite: false).train()
+        _ = try Trainer.start(
+            corpus: copy, runDirectory: run, config: smallConfig(training: smallTraining(steps: 10)), overwrite: false
+        ).train()
         var hidden = RunOptions()
         hidden.set(\.model.hiddenSize, to: 32, as: "--hidden")
         var unit = RunOptions()
         unit.set(\.tokenizer.unit, to: .byte, as: "--unit")
         var batch = RunOptions()
         batch.set(\.training.batchSize, to: 4, as: "--batch")
-        for (options, expected) in [(hidden, "--hidden 32 (the run uses 24)"), (unit, "--unit byte (the run uses grapheme)"),
-                                    (batch, "--batch 4 (the run uses 8)")] {
+        for (options, expected) in [
+            (hidden, "--hidden 32 (the run uses 24)"), (unit, "--unit byte (the run uses grapheme)"),
+            (batch, "--batch 4 (the run uses 8)"),
+        ] {
             do {
                 _ = try Trainer.resume(runDirectory: run, options: options)
                 Issue.record("\(expected) must be refused")
@@ -123,7 +136,10 @@ import Testing
         let dir = temporaryDirectory()
         defer { cleanup(dir) }
         let run = dir.appendingPathComponent("run")
-        _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: run, config: smallConfig(training: smallTraining(steps: 10)), overwrite: false).train()
+        _ = try Trainer.start(
+            corpus: projectCorpus("brackets.txt"), runDirectory: run,
+            config: smallConfig(training: smallTraining(steps: 10)), overwrite: false
+        ).train()
         let config = run.appendingPathComponent("config.json")
         let original = try Data(contentsOf: config)
         try Data(#"{"format": "something-else", "version": 1}"#.utf8).write(to: config)
@@ -147,12 +163,20 @@ import Testing
     // MARK: - Values that used to trap (Swift arithmetic overflow)
 
     @Test func limitsBeyondAnyRealRunAreRejectedNotOverflowed() throws {
-        for adjust in [{ (t: inout TrainingConfig) in t.maxSteps = 100_000_000_000_000_000 },
-                       { t in t.maxSteps = nil; t.epochs = 10_000_000_000_000_000 },
-                       { t in t.maxSteps = nil; t.timeLimit = 1e300 },
-                       { t in t.batchSize = 100_000; t.seqLength = 100_000 },
-                       { t in t.evalEvery = Int.max },
-                       { t in t.sampleLength = Int.max }] {
+        for adjust in [
+            { (t: inout TrainingConfig) in t.maxSteps = 100_000_000_000_000_000 },
+            { t in
+                t.maxSteps = nil; t.epochs = 10_000_000_000_000_000
+            },
+            { t in
+                t.maxSteps = nil; t.timeLimit = 1e300
+            },
+            { t in
+                t.batchSize = 100_000; t.seqLength = 100_000
+            },
+            { t in t.evalEvery = Int.max },
+            { t in t.sampleLength = Int.max },
+        ] {
             var t = smallTraining(steps: 5)
             adjust(&t)
             #expect(throws: CharLMError.self) { try t.validate() }
@@ -167,13 +191,17 @@ import Testing
         let dir = temporaryDirectory()
         defer { cleanup(dir) }
         let run = dir.appendingPathComponent("run")
-        _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: run, config: smallConfig(training: smallTraining(steps: 10)), overwrite: false).train()
+        _ = try Trainer.start(
+            corpus: projectCorpus("brackets.txt"), runDirectory: run,
+            config: smallConfig(training: smallTraining(steps: 10)), overwrite: false
+        ).train()
         let url = run.appendingPathComponent("trainer_state.json")
         let original = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
         let extremes: [(String, Any)] = [
             ("elapsed_seconds", 1e300), ("elapsed_seconds", -1), ("epoch", Int.max), ("characters_seen", Int.max),
             ("running_count", Int.max), ("step", -1), ("cursor", Int.max), ("best_step", 1 << 40), ("rate_factor", 7),
-            ("learning_rate", -1), ("bad_steps", Int.max), ("plateau_count", -3), ("evaluations_without_improvement", Int.max),
+            ("learning_rate", -1), ("bad_steps", Int.max), ("plateau_count", -3),
+            ("evaluations_without_improvement", Int.max),
         ]
         for (field, value) in extremes {
             var state = original
@@ -186,7 +214,9 @@ import Testing
                 #expect(error.description.contains(field), "\(field): \(error)")
             }
             let resumed = try Trainer.resume(runDirectory: run)
-            #expect(resumed.state.step == 0, "\(field): the resume falls back to the previous checkpoint, step \(resumed.state.step)")
+            #expect(
+                resumed.state.step == 0,
+                "\(field): the resume falls back to the previous checkpoint, step \(resumed.state.step)")
         }
     }
 

@@ -28,7 +28,9 @@ import Testing
         let probs: [Double] = [0.5, 0.25, 0.15, 0.1]
         let logits = probs.map { Float(log($0)) }
         var rng = SeededGenerator(seed: 3)
-        for (p, expected) in [(Float(0.5), Set<Int32>([0])), (0.7, [0, 1]), (0.75, [0, 1]), (0.76, [0, 1, 2]), (1.0, [0, 1, 2, 3])] {
+        for (p, expected) in [
+            (Float(0.5), Set<Int32>([0])), (0.7, [0, 1]), (0.75, [0, 1]), (0.76, [0, 1, 2]), (1.0, [0, 1, 2, 3]),
+        ] {
             var sampler = StandardSampler(options: SamplingOptions(topP: p))
             #expect(Set(sampler.candidates(logits: logits, recent: []).map(\.id)) == expected, "p = \(p)")
             for _ in 0..<500 { #expect(expected.contains(sampler.sample(logits: logits, recent: [], using: &rng))) }
@@ -75,8 +77,10 @@ import Testing
         let dir = temporaryDirectory("generation")
         var t = smallTraining(steps: 40, evalEvery: 20)
         t.threads = 1
-        _ = try! Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("run"),
-                               config: smallConfig(training: t)).train()
+        _ = try! Trainer.start(
+            corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("run"),
+            config: smallConfig(training: t)
+        ).train()
         return (dir, try! LanguageModel.load(dir.appendingPathComponent("run")))
     }()
 
@@ -125,7 +129,9 @@ import Testing
         let stop = String(characters[start..<(start + 3)])
         let expected = String(free[..<free.range(of: stop)!.lowerBound])
         var pieces = ""
-        let samples = try model.generate(GenerationRequest(prompt: "(", length: 400, seed: 5, stop: ["\u{1}never", stop])) { _, text in
+        let samples = try model.generate(
+            GenerationRequest(prompt: "(", length: 400, seed: 5, stop: ["\u{1}never", stop])
+        ) { _, text in
             pieces += text
         }
         let s = samples[0]
@@ -139,17 +145,25 @@ import Testing
     /// Found by FuzzPrompt: a stop string of U+FFFD and NUL made Foundation's `range(of:)`
     /// index past the end of the text (a crash). Stops are now matched on UTF-8 bytes.
     @Test func oddStopStringsNeverCrash() throws {
-        let crash: [UInt8] = [0x48, 0xc3, 0xa9, 0x6c, 0x6c, 0x6f, 0x20, 0xf0, 0x9f, 0x91, 0x8b, 0xf0, 0x9f, 0xc3, 0xb6, 0x72, 0x6c, 0x00,
-                              0x61, 0x62, 0xfe, 0x00, 0x9f, 0x00, 0xf7, 0x00]
+        let crash: [UInt8] = [
+            0x48, 0xc3, 0xa9, 0x6c, 0x6c, 0x6f, 0x20, 0xf0, 0x9f, 0x91, 0x8b, 0xf0, 0x9f, 0xc3, 0xb6, 0x72, 0x6c, 0x00,
+            0x61, 0x62, 0xfe, 0x00, 0x9f, 0x00, 0xf7, 0x00,
+        ]
         let prompt = String(decoding: crash, as: UTF8.self)
-        let tokenizer = try Tokenizer.build(corpus: "(ant [bee {cat}])\nHéllo 👋🏽 wörld\r\n", config: TokenizerConfig(fallback: .bytes))
-        let network = try Network(config: NetworkConfig(cell: .gru, vocabularySize: tokenizer.vocabularySize, hiddenSize: 8, layers: 2), seed: 1)
-        let model = LanguageModel(tokenizer: tokenizer, network: network,
-                                  config: RunConfig(model: network.config, training: TrainingConfig(), corpus: nil),
-                                  trainerState: nil, weightsURL: URL(fileURLWithPath: "/dev/null"))
+        let tokenizer = try Tokenizer.build(
+            corpus: "(ant [bee {cat}])\nHéllo 👋🏽 wörld\r\n", config: TokenizerConfig(fallback: .bytes))
+        let network = try Network(
+            config: NetworkConfig(cell: .gru, vocabularySize: tokenizer.vocabularySize, hiddenSize: 8, layers: 2),
+            seed: 1)
+        let model = LanguageModel(
+            tokenizer: tokenizer, network: network,
+            config: RunConfig(model: network.config, training: TrainingConfig(), corpus: nil),
+            trainerState: nil, weightsURL: URL(fileURLWithPath: "/dev/null"))
         for stop in [String(prompt.suffix(2)), "\u{FFFD}", "\0", "e\u{301}", "\u{301}"] {
-            let samples = try model.generate(GenerationRequest(prompt: prompt, length: 40, options: SamplingOptions(temperature: 1.5),
-                                                               seed: 1, numSamples: 3, stop: [stop]))
+            let samples = try model.generate(
+                GenerationRequest(
+                    prompt: prompt, length: 40, options: SamplingOptions(temperature: 1.5),
+                    seed: 1, numSamples: 3, stop: [stop]))
             for sample in samples where sample.stoppedBy != nil { #expect(!sample.text.contains(stop)) }
         }
         #expect(BatchGeneration.firstOffset(of: Array("\u{FFFD}\0".utf8), in: Array("ab\u{FFFD}\0c".utf8)) == 2)
@@ -170,8 +184,10 @@ import Testing
         defer { cleanup(dir) }
         var t = smallTraining(steps: 3, evalEvery: 3)
         t.threads = 1
-        _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("run"),
-                              config: smallConfig(training: t, tokenizer: TokenizerConfig(fallback: .bytes))).train()
+        _ = try Trainer.start(
+            corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("run"),
+            config: smallConfig(training: t, tokenizer: TokenizerConfig(fallback: .bytes))
+        ).train()
         let m = try LanguageModel.load(dir.appendingPathComponent("run"))
         let out = try m.generate(GenerationRequest(prompt: "(lynx ⚡ Ж)", length: 10, seed: 1))
         #expect(out[0].tokens.count == 10)

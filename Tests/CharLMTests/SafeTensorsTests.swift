@@ -16,7 +16,9 @@ import Testing
         #expect(headerLength % 8 == 0, "header is padded to 8 bytes")
         #expect(data.count == 8 + headerLength + 6 * 4 + 0 + 8, "length, header, then exactly the tensors' bytes")
         let header = String(decoding: data[8..<(8 + headerLength)], as: UTF8.self)
-        #expect(header.hasPrefix("{") && header.trimmingCharacters(in: .whitespaces).hasSuffix("}"), "the header is JSON padded with spaces")
+        #expect(
+            header.hasPrefix("{") && header.trimmingCharacters(in: .whitespaces).hasSuffix("}"),
+            "the header is JSON padded with spaces")
         let back = try SafeTensors(data: data, source: "test")
         #expect(back.metadata == file.metadata)
         #expect(back.names == ["rnn.weight_ih_l0", "empty", "step"])
@@ -31,7 +33,9 @@ import Testing
         file.add("b", shape: [2], values: [5, 6])
         let good = file.encoded()
         func rejects(_ data: Data, _ label: String) {
-            #expect(throws: CharLMError.self, "\(label) must be rejected") { try SafeTensors(data: data, source: label) }
+            #expect(throws: CharLMError.self, "\(label) must be rejected") {
+                try SafeTensors(data: data, source: label)
+            }
         }
         rejects(Data(), "empty file")
         rejects(good.prefix(5), "cut inside the length")
@@ -48,7 +52,10 @@ import Testing
             d.append(Data(count: body))
             return d
         }
-        rejects(withHeader(#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#), "overlap")
+        rejects(
+            withHeader(
+                #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#
+            ), "overlap")
         rejects(withHeader(#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}"#), "gap")
         rejects(withHeader(#"{"a":{"dtype":"F32","shape":[5],"data_offsets":[0,24]}}"#), "size mismatch")
         rejects(withHeader(#"{"a":{"dtype":"Q4","shape":[6],"data_offsets":[0,24]}}"#), "unknown dtype")

@@ -4,7 +4,8 @@ import Foundation
 @testable import CharLM
 
 /// The repository root, found from this file's path.
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
 
 /// A corpus the project generates itself (corpora/).
 func projectCorpus(_ name: String) -> URL {
@@ -14,7 +15,8 @@ func projectCorpus(_ name: String) -> URL {
 /// A fresh temporary directory, removed by the caller with `cleanup`.
 func temporaryDirectory(_ name: String = #function) -> URL {
     let safe = name.filter { $0.isLetter || $0.isNumber }
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("charlm-tests-\(safe)-\(UUID().uuidString.prefix(8))")
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "charlm-tests-\(safe)-\(UUID().uuidString.prefix(8))")
     try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }
@@ -46,7 +48,9 @@ func smallTraining(steps: Int, evalEvery: Int = 10) -> TrainingConfig {
 }
 
 /// A small model with `training`, on the default tokenizer.
-func smallConfig(training: TrainingConfig = smallTraining(steps: 10), tokenizer: TokenizerConfig = TokenizerConfig()) -> RunConfig {
+func smallConfig(training: TrainingConfig = smallTraining(steps: 10), tokenizer: TokenizerConfig = TokenizerConfig())
+    -> RunConfig
+{
     var config = RunConfig()
     config.model = NetworkConfig(cell: .lstm, vocabularySize: 0, hiddenSize: 24, layers: 2, dropout: 0.1)
     config.tokenizer = tokenizer

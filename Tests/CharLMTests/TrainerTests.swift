@@ -8,10 +8,13 @@ import Testing
 @Suite struct TrainerTests {
     let corpus = projectCorpus("brackets.txt")
 
-    func start(_ dir: URL, steps: Int, evalEvery: Int = 10, adjust: (inout TrainingConfig) -> Void = { _ in }) throws -> Trainer {
+    func start(_ dir: URL, steps: Int, evalEvery: Int = 10, adjust: (inout TrainingConfig) -> Void = { _ in }) throws
+        -> Trainer
+    {
         var training = smallTraining(steps: steps, evalEvery: evalEvery)
         adjust(&training)
-        return try Trainer.start(corpus: corpus, runDirectory: dir.appendingPathComponent("run"), config: smallConfig(training: training))
+        return try Trainer.start(
+            corpus: corpus, runDirectory: dir.appendingPathComponent("run"), config: smallConfig(training: training))
     }
 
     func resume(_ dir: URL, steps: Int) throws -> Trainer {
@@ -44,13 +47,19 @@ import Testing
         for step in 1...13 { #expect(first.losses[step] == whole.losses[step], "step \(step)") }
         for step in 14...30 {
             let expected = try #require(whole.losses[step])
-            #expect(second.losses[step] == expected, "step \(step): resumed \(second.losses[step] ?? .nan) vs uninterrupted \(expected)")
+            #expect(
+                second.losses[step] == expected,
+                "step \(step): resumed \(second.losses[step] ?? .nan) vs uninterrupted \(expected)")
         }
-        for step in [20, 30] { #expect(second.validations[step] == whole.validations[step], "validation at step \(step)") }
+        for step in [20, 30] {
+            #expect(second.validations[step] == whole.validations[step], "validation at step \(step)")
+        }
         #expect(full.network.parameters.array == rest.network.parameters.array, "final weights are identical")
         if sampleEvery > 0 {
             #expect(whole.samples.count == 7 && first.samples.count == 3 && second.samples.count == 4)
-            #expect(first.samples.merging(second.samples) { a, _ in a } == whole.samples, "the previews continue as they would have")
+            #expect(
+                first.samples.merging(second.samples) { a, _ in a } == whole.samples,
+                "the previews continue as they would have")
         }
     }
 
@@ -62,10 +71,12 @@ import Testing
 
         let first = LossRecorder()
         var steps = 0
-        let summary = try start(b, steps: 24).train(shouldStop: { steps >= 7 }, onEvent: { event in
-            if case .progress = event { steps += 1 }
-            first.record(event)
-        })
+        let summary = try start(b, steps: 24).train(
+            shouldStop: { steps >= 7 },
+            onEvent: { event in
+                if case .progress = event { steps += 1 }
+                first.record(event)
+            })
         #expect(summary.reason == .interrupted)
         #expect(summary.step == 7)
         let saved = try TrainerState.load(from: b.appendingPathComponent("run/trainer_state.json"))
@@ -110,7 +121,9 @@ import Testing
         for step in 18...40 { #expect(second.losses[step] == whole.losses[step], "step \(step)") }
         let saved = try TrainerState.load(from: b.appendingPathComponent("run/trainer_state.json"))
         let reference = try TrainerState.load(from: a.appendingPathComponent("run/trainer_state.json"))
-        #expect(saved.rateFactor == reference.rateFactor && saved.evaluationsWithoutImprovement == reference.evaluationsWithoutImprovement)
+        #expect(
+            saved.rateFactor == reference.rateFactor
+                && saved.evaluationsWithoutImprovement == reference.evaluationsWithoutImprovement)
     }
 
     @Test func twoCrashesInARowStillLeaveACheckpoint() throws {
@@ -187,12 +200,14 @@ import Testing
         let trainer = try start(dir, steps: 20)
         let log = LossRecorder()
         _ = try trainer.train(onEvent: log.record)
-        let validationText = trainer.tokenizer.decode(trainer.corpus.validation.ids(0..<trainer.corpus.validation.count))
+        let validationText = trainer.tokenizer.decode(
+            trainer.corpus.validation.ids(0..<trainer.corpus.validation.count))
         let file = writeFile(dir, "validation.txt", validationText)
         let model = try LanguageModel.load(dir.appendingPathComponent("run"), checkpoint: .latest)
         let ids = TokenSpan(try model.tokenizer.encodeFile(file))
-        let result = try Evaluator.evaluate(network: model.network, span: ids, batchSize: model.config.training.batchSize,
-                                            seqLength: model.config.training.seqLength, threads: 1)
+        let result = try Evaluator.evaluate(
+            network: model.network, span: ids, batchSize: model.config.training.batchSize,
+            seqLength: model.config.training.seqLength, threads: 1)
         let trainerLoss = try #require(log.validations[20])
         #expect(abs(result.nats - trainerLoss) < 1e-6, "eval \(result.nats) vs trainer \(trainerLoss)")
         #expect(result.count == trainer.corpus.validation.count - 1, "every unit after the first is predicted")

@@ -4,7 +4,8 @@ import Testing
 
 /// The `charlm` executable run as a user runs it: output, files and exit codes.
 @Suite(.serialized) struct CommandLineTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     static let corpus = root.appendingPathComponent("corpora/brackets.txt").path
 
     /// The charlm binary built beside the test bundle.
@@ -18,7 +19,8 @@ import Testing
             }
             let fallback = root.appendingPathComponent(".build/debug/charlm")
             if FileManager.default.isExecutableFile(atPath: fallback.path) { return fallback }
-            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "charlm executable (run `swift build` first)"])
+            throw CocoaError(
+                .fileNoSuchFile, userInfo: [NSFilePathErrorKey: "charlm executable (run `swift build` first)"])
         }
     }
 
@@ -40,7 +42,9 @@ import Testing
     }
 
     @discardableResult
-    static func charlm(_ arguments: [String], in directory: URL, stdin: String? = nil, environment: [String: String] = [:]) throws -> Result {
+    static func charlm(
+        _ arguments: [String], in directory: URL, stdin: String? = nil, environment: [String: String] = [:]
+    ) throws -> Result {
         let process = Process()
         process.executableURL = try binary
         process.arguments = arguments
@@ -55,11 +59,15 @@ import Testing
         try input.fileHandleForWriting.close()
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self))
     }
 
     /// Starts a long `charlm train --json` on the corpus and reads its stdout until `ready` holds.
-    static func startTraining(_ arguments: [String], in directory: URL, until ready: (String) -> Bool) throws -> (Process, FileHandle) {
+    static func startTraining(_ arguments: [String], in directory: URL, until ready: (String) -> Bool) throws -> (
+        Process, FileHandle
+    ) {
         let process = Process()
         process.executableURL = try binary
         process.arguments = ["train", corpus, "--max-steps", "100000", "--json"] + arguments
@@ -79,12 +87,15 @@ import Testing
     }
 
     static func temporary() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("charlm-cli-\(UUID().uuidString.prefix(8))")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "charlm-cli-\(UUID().uuidString.prefix(8))")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
 
-    static let small = ["--hidden", "24", "--batch", "8", "--seq-length", "16", "--eval-every", "10", "--sample-every", "0"]
+    static let small = [
+        "--hidden", "24", "--batch", "8", "--seq-length", "16", "--eval-every", "10", "--sample-every", "0",
+    ]
 
     @Test func trainThenGenerateEvalAndInfo() throws {
         let dir = Self.temporary()
@@ -92,21 +103,34 @@ import Testing
         let train = try Self.charlm(["train", Self.corpus, "--max-steps", "20"] + Self.small, in: dir)
         #expect(train.status == 0, "\(train.stderr)")
         #expect(train.stderr.contains("runs/brackets"), "says where the run went")
-        for file in ["config.json", "tokenizer.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json", "metrics.csv", "loss.svg", "best/model.safetensors"] {
-            #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/brackets/\(file)").path), "\(file)")
+        for file in [
+            "config.json", "tokenizer.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json",
+            "metrics.csv", "loss.svg", "best/model.safetensors",
+        ] {
+            #expect(
+                FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/brackets/\(file)").path),
+                "\(file)")
         }
         let svg = try String(contentsOf: dir.appendingPathComponent("runs/brackets/loss.svg"), encoding: .utf8)
-        #expect(svg.contains("training step") && svg.contains("loss (nats per character)"), "the plot's axes are labelled")
+        #expect(
+            svg.contains("training step") && svg.contains("loss (nats per character)"), "the plot's axes are labelled")
 
-        let a = try Self.charlm(["generate", "runs/brackets", "--prompt", "(lynx", "--length", "60", "--seed", "11"], in: dir)
-        let b = try Self.charlm(["generate", "runs/brackets", "--prompt", "(lynx", "--length", "60", "--seed", "11"], in: dir)
+        let a = try Self.charlm(
+            ["generate", "runs/brackets", "--prompt", "(lynx", "--length", "60", "--seed", "11"], in: dir)
+        let b = try Self.charlm(
+            ["generate", "runs/brackets", "--prompt", "(lynx", "--length", "60", "--seed", "11"], in: dir)
         #expect(a.status == 0 && a.stdout == b.stdout, "same seed, same text")
         #expect(a.stdout.hasPrefix("(lynx"), "the prompt is echoed")
-        let quiet = try Self.charlm(["generate", "runs/brackets", "--prompt", "(lynx", "--length", "60", "--seed", "11", "--no-echo"], in: dir)
+        let quiet = try Self.charlm(
+            ["generate", "runs/brackets", "--prompt", "(lynx", "--length", "60", "--seed", "11", "--no-echo"], in: dir)
         #expect("(lynx" + quiet.stdout == a.stdout)
 
-        let json = try Self.charlm(["generate", "runs/brackets", "--prompt", "-", "--length", "25", "--seed", "5", "--json", "--num-samples", "3"],
-                                   in: dir, stdin: "(ant")
+        let json = try Self.charlm(
+            [
+                "generate", "runs/brackets", "--prompt", "-", "--length", "25", "--seed", "5", "--json",
+                "--num-samples", "3",
+            ],
+            in: dir, stdin: "(ant")
         #expect(json.status == 0, "\(json.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         #expect(object["prompt"] as? String == "(ant")
@@ -118,11 +142,14 @@ import Testing
         let eval = try Self.charlm(["eval", "runs/brackets", Self.corpus, "--json"], in: dir)
         #expect(eval.status == 0, "\(eval.stderr)")
         let result = try #require(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
-        let nats = try #require(result["loss_nats"] as? Double), bpc = try #require(result["bits_per_character"] as? Double)
+        let nats = try #require(result["loss_nats"] as? Double),
+            bpc = try #require(result["bits_per_character"] as? Double)
         #expect(abs(bpc - nats / log(2)) < 1e-9)
 
         let info = try Self.charlm(["info", "runs/brackets"], in: dir)
-        #expect(info.status == 0 && info.stdout.contains("OpenBLAS") && info.stdout.contains("2-layer LSTM"), "\(info.stdout)")
+        #expect(
+            info.status == 0 && info.stdout.contains("OpenBLAS") && info.stdout.contains("2-layer LSTM"),
+            "\(info.stdout)")
     }
 
     /// OpenBLAS falls back to its generic "Prescott" table on CPUs newer than the build; charlm
@@ -130,10 +157,17 @@ import Testing
     @Test func aGenericOpenBLASKernelIsReplacedUnlessTheUserChoseOne() throws {
         let dir = Self.temporary()
         defer { try? FileManager.default.removeItem(at: dir) }
-        #expect(try Self.charlm(["train", Self.corpus, "--max-steps", "2", "--eval-every", "2", "--hidden", "8", "--batch", "4", "--seq-length", "8", "--quiet"], in: dir).status == 0)
+        #expect(
+            try Self.charlm(
+                [
+                    "train", Self.corpus, "--max-steps", "2", "--eval-every", "2", "--hidden", "8", "--batch", "4",
+                    "--seq-length", "8", "--quiet",
+                ], in: dir
+            ).status == 0)
         func kernels(_ environment: [String: String]) throws -> [String: Any] {
             let r = try Self.charlm(["info", "runs/brackets", "--json"], in: dir, environment: environment)
-            return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stderr)")
+            return try #require(
+                try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stderr)")
         }
         let avx2 = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8).contains(" avx2 ")
         let fallback = try kernels(["CHARLM_OPENBLAS_START_CORE": "Prescott"])
@@ -159,12 +193,16 @@ import Testing
         #expect(try Self.charlm(["train"], in: dir).status == 64)
         #expect(try Self.charlm(["train", Self.corpus, "--batch", "0"], in: dir).status == 64)
         #expect(try Self.charlm(["train", Self.corpus, "--time", "soon"], in: dir).status == 64)
-        #expect(try Self.charlm(["train", Self.corpus, "--lr-schedule", "cosine", "--time", "1m"], in: dir).status == 64, "cosine without a step or epoch limit")
+        #expect(
+            try Self.charlm(["train", Self.corpus, "--lr-schedule", "cosine", "--time", "1m"], in: dir).status == 64,
+            "cosine without a step or epoch limit")
         #expect(try Self.charlm(["generate", "no-such-run"], in: dir).status == 1)
         let train = try Self.charlm(["train", Self.corpus, "--max-steps", "10"] + Self.small, in: dir)
         #expect(train.status == 0, "\(train.stderr)")
         let again = try Self.charlm(["train", Self.corpus, "--max-steps", "10"] + Self.small, in: dir)
-        #expect(again.status == 64 && again.stderr.contains("--resume"), "an existing run is not overwritten: \(again.stderr)")
+        #expect(
+            again.status == 64 && again.stderr.contains("--resume"),
+            "an existing run is not overwritten: \(again.stderr)")
         let prompt = try Self.charlm(["generate", "runs/brackets", "--prompt", "é"], in: dir)
         #expect(prompt.status == 1 && prompt.stderr.contains("U+00E9"), "\(prompt.stderr)")
         let mismatch = try Self.charlm(["train", "--resume", "runs/brackets", "--hidden", "64"], in: dir)
@@ -176,25 +214,33 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         for signal in [SIGINT, SIGTERM, SIGHUP] {
             let run = "runs/sig\(signal)"
-            let (process, out) = try Self.startTraining(["--out", run, "--patience", "0"] + Self.small, in: dir) { $0.contains("\"step\":20,") }
+            let (process, out) = try Self.startTraining(["--out", run, "--patience", "0"] + Self.small, in: dir) {
+                $0.contains("\"step\":20,")
+            }
             kill(process.processIdentifier, signal)
             let rest = out.readDataToEndOfFile()
             process.waitUntilExit()
-            #expect(process.terminationReason == .exit && process.terminationStatus == 128 + signal,
-                    "signal \(signal): saves, then exits with 128 + \(signal), got \(process.terminationStatus)")
+            #expect(
+                process.terminationReason == .exit && process.terminationStatus == 128 + signal,
+                "signal \(signal): saves, then exits with 128 + \(signal), got \(process.terminationStatus)")
             #expect(String(decoding: rest, as: UTF8.self).contains("interrupted"))
-            let state = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("\(run)/trainer_state.json"))) as? [String: Any]
+            let state =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: dir.appendingPathComponent("\(run)/trainer_state.json"))) as? [String: Any]
             let step = try #require(state?["step"] as? Int)
             #expect(step >= 20, "the checkpoint holds the step it stopped at")
             let resumed = try Self.charlm(["train", "--resume", run, "--max-steps", String(step + 5)], in: dir)
             #expect(resumed.status == 0, "\(resumed.stderr)")
         }
 
-        let (process, _) = try Self.startTraining(["--out", "runs/killed", "--eval-every", "3", "--patience", "0"]
-            + Self.small.filter { $0 != "--eval-every" && $0 != "10" }, in: dir) { $0.components(separatedBy: "\"event\":\"checkpoint\"").count >= 6 }
+        let (process, _) = try Self.startTraining(
+            ["--out", "runs/killed", "--eval-every", "3", "--patience", "0"]
+                + Self.small.filter { $0 != "--eval-every" && $0 != "10" }, in: dir
+        ) { $0.components(separatedBy: "\"event\":\"checkpoint\"").count >= 6 }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        let generate = try Self.charlm(["generate", "runs/killed", "--checkpoint", "latest", "--length", "10", "--seed", "1"], in: dir)
+        let generate = try Self.charlm(
+            ["generate", "runs/killed", "--checkpoint", "latest", "--length", "10", "--seed", "1"], in: dir)
         #expect(generate.status == 0, "a killed run stays loadable: \(generate.stderr)")
         let resumed = try Self.charlm(["train", "--resume", "runs/killed", "--max-steps", "40"], in: dir)
         #expect(resumed.status == 0, "and resumable: \(resumed.stderr)")

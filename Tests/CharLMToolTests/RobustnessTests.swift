@@ -30,10 +30,13 @@ import Testing
 
     /// Runs charlm under `prlimit --fsize=BYTES`: a write past that size fails as on a full disk.
     static func withFileSizeLimit(_ bytes: Int, _ arguments: [String], in directory: URL) throws -> CLI.Result {
-        let (process, out, err) = try spawn(arguments, in: directory, prefix: ["/usr/bin/prlimit", "--fsize=\(bytes)", "--"])
+        let (process, out, err) = try spawn(
+            arguments, in: directory, prefix: ["/usr/bin/prlimit", "--fsize=\(bytes)", "--"])
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return CLI.Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return CLI.Result(
+            status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self))
     }
 
     static func temporaryFiles(in directory: URL) -> [String] {
@@ -46,22 +49,26 @@ import Testing
         let dir = CLI.temporary()
         defer { try? FileManager.default.removeItem(at: dir) }
         #expect(try CLI.charlm(["train", CLI.corpus, "--max-steps", "4"] + Self.small, in: dir).status == 0)
-        let (process, out, err) = try Self.spawn(["generate", "runs/brackets", "--length", "200000", "--seed", "3"], in: dir)
+        let (process, out, err) = try Self.spawn(
+            ["generate", "runs/brackets", "--length", "200000", "--seed", "3"], in: dir)
         let head = out.fileHandleForReading.readData(ofLength: 100)
         #expect(head.count == 100)
         try out.fileHandleForReading.close()
         let errors = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        #expect(process.terminationReason == .exit && process.terminationStatus == 0,
-                "`charlm generate | head -c 100` exits 0, not 141 (SIGPIPE): \(process.terminationReason.rawValue) \(process.terminationStatus)")
+        #expect(
+            process.terminationReason == .exit && process.terminationStatus == 0,
+            "`charlm generate | head -c 100` exits 0, not 141 (SIGPIPE): \(process.terminationStatus)"
+        )
         #expect(!String(decoding: errors, as: UTF8.self).contains("error"))
     }
 
     @Test func trainingIntoAClosedPipeSavesAndStops() throws {
         let dir = CLI.temporary()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let (process, out, _) = try Self.spawn(["train", CLI.corpus, "--max-steps", "100000", "--json", "--log-every", "1", "--patience", "0"]
-                                                 + Self.small, in: dir)
+        let (process, out, _) = try Self.spawn(
+            ["train", CLI.corpus, "--max-steps", "100000", "--json", "--log-every", "1", "--patience", "0"]
+                + Self.small, in: dir)
         var seen = ""
         while !seen.contains("\"step\":15,") {
             let data = out.fileHandleForReading.availableData
@@ -70,11 +77,18 @@ import Testing
         }
         try out.fileHandleForReading.close()
         process.waitUntilExit()
-        #expect(process.terminationReason == .exit && process.terminationStatus == 0, "`charlm train --json | head` stops cleanly")
-        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("runs/brackets/trainer_state.json"))) as? [String: Any]
+        #expect(
+            process.terminationReason == .exit && process.terminationStatus == 0,
+            "`charlm train --json | head` stops cleanly")
+        let state =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: dir.appendingPathComponent("runs/brackets/trainer_state.json")))
+            as? [String: Any]
         let step = try #require(state?["step"] as? Int)
         #expect(step >= 15, "the final checkpoint holds the step training reached, \(step)")
-        #expect(try CLI.charlm(["train", "--resume", "runs/brackets", "--max-steps", String(step + 3)], in: dir).status == 0)
+        #expect(
+            try CLI.charlm(["train", "--resume", "runs/brackets", "--max-steps", String(step + 3)], in: dir).status == 0
+        )
     }
 
     // MARK: - Signals
@@ -90,7 +104,9 @@ import Testing
         kill(process.processIdentifier, SIGINT)
         let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        #expect(process.terminationStatus == 130 || process.terminationReason == .uncaughtSignal, "\(process.terminationStatus): \(errors)")
+        #expect(
+            process.terminationStatus == 130 || process.terminationReason == .uncaughtSignal,
+            "\(process.terminationStatus): \(errors)")
         let run = dir.appendingPathComponent("runs/brackets")
         if FileManager.default.fileExists(atPath: run.path) {
             let resumed = try CLI.charlm(["train", "--resume", "runs/brackets", "--max-steps", "3"], in: dir)
@@ -107,7 +123,9 @@ import Testing
     @Test func aSecondTrainingOfTheSameRunIsRefused() throws {
         let dir = CLI.temporary()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let (first, out) = try CLI.startTraining(["--patience", "0"] + Self.small, in: dir) { $0.contains("\"event\":\"progress\"") }
+        let (first, out) = try CLI.startTraining(["--patience", "0"] + Self.small, in: dir) {
+            $0.contains("\"event\":\"progress\"")
+        }
         for arguments in [["train", "--resume", "runs/brackets"], ["train", CLI.corpus, "--overwrite"] + Self.small] {
             let second = try CLI.charlm(arguments, in: dir)
             #expect(second.status == 1, "\(arguments): \(second.stderr)")
@@ -117,7 +135,8 @@ import Testing
         _ = out.readDataToEndOfFile()
         first.waitUntilExit()
         #expect(first.terminationStatus == 130)
-        let after = try CLI.charlm(["train", "--resume", "runs/brackets", "--max-steps", "100000", "--time", "1s"], in: dir)
+        let after = try CLI.charlm(
+            ["train", "--resume", "runs/brackets", "--max-steps", "100000", "--time", "1s"], in: dir)
         #expect(after.status == 0, "the lock goes with the process: \(after.stderr)")
     }
 
@@ -129,19 +148,28 @@ import Testing
         #expect(try CLI.charlm(["train", CLI.corpus, "--max-steps", "10"] + Self.small, in: dir).status == 0)
         let run = dir.appendingPathComponent("runs/brackets")
         let before = try Data(contentsOf: run.appendingPathComponent("model.safetensors"))
-        let optimizer = try FileManager.default.attributesOfItem(atPath: run.appendingPathComponent("optimizer.safetensors").path)[.size] as! Int
-        let full = try Self.withFileSizeLimit(optimizer / 2, ["train", "--resume", "runs/brackets", "--max-steps", "20"], in: dir)
+        let optimizer =
+            try FileManager.default.attributesOfItem(atPath: run.appendingPathComponent("optimizer.safetensors").path)[
+                .size] as! Int
+        let full = try Self.withFileSizeLimit(
+            optimizer / 2, ["train", "--resume", "runs/brackets", "--max-steps", "20"], in: dir)
         #expect(full.status == 1, "\(full.stderr)")
         #expect(full.stderr.contains("cannot write") && full.stderr.contains("File too large"), "\(full.stderr)")
-        #expect(try Data(contentsOf: run.appendingPathComponent("model.safetensors")) == before, "the previous model file is untouched")
+        #expect(
+            try Data(contentsOf: run.appendingPathComponent("model.safetensors")) == before,
+            "the previous model file is untouched")
         #expect(Self.temporaryFiles(in: dir).isEmpty, "no temporary files left behind")
-        let generate = try CLI.charlm(["generate", "runs/brackets", "--checkpoint", "latest", "--length", "5", "--seed", "1"], in: dir)
+        let generate = try CLI.charlm(
+            ["generate", "runs/brackets", "--checkpoint", "latest", "--length", "5", "--seed", "1"], in: dir)
         #expect(generate.status == 0, "\(generate.stderr)")
         #expect(try CLI.charlm(["train", "--resume", "runs/brackets", "--max-steps", "12"], in: dir).status == 0)
 
-        let fresh = try Self.withFileSizeLimit(optimizer / 2, ["train", CLI.corpus, "--out", "runs/new", "--max-steps", "5"] + Self.small, in: dir)
+        let fresh = try Self.withFileSizeLimit(
+            optimizer / 2, ["train", CLI.corpus, "--out", "runs/new", "--max-steps", "5"] + Self.small, in: dir)
         #expect(fresh.status == 1)
-        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/new").path), "a run that could not be created does not exist")
+        #expect(
+            !FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/new").path),
+            "a run that could not be created does not exist")
     }
 
     @Test func tokenizerOutputsAppearWholeOrNotAtAll() throws {
@@ -153,20 +181,29 @@ import Testing
         #expect(try CLI.charlm(["tokenizer", "build", "corpus.txt", "-o", "tok.json"], in: dir).status == 0)
         try Data("keep me\n".utf8).write(to: dir.appendingPathComponent("ids.txt"))
 
-        let full = try Self.withFileSizeLimit(4096, ["tokenizer", "encode", "tok.json", "corpus.txt", "-o", "ids.txt"], in: dir)
+        let full = try Self.withFileSizeLimit(
+            4096, ["tokenizer", "encode", "tok.json", "corpus.txt", "-o", "ids.txt"], in: dir)
         #expect(full.status == 1 && full.stderr.contains("charlm: error: cannot write"), "\(full.stderr)")
-        #expect(try String(contentsOf: dir.appendingPathComponent("ids.txt"), encoding: .utf8) == "keep me\n", "a full disk leaves -o as it was")
+        #expect(
+            try String(contentsOf: dir.appendingPathComponent("ids.txt"), encoding: .utf8) == "keep me\n",
+            "a full disk leaves -o as it was")
         let missing = try CLI.charlm(["tokenizer", "encode", "tok.json", "nope.txt", "-o", "ids.txt"], in: dir)
         #expect(missing.status == 1)
-        #expect(try String(contentsOf: dir.appendingPathComponent("ids.txt"), encoding: .utf8) == "keep me\n", "a missing input leaves -o as it was")
-        for arguments in [["tokenizer", "encode", "tok.json", "corpus.txt", "-o", "corpus.txt"],
-                          ["tokenizer", "encode", "tok.json", "corpus.txt", "-o", "tok.json"],
-                          ["tokenizer", "decode", "tok.json", "--ids", "1 2", "-o", "tok.json"],
-                          ["tokenizer", "stats", "corpus.txt", "-o", "corpus.txt"],
-                          ["tokenizer", "build", "corpus.txt", "-o", "corpus.txt"]] {
+        #expect(
+            try String(contentsOf: dir.appendingPathComponent("ids.txt"), encoding: .utf8) == "keep me\n",
+            "a missing input leaves -o as it was")
+        for arguments in [
+            ["tokenizer", "encode", "tok.json", "corpus.txt", "-o", "corpus.txt"],
+            ["tokenizer", "encode", "tok.json", "corpus.txt", "-o", "tok.json"],
+            ["tokenizer", "decode", "tok.json", "--ids", "1 2", "-o", "tok.json"],
+            ["tokenizer", "stats", "corpus.txt", "-o", "corpus.txt"],
+            ["tokenizer", "build", "corpus.txt", "-o", "corpus.txt"],
+        ] {
             let refused = try CLI.charlm(arguments, in: dir)
-            #expect(refused.status == 64 && (refused.stderr.contains("is the input") || refused.stderr.contains("is the corpus")),
-                    "\(arguments): \(refused.stderr)")
+            #expect(
+                refused.status == 64
+                    && (refused.stderr.contains("is the input") || refused.stderr.contains("is the corpus")),
+                "\(arguments): \(refused.stderr)")
         }
         #expect(try Data(contentsOf: corpus) == original, "the corpus is untouched")
         let encoded = try CLI.charlm(["tokenizer", "encode", "tok.json", "corpus.txt", "-o", "ids.txt"], in: dir)

@@ -54,33 +54,40 @@ struct TokenizerCommandTests {
     func buildOptions() throws {
         let parsed = try CharLMCommand.parseAsRoot([
             "tokenizer", "build", "c.txt", "--normalization", "nfkd", "--unit", "scalar", "--fallback", "bytes",
-            "--case-fold", "--strip-marks", "--keep-newlines", "--min-count", "2", "--max-size", "50", "--replace-invalid",
+            "--case-fold", "--strip-marks", "--keep-newlines", "--min-count", "2", "--max-size", "50",
+            "--replace-invalid",
         ])
         let build = try #require(parsed as? TokenizerBuild)
-        #expect(build.options.tokenizerConfig == TokenizerConfig(
-            normalization: Normalization(form: .nfkd, caseFold: true, stripMarks: true, normalizeNewlines: false),
-            unit: .scalar, fallback: .bytes, minCount: 2, maxSize: 50, invalidUTF8: .replace))
+        #expect(
+            build.options.tokenizerConfig
+                == TokenizerConfig(
+                    normalization: Normalization(
+                        form: .nfkd, caseFold: true, stripMarks: true, normalizeNewlines: false),
+                    unit: .scalar, fallback: .bytes, minCount: 2, maxSize: 50, invalidUTF8: .replace))
         let defaults = try #require(try CharLMCommand.parseAsRoot(["tokenizer", "build", "c.txt"]) as? TokenizerBuild)
         #expect(defaults.options.tokenizerConfig == TokenizerConfig())
         #expect(defaults.output == "tokenizer.json")
     }
 
-    @Test("usage errors exit with 64", arguments: [
-        ["tokenizer", "build", "c.txt", "--min-count", "0"],
-        ["tokenizer", "build", "c.txt", "--max-size", "0"],
-        ["tokenizer", "build", "c.txt", "--unit", "word"],
-        ["tokenizer", "build"],
-        ["tokenizer", "stats", "c.txt", "--top", "-1"],
-        ["tokenizer", "encode", "t.json", "in.txt", "--text", "hi"],
-        ["tokenizer", "decode", "t.json", "--ids", "1 2", "--format", "binary"],
-        ["bench", "tokenizer", "--size-mb", "0"],
-    ])
+    @Test(
+        "usage errors exit with 64",
+        arguments: [
+            ["tokenizer", "build", "c.txt", "--min-count", "0"],
+            ["tokenizer", "build", "c.txt", "--max-size", "0"],
+            ["tokenizer", "build", "c.txt", "--unit", "word"],
+            ["tokenizer", "build"],
+            ["tokenizer", "stats", "c.txt", "--top", "-1"],
+            ["tokenizer", "encode", "t.json", "in.txt", "--text", "hi"],
+            ["tokenizer", "decode", "t.json", "--ids", "1 2", "--format", "binary"],
+            ["bench", "tokenizer", "--size-mb", "0"],
+        ])
     func usageErrors(arguments: [String]) {
         do {
             _ = try CharLMCommand.parseAsRoot(arguments)
             Issue.record("\(arguments) parsed")
         } catch {
-            #expect(CharLMCommand.exitCode(for: error).rawValue == 64, "\(arguments): \(CharLMCommand.message(for: error))")
+            #expect(
+                CharLMCommand.exitCode(for: error).rawValue == 64, "\(arguments): \(CharLMCommand.message(for: error))")
         }
     }
 
@@ -104,8 +111,12 @@ struct TokenizerCommandTests {
         case .binary:
             #expect(written.count == expected.count * 2)
         }
-        try Self.run(["tokenizer", "decode", tokenizerPath, ids, "--format", format.rawValue, "-o", workspace.path("back.txt")])
-        #expect(Array(try workspace.read("back.txt").utf8) == Array(tokenizer.normalize("Before Café e\u{301} 日本\r\n").utf8))
+        try Self.run([
+            "tokenizer", "decode", tokenizerPath, ids, "--format", format.rawValue, "-o", workspace.path("back.txt"),
+        ])
+        #expect(
+            Array(try workspace.read("back.txt").utf8) == Array(tokenizer.normalize("Before Café e\u{301} 日本\r\n").utf8)
+        )
     }
 
     @Test("encode --text and decode --ids")
@@ -113,9 +124,13 @@ struct TokenizerCommandTests {
         let workspace = try Workspace()
         let corpus = try workspace.write("corpus.txt", "abc\n")
         try Self.run(["tokenizer", "build", corpus, "-o", workspace.path("tok.json")])
-        try Self.run(["tokenizer", "encode", workspace.path("tok.json"), "--text", "cab", "-o", workspace.path("ids.txt")])
+        try Self.run([
+            "tokenizer", "encode", workspace.path("tok.json"), "--text", "cab", "-o", workspace.path("ids.txt"),
+        ])
         #expect(try workspace.read("ids.txt") == "3 1 2\n")
-        try Self.run(["tokenizer", "decode", workspace.path("tok.json"), "--ids", "[3, 1,2]\n", "-o", workspace.path("out.txt")])
+        try Self.run([
+            "tokenizer", "decode", workspace.path("tok.json"), "--ids", "[3, 1,2]\n", "-o", workspace.path("out.txt"),
+        ])
         #expect(try workspace.read("out.txt") == "cab")
     }
 
@@ -143,7 +158,9 @@ struct TokenizerCommandTests {
         for (arguments, expected) in cases {
             let result = try CommandLineTests.charlm(arguments, in: workspace.url)
             #expect(result.status == 1, "\(arguments): exit \(result.status)")
-            #expect(result.stderr.hasPrefix("charlm: error: ") && result.stderr.contains(expected), "\(arguments): \(result.stderr)")
+            #expect(
+                result.stderr.hasPrefix("charlm: error: ") && result.stderr.contains(expected),
+                "\(arguments): \(result.stderr)")
             #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
         }
         #expect(!FileManager.default.fileExists(atPath: workspace.path("t2.json")))
@@ -154,7 +171,8 @@ struct TokenizerCommandTests {
         let workspace = try Workspace()
         let corpus = try workspace.write("corpus.txt", "aab\r\nb👍🏽")
         try Self.run(["tokenizer", "stats", corpus, "--json", "--top", "2", "-o", workspace.path("stats.json")])
-        let report = try JSONDecoder().decode(TokenizerStats.Report.self, from: Data(try workspace.read("stats.json").utf8))
+        let report = try JSONDecoder().decode(
+            TokenizerStats.Report.self, from: Data(try workspace.read("stats.json").utf8))
         #expect(report.bytes == 14)
         #expect(report.units == 6)
         #expect(report.scalars == 7)
@@ -165,7 +183,9 @@ struct TokenizerCommandTests {
         #expect(report.top.map(\.count) == [2, 2])
         #expect(report.topCoverage["1"] == 2.0 / 6.0)
 
-        try Self.run(["tokenizer", "stats", corpus, "--max-size", "1", "--fallback", "unknown", "-o", workspace.path("stats.txt")])
+        try Self.run([
+            "tokenizer", "stats", corpus, "--max-size", "1", "--fallback", "unknown", "-o", workspace.path("stats.txt"),
+        ])
         let text = try workspace.read("stats.txt")
         #expect(text.contains("units              6 graphemes, 4 distinct"))
         #expect(text.contains("vocabulary         2 tokens, covering 33.33% of units without fallback"))
@@ -173,7 +193,8 @@ struct TokenizerCommandTests {
 
         let empty = try workspace.write("empty.txt", "")
         try Self.run(["tokenizer", "stats", empty, "--json", "-o", workspace.path("empty.json")])
-        let emptyReport = try JSONDecoder().decode(TokenizerStats.Report.self, from: Data(try workspace.read("empty.json").utf8))
+        let emptyReport = try JSONDecoder().decode(
+            TokenizerStats.Report.self, from: Data(try workspace.read("empty.json").utf8))
         #expect(emptyReport.units == 0 && emptyReport.vocabularySize == 0)
     }
 
@@ -181,9 +202,11 @@ struct TokenizerCommandTests {
     func bench() throws {
         let workspace = try Workspace()
         let corpus = try workspace.write("small.txt", String(repeating: "Hello, wörld! e\u{301}\n", count: 100))
-        var command = try CharLMCommand.parseAsRoot(["bench", "tokenizer", "--corpus", corpus, "--size-mb", "1", "--runs", "1",
-                                                     "--no-baseline", "--skip-multilingual", "--json",
-                                                     "--work-dir", workspace.path("work")])
+        var command = try CharLMCommand.parseAsRoot([
+            "bench", "tokenizer", "--corpus", corpus, "--size-mb", "1", "--runs", "1",
+            "--no-baseline", "--skip-multilingual", "--json",
+            "--work-dir", workspace.path("work"),
+        ])
         try command.run()
         #expect(try FileManager.default.contentsOfDirectory(atPath: workspace.path("work")).isEmpty)
     }

@@ -57,9 +57,13 @@ struct OptimizerFixture: Decodable {
         case number(Double), bool(Bool), pair([Double])
         init(from decoder: Decoder) throws {
             let c = try decoder.singleValueContainer()
-            if let b = try? c.decode(Bool.self) { self = .bool(b) }
-            else if let d = try? c.decode(Double.self) { self = .number(d) }
-            else { self = .pair(try c.decode([Double].self)) }
+            if let b = try? c.decode(Bool.self) {
+                self = .bool(b)
+            } else if let d = try? c.decode(Double.self) {
+                self = .number(d)
+            } else {
+                self = .pair(try c.decode([Double].self))
+            }
         }
     }
     let start: [Float]

@@ -44,12 +44,14 @@ import Testing
             return s
         }
         func loss(h: [Float] = h0, c: [Float] = c0) throws -> Double {
-            try runner.trainStep(inputs: inputs, targets: targets, state: state(h: h, c: c), gradients: scratch, dropoutKey: 77)
+            try runner.trainStep(
+                inputs: inputs, targets: targets, state: state(h: h, c: c), gradients: scratch, dropoutKey: 77)
         }
 
         let stateGradient = RecurrentState(config: config, batchSize: batch)
-        _ = try runner.trainStep(inputs: inputs, targets: targets, state: state(h: h0, c: c0), gradients: gradients,
-                                 dropoutKey: 77, initialStateGradient: stateGradient)
+        _ = try runner.trainStep(
+            inputs: inputs, targets: targets, state: state(h: h0, c: c0), gradients: gradients,
+            dropoutKey: 77, initialStateGradient: stateGradient)
         let eps: Float = 1e-2
 
         func check(_ name: String, analytic: [Float], numeric: (Int) throws -> Double) throws {
@@ -105,8 +107,9 @@ import Testing
         for threads in [1, 2, 3] {
             let runner = BatchRunner(network: net, batchSize: 5, seqLength: 6, threads: threads)
             let gradients = FloatBuffer(count: net.parameterCount)
-            _ = try runner.trainStep(inputs: inputs, targets: targets, state: RecurrentState(config: config, batchSize: 5),
-                                     gradients: gradients, dropoutKey: 9)
+            _ = try runner.trainStep(
+                inputs: inputs, targets: targets, state: RecurrentState(config: config, batchSize: 5),
+                gradients: gradients, dropoutKey: 9)
             results.append(gradients.array)
         }
         #expect(closeness(results[1], results[0]) <= 1)

@@ -22,13 +22,17 @@ import Testing
             (1, 1, 1), (25, 1024, 256), (25, 256, 1024), (300, 70, 40), (1, 65, 7),
             (1250, 1536, 384), (1250, 384, 1536), (300, 200, 300), (60, 50, 2000), (130, 33, 1000),
         ]
-        for _ in 0..<60 { shapes.append((Int(rng.next() % 40) + 1, Int(rng.next() % 90) + 1, Int(rng.next() % 50) + 1)) }
+        for _ in 0..<60 {
+            shapes.append((Int(rng.next() % 40) + 1, Int(rng.next() % 90) + 1, Int(rng.next() % 50) + 1))
+        }
         var worstRatio = 0.0
         for (m, n, k) in shapes {
             let a = (0..<(m * k)).map { _ in rng.uniform(-1, 1) }
             // B given as W (n x k), as for h * W^T.
             let w = (0..<(n * k)).map { _ in rng.uniform(-1, 1) }
-            let packed = w.withUnsafeBufferPointer { PackedMatrix(k: k, n: n, $0.baseAddress!, rowStride: 1, colStride: k, isa: isa) }
+            let packed = w.withUnsafeBufferPointer {
+                PackedMatrix(k: k, n: n, $0.baseAddress!, rowStride: 1, colStride: k, isa: isa)
+            }
             let initial = (0..<(m * n)).map { _ in rng.uniform(-1, 1) }
             let exact = referenceProduct(m: m, n: n, k: k, a.map(Double.init), w.map(Double.init))
             let magnitude = referenceProduct(m: m, n: n, k: k, a.map { abs(Double($0)) }, w.map { abs(Double($0)) })
@@ -36,7 +40,9 @@ import Testing
                 var c = initial
                 a.withUnsafeBufferPointer { ap in
                     c.withUnsafeMutableBufferPointer { cp in
-                        Kernels.gemmPacked(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, packed: packed, c: cp.baseAddress!, ldc: n, accumulate: accumulate)
+                        Kernels.gemmPacked(
+                            m: m, n: n, k: k, a: ap.baseAddress!, lda: k, packed: packed, c: cp.baseAddress!, ldc: n,
+                            accumulate: accumulate)
                     }
                 }
                 let u = 0x1p-24
@@ -48,7 +54,10 @@ import Testing
                     worstRatio = max(worstRatio, ratio)
                     if !(ratio <= 1) { failures += 1 }
                 }
-                #expect(failures == 0, "isa \(isa) m \(m) n \(n) k \(k) accumulate \(accumulate): \(failures) elements outside the float32 bound")
+                #expect(
+                    failures == 0,
+                    "isa \(isa) m \(m) n \(n) k \(k) accumulate \(accumulate): \(failures) outside the bound"
+                )
             }
         }
         print("isa \(isa): worst error \(String(format: "%.3f", worstRatio)) of the float32 accumulation bound")
@@ -57,7 +66,9 @@ import Testing
     /// C = A (m x k) * W^T (W: n x k), in float64 through OpenBLAS's dgemm.
     func referenceProduct(m: Int, n: Int, k: Int, _ a: [Double], _ w: [Double]) -> [Double] {
         var c = [Double](repeating: 0, count: m * n)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), w, Int32(k), 0, &c, Int32(n))
+        cblas_dgemm(
+            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), w, Int32(k), 0, &c,
+            Int32(n))
         return c
     }
 

@@ -4,10 +4,14 @@ import Testing
 /// Three steps of each optimizer, with clipping by global norm before each, against PyTorch
 /// (`torch.optim.*` and `clip_grad_norm_`, fixtures from scripts/make_fixtures.py).
 @Suite struct OptimizerTests {
-    static let caseNames = ["adam", "adam_wd", "adamw", "rmsprop", "rmsprop_momentum_centered", "sgd", "sgd_momentum", "sgd_nesterov"]
+    static let caseNames = [
+        "adam", "adam_wd", "adamw", "rmsprop", "rmsprop_momentum_centered", "sgd", "sgd_momentum", "sgd_nesterov",
+    ]
 
     static func config(_ name: String, _ options: [String: OptimizerFixture.OptionValue]) -> OptimizerConfig {
-        let kind: OptimizerKind = name.hasPrefix("adamw") ? .adamw : name.hasPrefix("adam") ? .adam : name.hasPrefix("rmsprop") ? .rmsprop : .sgd
+        let kind: OptimizerKind =
+            name.hasPrefix("adamw")
+            ? .adamw : name.hasPrefix("adam") ? .adam : name.hasPrefix("rmsprop") ? .rmsprop : .sgd
         func number(_ key: String) -> Float? { if case .number(let v)? = options[key] { return Float(v) }; return nil }
         func flag(_ key: String) -> Bool { if case .bool(let v)? = options[key] { return v }; return false }
         var c = OptimizerConfig(kind: kind, learningRate: number("lr")!)
@@ -48,7 +52,9 @@ import Testing
             let pa = FloatBuffer((0..<n).map { Float($0) / 10 })
             for g in grads.prefix(3) { a.update(parameters: pa, gradients: g) }
             let b = try Optimizer(config: config, parameterCount: n)
-            try b.restore(step: a.step, buffers: Dictionary(uniqueKeysWithValues: a.stateNames.map { ($0, a.stateBuffer($0)!.array) }))
+            try b.restore(
+                step: a.step,
+                buffers: Dictionary(uniqueKeysWithValues: a.stateNames.map { ($0, a.stateBuffer($0)!.array) }))
             let pb = FloatBuffer(pa.array)
             for g in grads.suffix(3) {
                 a.update(parameters: pa, gradients: g)
@@ -97,13 +103,15 @@ import Testing
         let net = try Network(config: config, seed: 3)
         let steps = ids.count - 1
         let runner = BatchRunner(network: net, batchSize: 1, seqLength: steps, threads: 1)
-        let optimizer = try Optimizer(config: OptimizerConfig(kind: .adam, learningRate: 1e-2), parameterCount: net.parameterCount)
+        let optimizer = try Optimizer(
+            config: OptimizerConfig(kind: .adam, learningRate: 1e-2), parameterCount: net.parameterCount)
         let gradients = FloatBuffer(count: net.parameterCount)
         var loss = Double.infinity
         var first = 0.0
         for step in 0..<250 {
-            loss = try runner.trainStep(inputs: Array(ids.dropLast()), targets: Array(ids.dropFirst()),
-                                        state: RecurrentState(config: config, batchSize: 1), gradients: gradients)
+            loss = try runner.trainStep(
+                inputs: Array(ids.dropLast()), targets: Array(ids.dropFirst()),
+                state: RecurrentState(config: config, batchSize: 1), gradients: gradients)
             if step == 0 { first = loss }
             GradientClipping.clip(gradients, maxNorm: 5)
             optimizer.update(parameters: net.parameters, gradients: gradients)

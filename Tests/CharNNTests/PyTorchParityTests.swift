@@ -13,9 +13,11 @@ import Testing
         let state = fx.initialState()
         let gradients = FloatBuffer(count: net.parameterCount)
         let stateGradient = RecurrentState(config: net.config, batchSize: fx.batch)
-        let loss = try runner.trainStep(inputs: fx.inputs, targets: fx.targets, state: state,
-                                        gradients: gradients, initialStateGradient: stateGradient)
-        #expect(abs(loss - fx.expected.loss) <= 1e-5 * abs(fx.expected.loss), "loss \(loss) vs PyTorch \(fx.expected.loss)")
+        let loss = try runner.trainStep(
+            inputs: fx.inputs, targets: fx.targets, state: state,
+            gradients: gradients, initialStateGradient: stateGradient)
+        #expect(
+            abs(loss - fx.expected.loss) <= 1e-5 * abs(fx.expected.loss), "loss \(loss) vs PyTorch \(fx.expected.loss)")
         for info in net.layout.tensors {
             let expected = try #require(fx.expected.gradients[info.name], "fixture lacks \(info.name)")
             let actual = Array(gradients.array[info.offset..<(info.offset + info.count)])
@@ -47,7 +49,9 @@ import Testing
             #expect(abs(loss - fx.expected.loss) <= 1e-5 * abs(fx.expected.loss), "\(cell) isa \(isa): loss")
             for info in net.layout.tensors {
                 let actual = Array(gradients.array[info.offset..<(info.offset + info.count)])
-                #expect(closeness(actual, fx.expected.gradients[info.name]!) <= 1, "\(cell) isa \(isa): gradient of \(info.name)")
+                #expect(
+                    closeness(actual, fx.expected.gradients[info.name]!) <= 1,
+                    "\(cell) isa \(isa): gradient of \(info.name)")
             }
             #expect(closeness(state.h.array, fx.expected.final_h) <= 1, "\(cell) isa \(isa): final h")
         }
@@ -57,7 +61,8 @@ import Testing
     func logitsMatchPyTorch(cell: String, threads: Int) throws {
         let fx = try ModelFixture.load(cell)
         let net = try fx.network()
-        let runner = BatchRunner(network: net, batchSize: fx.batch, seqLength: fx.steps, threads: threads, training: false)
+        let runner = BatchRunner(
+            network: net, batchSize: fx.batch, seqLength: fx.steps, threads: threads, training: false)
         let logits = try runner.logits(inputs: fx.inputs, state: fx.initialState())
         #expect(logits.count == fx.expected.logits.count, "(batch, steps, vocab) like PyTorch's batch_first output")
         #expect(closeness(logits, fx.expected.logits) <= 1, "logits")

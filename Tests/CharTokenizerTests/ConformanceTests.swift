@@ -52,8 +52,9 @@ struct ConformanceTests {
         let normalization = try #require(Self.normalizationTestLines().first.flatMap(Self.version(ofHeader:)))
         let grapheme = try #require(Self.graphemeBreakTestLines().first.flatMap(Self.version(ofHeader:)))
         let utf8proc = Tokenizer.unicodeVersion
-        print("utf8proc \(Tokenizer.utf8procVersion) implements Unicode \(utf8proc); "
-              + "NormalizationTest \(normalization), GraphemeBreakTest \(grapheme)")
+        print(
+            "utf8proc \(Tokenizer.utf8procVersion) implements Unicode \(utf8proc); "
+                + "NormalizationTest \(normalization), GraphemeBreakTest \(grapheme)")
         #expect(normalization == utf8proc)
         #expect(grapheme == utf8proc)
     }
@@ -110,15 +111,18 @@ struct ConformanceTests {
                 let normalization = Normalization(form: form, normalizeNewlines: false)
                 for source in 0..<5 {
                     let input = UTF8Decoding.encode(testCase.columns[source])
-                    let expected = UTF8Decoding.encode(testCase.columns[Self.expectedColumn(form: form, source: source)])
+                    let expected = UTF8Decoding.encode(
+                        testCase.columns[Self.expectedColumn(form: form, source: source)])
                     let fast = try normalization.apply(toUTF8: input)
-                    let reference = UTF8Decoding.encode(ReferencePipeline.normalize(testCase.columns[source], normalization))
+                    let reference = UTF8Decoding.encode(
+                        ReferencePipeline.normalize(testCase.columns[source], normalization))
                     if fast != expected || reference != expected {
                         failures += 1
                         if failures <= 20 {
-                            recordFailure("line \(testCase.line) \(form) of c\(source + 1) [\(codePoints(input))]: "
-                                         + "expected [\(codePoints(expected))], got [\(codePoints(fast))], "
-                                         + "reference [\(codePoints(reference))]")
+                            recordFailure(
+                                "line \(testCase.line) \(form) of c\(source + 1) [\(codePoints(input))]: "
+                                    + "expected [\(codePoints(expected))], got [\(codePoints(fast))], "
+                                    + "reference [\(codePoints(reference))]")
                         }
                     }
                 }
@@ -131,17 +135,24 @@ struct ConformanceTests {
             let normalization = Normalization(form: form, normalizeNewlines: false)
             for source in 0..<5 {
                 let joined = Array(part1.map { UTF8Decoding.encode($0.columns[source]) }.joined(separator: [0x0A]))
-                let fast = try normalization.apply(toUTF8: joined).split(separator: 0x0A, omittingEmptySubsequences: false)
-                let referenceScalars = ReferencePipeline.normalize(UTF8Decoding.scalars(of: joined) ?? [], normalization)
-                let reference = UTF8Decoding.encode(referenceScalars).split(separator: 0x0A, omittingEmptySubsequences: false)
+                let fast = try normalization.apply(toUTF8: joined).split(
+                    separator: 0x0A, omittingEmptySubsequences: false)
+                let referenceScalars = ReferencePipeline.normalize(
+                    UTF8Decoding.scalars(of: joined) ?? [], normalization)
+                let reference = UTF8Decoding.encode(referenceScalars).split(
+                    separator: 0x0A, omittingEmptySubsequences: false)
                 #expect(fast.count == part1.count && reference.count == part1.count)
                 for (index, testCase) in part1.enumerated() where index < fast.count && index < reference.count {
-                    let expected = UTF8Decoding.encode(testCase.columns[Self.expectedColumn(form: form, source: source)])
+                    let expected = UTF8Decoding.encode(
+                        testCase.columns[Self.expectedColumn(form: form, source: source)])
                     if Array(fast[index]) != expected || Array(reference[index]) != expected {
                         failures += 1
                         if failures <= 20 {
-                            recordFailure("line \(testCase.line) \(form) of c\(source + 1): expected [\(codePoints(expected))], "
-                                         + "got [\(codePoints(Array(fast[index])))], reference [\(codePoints(Array(reference[index])))]")
+                            recordFailure(
+                                "line \(testCase.line) \(form) of c\(source + 1): expected [\(codePoints(expected))], "
+                                    + "got [\(codePoints(Array(fast[index])))], reference "
+                                        + "[\(codePoints(Array(reference[index])))]"
+                            )
                         }
                     }
                 }
@@ -169,7 +180,8 @@ struct ConformanceTests {
             let normalization = Normalization(form: form, normalizeNewlines: false)
             let fast = try normalization.apply(toUTF8: joined)
             #expect(fast == joined, "\(form) changed a code point not listed in part 1")
-            let reference = UTF8Decoding.encode(ReferencePipeline.normalize(UTF8Decoding.scalars(of: joined) ?? [], normalization))
+            let reference = UTF8Decoding.encode(
+                ReferencePipeline.normalize(UTF8Decoding.scalars(of: joined) ?? [], normalization))
             #expect(reference == joined, "utf8proc \(form) changed a code point not listed in part 1")
         }
     }
@@ -180,8 +192,9 @@ struct ConformanceTests {
         var tested = 0
         var failures = 0
         // No normalization: the test data is about segmentation of the exact scalars given.
-        let config = TokenizerConfig(normalization: Normalization(form: .none, normalizeNewlines: false),
-                                     unit: .grapheme, fallback: .unknown)
+        let config = TokenizerConfig(
+            normalization: Normalization(form: .none, normalizeNewlines: false),
+            unit: .grapheme, fallback: .unknown)
         for (index, line) in lines.enumerated() {
             let content = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
             guard content.contains("÷") else { continue }
@@ -208,8 +221,9 @@ struct ConformanceTests {
             if units != expected || reference != expected || statistics.units != expected.count {
                 failures += 1
                 if failures <= 20 {
-                    recordFailure("line \(index + 1): \(content) → tokenizer \(units.map(codePoints)), "
-                                 + "reference \(reference.map(codePoints))")
+                    recordFailure(
+                        "line \(index + 1): \(content) → tokenizer \(units.map(codePoints)), "
+                            + "reference \(reference.map(codePoints))")
                 }
             }
         }

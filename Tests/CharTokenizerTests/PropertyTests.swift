@@ -9,7 +9,10 @@ import Testing
 struct PropertyTests {
     static func seed(_ normalization: Normalization, _ salt: UInt64 = 0) -> UInt64 {
         var seed: UInt64 = 0x5EED
-        for byte in "\(normalization.form)\(normalization.caseFold)\(normalization.stripMarks)\(normalization.normalizeNewlines)".utf8 {
+        for byte
+            in "\(normalization.form)\(normalization.caseFold)\(normalization.stripMarks)\(normalization.normalizeNewlines)"
+            .utf8
+        {
             seed = seed &* 31 &+ UInt64(byte)
         }
         return seed ^ salt
@@ -25,7 +28,10 @@ struct PropertyTests {
                 bytes, config: TokenizerConfig(normalization: normalization))
             let fast = try normalization.apply(toUTF8: bytes)
             if fast != UTF8Decoding.encode(reference) {
-                recordFailure("[\(codePoints(bytes))] → [\(codePoints(fast))], reference [\(codePoints(UTF8Decoding.encode(reference)))]")
+                recordFailure(
+                    "[\(codePoints(bytes))] → [\(codePoints(fast))], reference "
+                        + "[\(codePoints(UTF8Decoding.encode(reference)))]"
+                )
             }
             #expect(Array(normalization.apply(to: text).utf8) == fast)
         }
@@ -35,7 +41,8 @@ struct PropertyTests {
             let reference = UTF8Decoding.encode(try ReferencePipeline.normalizedScalars(bytes, config: config))
             #expect(try normalization.apply(toUTF8: bytes, invalidUTF8: .replace) == reference)
             let replaced = Array(String(decoding: bytes, as: UTF8.self).utf8)
-            #expect(reference == (try normalization.apply(toUTF8: replaced)), "U+FFFD substitution differs from Swift's")
+            #expect(
+                reference == (try normalization.apply(toUTF8: replaced)), "U+FFFD substitution differs from Swift's")
             var referenceError: TokenizerError?
             do { _ = try ReferencePipeline.decode(bytes, invalidUTF8: .error) } catch let error as TokenizerError {
                 referenceError = error
@@ -52,8 +59,9 @@ struct PropertyTests {
         TokenUnit.allCases.map { (normalization, $0) }
     }
 
-    @Test("segmentation: units equal the reference, and the fast path equals the slow path",
-          arguments: normalizationsAndUnits)
+    @Test(
+        "segmentation: units equal the reference, and the fast path equals the slow path",
+        arguments: normalizationsAndUnits)
     func unitsMatchReference(normalization: Normalization, unit: TokenUnit) throws {
         // A fixed salt per unit (hashValue changes from process to process), so a failure reproduces.
         let seed = Self.seed(normalization, UInt64(TokenUnit.allCases.firstIndex(of: unit)! + 1))
@@ -64,16 +72,23 @@ struct PropertyTests {
             let bytes = Array(TextGenerator.string(maxPieces: 60, using: &rng).utf8)
             let reference = try ReferencePipeline.units(bytes, config: config)
             guard !reference.isEmpty else {
-                #expect(throws: TokenizerError.emptyCorpus(source: nil)) { try Tokenizer.build(utf8: bytes, config: config) }
+                #expect(throws: TokenizerError.emptyCorpus(source: nil)) {
+                    try Tokenizer.build(utf8: bytes, config: config)
+                }
                 continue
             }
             let tokenizer = try Tokenizer.build(utf8: bytes, config: config)
             let ids = try tokenizer.encode(utf8: bytes)
             #expect(!ids.contains(0), "a unit of the corpus itself became <unk>")
             if tokenizer.tokenBytes(ids) != reference {
-                recordFailure("seed 0x\(String(seed, radix: 16)): [\(codePoints(bytes))]: \(tokenizer.tokenBytes(ids).map(codePoints)) != \(reference.map(codePoints))")
+                recordFailure(
+                    "seed 0x\(String(seed, radix: 16)): [\(codePoints(bytes))]: "
+                        + "\(tokenizer.tokenBytes(ids).map(codePoints)) != \(reference.map(codePoints))"
+                )
             }
-            #expect(try Self.slowPathIDs(bytes, tokenizer) == ids, "seed 0x\(String(seed, radix: 16)): fast and slow paths differ on [\(codePoints(bytes))]")
+            #expect(
+                try Self.slowPathIDs(bytes, tokenizer) == ids,
+                "seed 0x\(String(seed, radix: 16)): fast and slow paths differ on [\(codePoints(bytes))]")
             let statistics = try CorpusStatistics(corpus: String(decoding: bytes, as: UTF8.self), config: config)
             #expect(statistics.units == reference.count)
             #expect(statistics.normalizedBytes == reference.reduce(0) { $0 + $1.count })
@@ -85,14 +100,17 @@ struct PropertyTests {
         struct NoFastPath: FastLookup {
             func callAsFunction(_ scalar: UInt32) -> Int32 { -1 }
         }
-        var segmenter = Segmenter(tables: tokenizer.lookup.normalizationTables, unit: tokenizer.config.unit,
-                                  invalidUTF8: tokenizer.config.invalidUTF8, source: nil)
-        var sink = EncodingSink(lookup: tokenizer.lookup, unit: tokenizer.config.unit, fallback: tokenizer.config.fallback)
+        var segmenter = Segmenter(
+            tables: tokenizer.lookup.normalizationTables, unit: tokenizer.config.unit,
+            invalidUTF8: tokenizer.config.invalidUTF8, source: nil)
+        var sink = EncodingSink(
+            lookup: tokenizer.lookup, unit: tokenizer.config.unit, fallback: tokenizer.config.fallback)
         let out = IDBuffer()
         let ascii = [Int32](repeating: -1, count: 128)
         try bytes.withUnsafeBufferPointer { buffer in
             try ascii.withUnsafeBufferPointer { ascii in
-                try segmenter.process(buffer, baseOffset: 0, ascii: ascii.baseAddress!, fast: NoFastPath(), out: out, sink: &sink)
+                try segmenter.process(
+                    buffer, baseOffset: 0, ascii: ascii.baseAddress!, fast: NoFastPath(), out: out, sink: &sink)
             }
         }
         return out.array
@@ -109,17 +127,22 @@ struct PropertyTests {
                     let normalized = Array(normalization.apply(to: text).utf8)
                     // Small vocabularies force fallback; .scalars with non-grapheme units cannot drop units.
                     let limit: Int? = fallback == .scalars && unit != .grapheme ? nil : 1 + Int(rng.next() % 6)
-                    let config = TokenizerConfig(normalization: normalization, unit: unit, fallback: fallback, maxSize: limit)
+                    let config = TokenizerConfig(
+                        normalization: normalization, unit: unit, fallback: fallback, maxSize: limit)
                     switch fallback {
                     case .bytes:
                         let tokenizer = try Tokenizer.build(corpus: other, config: config)
                         let ids = try tokenizer.encode(text)
-                        #expect(Array(tokenizer.decode(ids).utf8) == normalized, "\(config) [\(codePoints(Array(text.utf8)))]")
+                        #expect(
+                            Array(tokenizer.decode(ids).utf8) == normalized,
+                            "\(config) [\(codePoints(Array(text.utf8)))]")
                         #expect(try Self.slowPathIDs(Array(text.utf8), tokenizer) == ids)
                     case .scalars:
                         let tokenizer = try Tokenizer.build(corpus: text + other, config: config)
                         let ids = try tokenizer.encode(text)
-                        #expect(Array(tokenizer.decode(ids).utf8) == normalized, "\(config) [\(codePoints(Array(text.utf8)))]")
+                        #expect(
+                            Array(tokenizer.decode(ids).utf8) == normalized,
+                            "\(config) [\(codePoints(Array(text.utf8)))]")
                         #expect(try Self.slowPathIDs(Array(text.utf8), tokenizer) == ids)
                     case .unknown:
                         let tokenizer = try Tokenizer.build(corpus: other, config: config)
@@ -152,7 +175,9 @@ struct PropertyTests {
                     if !missing.contains(scalar) { missing.append(scalar) }
                 }
                 if missing.isEmpty {
-                    #expect(Array(tokenizer.decode(try tokenizer.encode(text)).utf8) == Array(tokenizer.normalize(text).utf8))
+                    #expect(
+                        Array(tokenizer.decode(try tokenizer.encode(text)).utf8)
+                            == Array(tokenizer.normalize(text).utf8))
                 } else {
                     #expect(throws: TokenizerError.unknownCharacters(missing)) { try tokenizer.encode(text) }
                 }
@@ -167,8 +192,9 @@ struct PropertyTests {
         for round in 0..<10 {
             let normalization = allNormalizations[Int(rng.next() % UInt64(allNormalizations.count))]
             let unit = TokenUnit.allCases[round % 3]
-            let config = TokenizerConfig(normalization: normalization, unit: unit, fallback: .bytes, maxSize: 8,
-                                         invalidUTF8: .replace)
+            let config = TokenizerConfig(
+                normalization: normalization, unit: unit, fallback: .bytes, maxSize: 8,
+                invalidUTF8: .replace)
             var bytes: [UInt8] = []
             for _ in 0..<4 {
                 bytes += TextGenerator.bytes(maxPieces: 30, using: &rng)

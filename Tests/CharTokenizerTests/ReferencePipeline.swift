@@ -94,8 +94,11 @@ enum ReferencePipeline {
         var clusters: [[UInt32]] = []
         var state: Int32 = 0
         for (index, scalar) in scalars.enumerated() {
-            if index > 0 && !utf8proc_grapheme_break_stateful(Int32(bitPattern: scalars[index - 1]),
-                                                               Int32(bitPattern: scalar), &state) {
+            if index > 0
+                && !utf8proc_grapheme_break_stateful(
+                    Int32(bitPattern: scalars[index - 1]),
+                    Int32(bitPattern: scalar), &state)
+            {
                 clusters[clusters.count - 1].append(scalar)
             } else {
                 clusters.append([scalar])

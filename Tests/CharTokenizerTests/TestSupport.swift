@@ -59,9 +59,11 @@ enum TextGenerator {
     /// A random code point anywhere in Unicode (no surrogates).
     static func randomScalar(using rng: inout SplitMix64) -> Unicode.Scalar {
         while true {
-            let ranges: [ClosedRange<UInt32>] = [0...0x7F, 0x80...0x7FF, 0x800...0xFFFF, 0x300...0x36F,
-                                                 0x1100...0x11FF, 0xAC00...0xD7A3, 0x1F000...0x1FAFF,
-                                                 0x10000...0x10FFFF, 0x0900...0x0DFF]
+            let ranges: [ClosedRange<UInt32>] = [
+                0...0x7F, 0x80...0x7FF, 0x800...0xFFFF, 0x300...0x36F,
+                0x1100...0x11FF, 0xAC00...0xD7A3, 0x1F000...0x1FAFF,
+                0x10000...0x10FFFF, 0x0900...0x0DFF,
+            ]
             let range = ranges[Int(rng.next() % UInt64(ranges.count))]
             let value = UInt32.random(in: range, using: &rng)
             if let scalar = Unicode.Scalar(value) { return scalar }
@@ -85,8 +87,10 @@ enum TextGenerator {
     /// Random bytes that are mostly UTF-8 with invalid sequences mixed in.
     static func bytes(maxPieces: Int, using rng: inout SplitMix64) -> [UInt8] {
         var bytes: [UInt8] = []
-        let invalid: [[UInt8]] = [[0xFF], [0xC0, 0x80], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80],
-                                  [0xE2, 0x82], [0xF0, 0x9F, 0x98], [0x80], [0xBF, 0xBF], [0xC3], [0xF5], [0xE1, 0x41]]
+        let invalid: [[UInt8]] = [
+            [0xFF], [0xC0, 0x80], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80],
+            [0xE2, 0x82], [0xF0, 0x9F, 0x98], [0x80], [0xBF, 0xBF], [0xC3], [0xF5], [0xE1, 0x41],
+        ]
         for _ in 0..<Int(rng.next() % UInt64(maxPieces + 1)) {
             if rng.next() % 5 == 0 {
                 bytes += invalid[Int(rng.next() % UInt64(invalid.count))]

@@ -5,13 +5,16 @@ import Testing
 @Suite("tokenizer.json")
 struct TokenizerFileTests {
     /// Units that break naive JSON writers and String comparisons.
-    static let trickyCorpus = "a\0b\r\r\nc\u{301}\u{E9}e\u{301}\"\\\u{7F}\u{2028}\u{2029}\t👨‍👩‍👧\u{FEFF}\u{1F1FA}\u{1F1F8}\u{FFFD}\u{10FFFF}/"
+    static let trickyCorpus =
+        "a\0b\r\r\nc\u{301}\u{E9}e\u{301}\"\\\u{7F}\u{2028}\u{2029}\t👨‍👩‍👧\u{FEFF}\u{1F1FA}\u{1F1F8}\u{FFFD}\u{10FFFF}/"
 
     static let configs: [TokenizerConfig] = [
         TokenizerConfig(),
-        TokenizerConfig(normalization: Normalization(form: .none, normalizeNewlines: false), fallback: .bytes, minCount: 1),
-        TokenizerConfig(normalization: Normalization(form: .nfkd, caseFold: true, stripMarks: true), unit: .scalar,
-                        fallback: .unknown, maxSize: 5, invalidUTF8: .replace),
+        TokenizerConfig(
+            normalization: Normalization(form: .none, normalizeNewlines: false), fallback: .bytes, minCount: 1),
+        TokenizerConfig(
+            normalization: Normalization(form: .nfkd, caseFold: true, stripMarks: true), unit: .scalar,
+            fallback: .unknown, maxSize: 5, invalidUTF8: .replace),
         TokenizerConfig(unit: .byte, fallback: .bytes),
         TokenizerConfig(normalization: Normalization(form: .nfd), unit: .byte, fallback: .unknown, minCount: 2),
     ]
@@ -54,7 +57,8 @@ struct TokenizerFileTests {
         #expect(config["unit"] as? String == "grapheme")
         #expect(config["max_size"] is NSNull)
         let bytes = try Tokenizer.build(corpus: "a", config: TokenizerConfig(fallback: .bytes))
-        #expect(String(decoding: bytes.jsonData(), as: UTF8.self).contains("{\"id\": 255, \"byte\": 255, \"count\": 0}"))
+        #expect(
+            String(decoding: bytes.jsonData(), as: UTF8.self).contains("{\"id\": 255, \"byte\": 255, \"count\": 0}"))
     }
 
     static func loadError(_ text: String) -> TokenizerError? {
@@ -93,8 +97,9 @@ struct TokenizerFileTests {
 
     @Test("foreign files are recognised as such")
     func foreign() throws {
-        #expect(Self.loadError("{\"format\": \"other\", \"version\": 1}")
-                    == .notATokenizerFile(path: "t.json", reason: "its format is other, not \"charlm-tokenizer\""))
+        #expect(
+            Self.loadError("{\"format\": \"other\", \"version\": 1}")
+                == .notATokenizerFile(path: "t.json", reason: "its format is other, not \"charlm-tokenizer\""))
         let huggingFace = #"{"version": "1.0", "model": {"type": "BPE"}, "added_tokens": [], "normalizer": null}"#
         #expect(Self.loadError(huggingFace)?.errorDescription?.contains("Hugging Face") == true)
         #expect(Self.loadError("[1, 2, 3]") == .notATokenizerFile(path: "t.json", reason: "it is not a JSON object"))
@@ -116,10 +121,16 @@ struct TokenizerFileTests {
     func inconsistent() throws {
         let valid = try Self.valid()
         let cases: [(String, String)] = [
-            (valid.replacingOccurrences(of: "\"vocabulary_size\": 4", with: "\"vocabulary_size\": 5"), "vocabulary_size is 5"),
+            (
+                valid.replacingOccurrences(of: "\"vocabulary_size\": 4", with: "\"vocabulary_size\": 5"),
+                "vocabulary_size is 5"
+            ),
             (valid.replacingOccurrences(of: "\"unit\": \"l\"", with: "\"unit\": \"h\""), "appears twice"),
             (valid.replacingOccurrences(of: "{\"id\": 2,", with: "{\"id\": 7,"), "entry 2 has id 7"),
-            (valid.replacingOccurrences(of: "\"form\": \"nfc\"", with: "\"form\": \"nfx\""), "config.normalization.form"),
+            (
+                valid.replacingOccurrences(of: "\"form\": \"nfc\"", with: "\"form\": \"nfx\""),
+                "config.normalization.form"
+            ),
             (valid.replacingOccurrences(of: "\"min_count\": 1,", with: ""), "\"min_count\" is missing"),
             (valid.replacingOccurrences(of: "\"unit\": \"e\"", with: "\"byte\": 300"), "has byte 300"),
             (valid.replacingOccurrences(of: "\"unit\": \"e\"", with: "\"unit\": \"\""), "empty"),

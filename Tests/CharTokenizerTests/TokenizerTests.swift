@@ -35,8 +35,9 @@ struct VocabularyTests {
             .first { FileManager.default.fileExists(atPath: $0.path) }
     }()
 
-    @Test("tinyshakespeare gives char-rnn's 65 characters",
-          .enabled(if: tinyShakespeareFile != nil, "tinyshakespeare.txt not found: run corpora/fetch.sh tinyshakespeare"))
+    @Test(
+        "tinyshakespeare gives char-rnn's 65 characters",
+        .enabled(if: tinyShakespeareFile != nil, "tinyshakespeare.txt not found: run corpora/fetch.sh tinyshakespeare"))
     func tinyShakespeare() throws {
         let corpus = try #require(Self.tinyShakespeareFile)
         let tokenizer = try Tokenizer.build(corpusFile: corpus)
@@ -94,7 +95,8 @@ struct VocabularyTests {
         #expect(throws: TokenizerError.self) { try Tokenizer(units: ["a", "a"]) }
         #expect(throws: TokenizerError.self) { try Tokenizer(units: ["ab"], config: TokenizerConfig(unit: .scalar)) }
         #expect(throws: TokenizerError.self) {
-            try Tokenizer(config: TokenizerConfig(fallback: .unknown), vocabulary: [VocabularyEntry(unit: Array("a".utf8))])
+            try Tokenizer(
+                config: TokenizerConfig(fallback: .unknown), vocabulary: [VocabularyEntry(unit: Array("a".utf8))])
         }
         #expect(throws: TokenizerError.self) {
             try Tokenizer(config: TokenizerConfig(), vocabulary: [VocabularyEntry(unit: [0xFF])])
@@ -113,7 +115,9 @@ struct VocabularyTests {
         #expect(abs(stats.coverage(ofTop: 1) - 2.0 / 7.0) < 1e-12)
         #expect(stats.coverage(ofTop: 100) == 1)
         let tokenizer = try Tokenizer.build(from: stats, config: TokenizerConfig(fallback: .unknown, maxSize: 1))
-        #expect(tokenizer == (try Tokenizer.build(corpus: "abca\r\n👍🏽é", config: TokenizerConfig(fallback: .unknown, maxSize: 1))))
+        #expect(
+            tokenizer
+                == (try Tokenizer.build(corpus: "abca\r\n👍🏽é", config: TokenizerConfig(fallback: .unknown, maxSize: 1))))
         #expect(abs(stats.vocabularyCoverage(of: tokenizer) - 2.0 / 7.0) < 1e-12)
         #expect(throws: TokenizerError.self) {
             try Tokenizer.build(from: stats, config: TokenizerConfig(unit: .scalar))
@@ -128,7 +132,8 @@ struct EncodingTests {
         let errors: [TokenizerError] = [
             .invalidUTF8(offset: 3, source: nil), .emptyCorpus(source: "c.txt"), .unknownCharacters(["é"]),
             .unknownCharacters((0x41...0x5A).compactMap(Unicode.Scalar.init)), .invalidTokenID(-1, vocabularySize: 3),
-            .invalidConfiguration("x"), .unreadableFile(path: "p", reason: "r"), .unwritableFile(path: "p", reason: "r"),
+            .invalidConfiguration("x"), .unreadableFile(path: "p", reason: "r"),
+            .unwritableFile(path: "p", reason: "r"),
             .notATokenizerFile(path: "p", reason: "r"), .corruptTokenizerFile(path: "p", reason: "r"),
             .unsupportedVersion(path: "p", found: 9, supported: 1),
         ]
@@ -136,8 +141,9 @@ struct EncodingTests {
             let message = error.errorDescription ?? ""
             #expect(!message.isEmpty && !message.contains("\n"), "\(error)")
         }
-        #expect(TokenizerError.unknownCharacters((0x41...0x5A).compactMap(Unicode.Scalar.init)).errorDescription?
-                    .contains("and 16 more") == true)
+        #expect(
+            TokenizerError.unknownCharacters((0x41...0x5A).compactMap(Unicode.Scalar.init)).errorDescription?
+                .contains("and 16 more") == true)
     }
 
     @Test("fallback bytes spells unseen characters in UTF-8 bytes")
@@ -172,10 +178,13 @@ struct EncodingTests {
     @Test("units: graphemes keep ZWJ sequences and flags whole; scalars and bytes split them")
     func units() throws {
         let text = "👨‍👩‍👧🇺🇸🇬e\u{301}\r\n"
-        let graphemes = try Tokenizer.build(corpus: text, config: TokenizerConfig(
-            normalization: Normalization(form: .nfd, normalizeNewlines: false)))
-        #expect(graphemes.tokenBytes(try graphemes.encode(text)).map { String(decoding: $0, as: UTF8.self) }
-                    .map { Array($0.utf8) } == ["👨‍👩‍👧", "🇺🇸", "🇬", "e\u{301}", "\r\n"].map { Array($0.utf8) })
+        let graphemes = try Tokenizer.build(
+            corpus: text,
+            config: TokenizerConfig(
+                normalization: Normalization(form: .nfd, normalizeNewlines: false)))
+        #expect(
+            graphemes.tokenBytes(try graphemes.encode(text)).map { String(decoding: $0, as: UTF8.self) }
+                .map { Array($0.utf8) } == ["👨‍👩‍👧", "🇺🇸", "🇬", "e\u{301}", "\r\n"].map { Array($0.utf8) })
         let scalars = try Tokenizer.build(corpus: text, config: TokenizerConfig(unit: .scalar))
         // 5 + 3 scalars of emoji, "é" composed by NFC, CRLF turned into LF.
         #expect(try scalars.encode(text).count == 10)
@@ -195,7 +204,8 @@ struct EncodingTests {
         #expect(normalized("ﬁ①", Normalization(form: .nfkc)) == Array("fi1".utf8))
         #expect(normalized("Straße ΣΑΣ", Normalization(caseFold: true)) == Array("strasse σασ".utf8))
         #expect(normalized("café", Normalization(stripMarks: true)) == Array("cafe".utf8))
-        #expect(normalized("cafe\u{301} \u{E9}", Normalization(form: .none, stripMarks: true)) == Array("cafe \u{E9}".utf8))
+        #expect(
+            normalized("cafe\u{301} \u{E9}", Normalization(form: .none, stripMarks: true)) == Array("cafe \u{E9}".utf8))
         #expect(normalized("a\r\nb\rc\n\r", Normalization()) == Array("a\nb\nc\n\n".utf8))
         #expect(normalized("a\r\nb\rc", Normalization(normalizeNewlines: false)) == Array("a\r\nb\rc".utf8))
         #expect(normalized("\u{0085}\u{2028}", Normalization()) == Array("\u{0085}\u{2028}".utf8))
@@ -214,9 +224,12 @@ struct EncodingTests {
 
     @Test("regression: a slow region never ends between the CR and LF of a CRLF")
     func crlfInsideSlowRegion() throws {
-        for normalization in [Normalization(caseFold: true), Normalization(form: .none, stripMarks: true), Normalization()] {
+        for normalization in [
+            Normalization(caseFold: true), Normalization(form: .none, stripMarks: true), Normalization(),
+        ] {
             let text = "xe\u{34F}\u{32C}\r\r\nY\r\n"
-            let expected = try ReferencePipeline.normalizedScalars(Array(text.utf8), config: TokenizerConfig(normalization: normalization))
+            let expected = try ReferencePipeline.normalizedScalars(
+                Array(text.utf8), config: TokenizerConfig(normalization: normalization))
             #expect(Array(normalization.apply(to: text).utf8) == UTF8Decoding.encode(expected))
         }
     }
@@ -224,12 +237,21 @@ struct EncodingTests {
     @Test("invalid UTF-8 is an error naming the byte offset, or U+FFFD when asked")
     func invalidUTF8() throws {
         let tokenizer = try Tokenizer.build(corpus: "abc")
-        #expect(throws: TokenizerError.invalidUTF8(offset: 2, source: nil)) { try tokenizer.encode(utf8: [0x61, 0x62, 0xFF, 0x63]) }
-        #expect(throws: TokenizerError.invalidUTF8(offset: 1, source: nil)) { try tokenizer.encode(utf8: [0x61, 0xE2, 0x82]) }
-        #expect(TokenizerError.invalidUTF8(offset: 2, source: "x.txt").errorDescription?.contains("byte offset 2 in 'x.txt'") == true)
-        #expect(throws: TokenizerError.invalidUTF8(offset: 1, source: nil)) { try Tokenizer.build(utf8: [0x61, 0xC0, 0x80]) }
+        #expect(throws: TokenizerError.invalidUTF8(offset: 2, source: nil)) {
+            try tokenizer.encode(utf8: [0x61, 0x62, 0xFF, 0x63])
+        }
+        #expect(throws: TokenizerError.invalidUTF8(offset: 1, source: nil)) {
+            try tokenizer.encode(utf8: [0x61, 0xE2, 0x82])
+        }
+        #expect(
+            TokenizerError.invalidUTF8(offset: 2, source: "x.txt").errorDescription?.contains(
+                "byte offset 2 in 'x.txt'") == true)
+        #expect(throws: TokenizerError.invalidUTF8(offset: 1, source: nil)) {
+            try Tokenizer.build(utf8: [0x61, 0xC0, 0x80])
+        }
 
-        let replacing = try Tokenizer.build(utf8: [0x61, 0xFF, 0xE2, 0x82], config: TokenizerConfig(invalidUTF8: .replace))
+        let replacing = try Tokenizer.build(
+            utf8: [0x61, 0xFF, 0xE2, 0x82], config: TokenizerConfig(invalidUTF8: .replace))
         #expect(replacing.vocabulary.map(\.text) == ["a", "\u{FFFD}"])
         #expect(try replacing.encode(utf8: [0xF0, 0x9F, 0x98, 0x61]) == [1, 0])
     }
@@ -238,7 +260,8 @@ struct EncodingTests {
     func emptyCorpus() throws {
         #expect(throws: TokenizerError.emptyCorpus(source: nil)) { try Tokenizer.build(corpus: "") }
         #expect(throws: TokenizerError.emptyCorpus(source: nil)) {
-            try Tokenizer.build(corpus: "\u{301}\u{302}", config: TokenizerConfig(normalization: Normalization(stripMarks: true)))
+            try Tokenizer.build(
+                corpus: "\u{301}\u{302}", config: TokenizerConfig(normalization: Normalization(stripMarks: true)))
         }
         let directory = try TemporaryDirectory()
         let file = try directory.file("empty.txt", text: "")
@@ -316,7 +339,9 @@ struct StreamingTests {
             let file = try directory.file("pathological.txt", text: text)
             let tokenizer = try Tokenizer.build(corpus: text, config: TokenizerConfig(fallback: .bytes))
             for chunkSize in [64, 1000] {
-                #expect(try tokenizer.encodeFile(file, chunkSize: chunkSize, workers: 2).ids == (try tokenizer.encode(text)))
+                #expect(
+                    try tokenizer.encodeFile(file, chunkSize: chunkSize, workers: 2).ids == (try tokenizer.encode(text))
+                )
                 let counts = try UnitCounter.count(file: file, config: tokenizer.config, chunkSize: chunkSize)
                 #expect(try Tokenizer.build(counts: counts, config: tokenizer.config, source: nil) == tokenizer)
             }
@@ -334,7 +359,9 @@ struct StreamingTests {
         #expect(throws: TokenizerError.invalidUTF8(offset: 41_234, source: file.path)) {
             try tokenizer.encodeFile(file, chunkSize: 1000, workers: 2)
         }
-        #expect(throws: TokenizerError.invalidUTF8(offset: 41_234, source: file.path)) { try Tokenizer.build(corpusFile: file) }
+        #expect(throws: TokenizerError.invalidUTF8(offset: 41_234, source: file.path)) {
+            try Tokenizer.build(corpusFile: file)
+        }
         let missing = directory.url.appendingPathComponent("missing.txt")
         #expect(throws: TokenizerError.unreadableFile(path: missing.path, reason: "No such file or directory")) {
             try tokenizer.encodeFile(missing)
@@ -362,7 +389,9 @@ struct StreamingTests {
         encoded.withUnsafeBytes { #expect($0.count == 12) }
         let small = try EncodedCorpus(ids: [3, 1, 2], vocabularySize: 300)
         #expect(small.width == .uint16 && small.ids == [3, 1, 2] && small.count == 3)
-        #expect(throws: TokenizerError.invalidTokenID(300, vocabularySize: 300)) { try EncodedCorpus(ids: [300], vocabularySize: 300) }
+        #expect(throws: TokenizerError.invalidTokenID(300, vocabularySize: 300)) {
+            try EncodedCorpus(ids: [300], vocabularySize: 300)
+        }
     }
 
     @Test("the streaming decoder emits text as soon as it is complete")

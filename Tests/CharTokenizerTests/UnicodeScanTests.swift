@@ -20,7 +20,9 @@ import Testing
         for value in UInt32(0)..<0x110000 where !(0xD800..<0xE000).contains(value) {
             UnicodeData.decompose(value, options: canonical, into: &decomposition)
             guard decomposition.count >= 2, let last = decomposition.last else { continue }
-            if UnicodeScan.inertRanges.contains(where: { $0.contains(UInt32(bitPattern: last)) }) { offenders.append(value) }
+            if UnicodeScan.inertRanges.contains(where: { $0.contains(UInt32(bitPattern: last)) }) {
+                offenders.append(value)
+            }
         }
         #expect(offenders.isEmpty)
     }

@@ -8,11 +8,13 @@ import FuzzSupport
 let models: [LanguageModel] = Fallback.allCases.map { fallback in
     let config = TokenizerConfig(fallback: fallback)
     let tokenizer = try! Tokenizer.build(corpus: "(ant [bee {cat}])\nHéllo 👋🏽 wörld\r\n", config: config)
-    let network = try! Network(config: NetworkConfig(cell: .gru, vocabularySize: tokenizer.vocabularySize, hiddenSize: 8, layers: 2),
-                               seed: 1)
+    let network = try! Network(
+        config: NetworkConfig(cell: .gru, vocabularySize: tokenizer.vocabularySize, hiddenSize: 8, layers: 2),
+        seed: 1)
     let run = RunConfig(model: network.config, training: TrainingConfig(), corpus: nil)
-    return LanguageModel(tokenizer: tokenizer, network: network, config: run, trainerState: nil,
-                         weightsURL: URL(fileURLWithPath: "/dev/null"))
+    return LanguageModel(
+        tokenizer: tokenizer, network: network, config: run, trainerState: nil,
+        weightsURL: URL(fileURLWithPath: "/dev/null"))
 }
 
 @main enum Fuzz {
@@ -25,8 +27,9 @@ func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     let prompt = String(decoding: bytes, as: UTF8.self)
     for model in models {
         let stop = count > 2 ? [String(prompt.suffix(2))].filter { !$0.isEmpty } : []
-        let request = GenerationRequest(prompt: prompt, length: 4, options: SamplingOptions(temperature: 0.7, topK: 3, topP: 0.9),
-                                        seed: 1, numSamples: 2, stop: stop)
+        let request = GenerationRequest(
+            prompt: prompt, length: 4, options: SamplingOptions(temperature: 0.7, topK: 3, topP: 0.9),
+            seed: 1, numSamples: 2, stop: stop)
         if let samples = try? model.generate(request) {
             for sample in samples { precondition(sample.tokens.count <= 4) }
         }

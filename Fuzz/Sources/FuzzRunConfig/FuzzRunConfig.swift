@@ -17,7 +17,8 @@ func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     if ParameterLayout(config: config.model).count < 1 << 20 {
         _ = try? Network(config: config.model)
     }
-    _ = BatchRunner.workingMemory(config: config.model, batchSize: config.training.batchSize,
-                                  seqLength: config.training.seqLength, training: true)
+    _ = BatchRunner.workingMemory(
+        config: config.model, batchSize: config.training.batchSize,
+        seqLength: config.training.seqLength, training: true)
     return 0
 }

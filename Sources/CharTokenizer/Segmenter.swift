@@ -1,5 +1,9 @@
 import CUTF8Proc
 
+// The encoder's hot loop. The pipeline it belongs to — safe cuts, per-scalar tables, the fast
+// path, slow regions and their cache, the worker team — and the invariant each piece keeps are
+// described in one place: CharTokenizer.docc/Pipeline.md.
+
 /// Receives the units completed by the exact (slow) path of `Segmenter`.
 protocol UnitSink {
     /// One complete unit as normalized scalars: a grapheme cluster for `.grapheme`, a single

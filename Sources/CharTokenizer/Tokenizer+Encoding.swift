@@ -47,14 +47,7 @@ extension Tokenizer {
         let width = EncodedCorpus.Width(vocabularySize: vocabularySize)
         return try ChunkReader.withFile(url, kinds: lookup.normalizationTables.kinds, chunkSize: chunkSize) { reader in
             let storage = CompactIDStorage(width: width, capacity: (reader.fileSize ?? 0) + 16)
-            let team = EncoderTeam(
-                tokenizer: self, workers: max(workers, 1), source: reader.path,
-                capacity: reader.chunkSize)
-            try reader.forEachChunk { chunk, offset, _ in
-                let pieces = SafeCuts.split(chunk, parts: team.workers)
-                try team.encode(chunk, pieces: pieces, offset: offset)
-                team.store(pieces: pieces.count, in: storage)
-            }
+            try encode(reader: reader, workers: workers) { team, pieces in team.store(pieces: pieces, in: storage) }
             storage.shrinkToFit()
             return EncodedCorpus(storage: storage, vocabularySize: vocabularySize)
         }
@@ -84,20 +77,27 @@ extension Tokenizer {
     /// Number of threads file encoding uses: the active processor count, at most 8.
     static var defaultWorkers: Int { min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 8) }
 
-    /// Encodes the chunks of `reader` in order. Each chunk is split at safe cuts into one piece
-    /// per worker; the pieces are encoded in parallel, each worker with its own encoder state,
-    /// and handed to `consume` in order.
+    /// Encodes the chunks of `reader` in order, handing each piece's ids to `consume` in order.
     func encode(
         reader: ChunkReader, workers: Int = defaultWorkers,
         _ consume: (UnsafeBufferPointer<Int32>) throws -> Void
     ) throws {
-        let team = EncoderTeam(
-            tokenizer: self, workers: max(workers, 1), source: reader.path,
-            capacity: reader.chunkSize)
+        try encode(reader: reader, workers: workers) { team, pieces in
+            for piece in 0..<pieces { try consume(team.outs[piece].elements) }
+        }
+    }
+
+    /// Encodes the chunks of `reader` in order. Each chunk is split at safe cuts into one piece
+    /// per worker; the pieces are encoded in parallel, each worker with its own encoder state;
+    /// then `collect` takes the team's outputs (the first `pieces` of them, in order).
+    private func encode(
+        reader: ChunkReader, workers: Int, collect: (_ team: EncoderTeam, _ pieces: Int) throws -> Void
+    ) throws {
+        let team = EncoderTeam(tokenizer: self, workers: max(workers, 1), source: reader.path, capacity: reader.chunkSize)
         try reader.forEachChunk { chunk, offset, _ in
             let pieces = SafeCuts.split(chunk, parts: team.workers)
             try team.encode(chunk, pieces: pieces, offset: offset)
-            for piece in pieces.indices { try consume(team.outs[piece].elements) }
+            try collect(team, pieces.count)
         }
     }
 }

@@ -54,7 +54,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// (Key paths are immutable values, safe to share; Swift does not mark them Sendable.)
     nonisolated(unsafe) public static let mayChangeOnResume: Set<PartialKeyPath<RunConfig>> = [
         \.training.maxSteps, \.training.epochs, \.training.timeLimit, \.training.earlyStoppingPatience,
-        \.training.evalEvery, \.training.sampleEvery, \.training.logEvery, \.training.threads,
+        \.training.evalEvery, \.training.sampleEvery, \.training.sampleTemperature, \.training.logEvery, \.training.threads,
         \.training.nanPolicy, \.training.optimizer.learningRate,
     ]
 

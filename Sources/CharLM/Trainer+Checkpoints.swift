@@ -94,7 +94,7 @@ extension Trainer {
         let model = LanguageModel(
             tokenizer: tokenizer, network: network, config: config, trainerState: state, weightsURL: run.modelURL)
         let request = GenerationRequest(
-            prompt: "", length: length, options: SamplingOptions(temperature: 0.8), seed: seed)
+            prompt: "", length: length, options: SamplingOptions(temperature: config.training.sampleTemperature), seed: seed)
         return try model.generate(request).first?.text ?? ""
     }
 }

@@ -127,6 +127,8 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// Print a short sample every this many steps (0: never).
     public var sampleEvery: Int = 1000
     public var sampleLength: Int = 200
+    /// Temperature of those samples.
+    public var sampleTemperature: Float = 0.8
     /// Stop when this many validations in a row bring no improvement (nil: never).
     public var earlyStoppingPatience: Int? = 8
     public var nanPolicy: NaNPolicy = .skip
@@ -177,6 +179,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
             sampleEvery >= 0 && sampleEvery <= Self.maximumSteps,
             "the sample interval must be between 0 (never) and \(Self.maximumSteps) steps")
         try check(sampleLength >= 1 && sampleLength <= 1_000_000, "the sample length must be between 1 and 1000000")
+        try check(sampleTemperature >= 0 && sampleTemperature.isFinite, "the sample temperature must be 0 or positive")
         try check(
             earlyStoppingPatience.map { $0 >= 1 && $0 <= 1_000_000 } ?? true,
             "the early-stopping patience must be between 1 and 1000000 validations")

@@ -195,6 +195,9 @@ struct ReportingOptions: ParsableArguments {
     @Option(help: "Print a short sample every this many steps; 0 never (default 1000).")
     var sampleEvery: Int?
 
+    @Option(help: "Temperature of those samples (default 0.8).")
+    var sampleTemperature: Float?
+
     @Option(help: "Report progress every this many steps (default 10).")
     var logEvery: Int?
 
@@ -204,6 +207,7 @@ struct ReportingOptions: ParsableArguments {
     func add(to options: inout RunOptions) {
         options.set(\.training.evalEvery, to: evalEvery, as: "--eval-every")
         options.set(\.training.sampleEvery, to: sampleEvery, as: "--sample-every")
+        options.set(\.training.sampleTemperature, to: sampleTemperature, as: "--sample-temperature")
         options.set(\.training.logEvery, to: logEvery, as: "--log-every")
         options.set(\.training.threads, to: threads, as: "--threads")
     }

@@ -31,13 +31,26 @@ static _Thread_local int ck_isa_forced = -1;
 // AVX-512 CPU without BW/DQ/VL, or an AVX2 CPU without BMI2 or MOVBE, would otherwise get
 // instructions it cannot run. The level checks include the operating system's support for
 // the wider registers (XGETBV).
-int ck_isa_detected(void) {
+static int ck_isa_of_this_cpu(void) {
 #if CK_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("x86-64-v4")) return CK_ISA_AVX512;
     if (__builtin_cpu_supports("x86-64-v3")) return CK_ISA_AVX2;
 #endif
     return CK_ISA_GENERIC;
+}
+
+// Every kernel call asks for the instruction set, so the answer is kept (a race between two
+// first callers only stores the same value twice).
+static int ck_isa_cached = -1;
+
+int ck_isa_detected(void) {
+    int isa = __atomic_load_n(&ck_isa_cached, __ATOMIC_RELAXED);
+    if (isa < 0) {
+        isa = ck_isa_of_this_cpu();
+        __atomic_store_n(&ck_isa_cached, isa, __ATOMIC_RELAXED);
+    }
+    return isa;
 }
 
 int ck_isa(void) {

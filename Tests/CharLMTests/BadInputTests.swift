@@ -135,11 +135,7 @@ import Testing
     @Test func damagedRunFilesGiveClearErrors() throws {
         let dir = temporaryDirectory()
         defer { cleanup(dir) }
-        let run = dir.appendingPathComponent("run")
-        _ = try Trainer.start(
-            corpus: projectCorpus("brackets.txt"), runDirectory: run,
-            config: smallConfig(training: smallTraining(steps: 10)), overwrite: false
-        ).train()
+        let run = try trainedRun(in: dir, steps: 10)
         let config = run.appendingPathComponent("config.json")
         let original = try Data(contentsOf: config)
         try Data(#"{"format": "something-else", "version": 1}"#.utf8).write(to: config)
@@ -190,11 +186,7 @@ import Testing
     @Test func extremeTrainerStateValuesAreRefusedWhereTheyAreRead() throws {
         let dir = temporaryDirectory()
         defer { cleanup(dir) }
-        let run = dir.appendingPathComponent("run")
-        _ = try Trainer.start(
-            corpus: projectCorpus("brackets.txt"), runDirectory: run,
-            config: smallConfig(training: smallTraining(steps: 10)), overwrite: false
-        ).train()
+        let run = try trainedRun(in: dir, steps: 10)
         let url = run.appendingPathComponent("trainer_state.json")
         let original = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
         let extremes: [(String, Any)] = [

@@ -29,19 +29,23 @@ def f32(t):
     return t.float().double()
 
 
-def model_fixture(cell, V, H, L, B, T, seed):
+def model_fixture(cell, V, H, L, B, T, seed, E=None):
+    """A network on one-hot inputs, or, with E, on an nn.Embedding(V, E) of the ids."""
     torch.manual_seed(seed)
     rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
-    rnn = rnn_cls(V, H, L, batch_first=True).double()
+    rnn = rnn_cls(E or V, H, L, batch_first=True).double()
     out = nn.Linear(H, V).double()
+    emb = nn.Embedding(V, E).double() if E else None
     with torch.no_grad():
         for p in list(rnn.parameters()) + list(out.parameters()):
             p.copy_(f32(p * 3.0))  # wider than the default init, so that gates saturate a little
+        if emb is not None:
+            emb.weight.copy_(f32(emb.weight))
     ids = torch.randint(0, V, (B, T))
     targets = torch.randint(0, V, (B, T))
     h0 = f32(torch.randn(L, B, H) * 0.5).requires_grad_(True)
     c0 = f32(torch.randn(L, B, H) * 0.5).requires_grad_(True) if cell == "lstm" else None
-    x = F.one_hot(ids, V).double()
+    x = emb(ids) if emb is not None else F.one_hot(ids, V).double()
     state = (h0, c0) if cell == "lstm" else h0
     y, final = rnn(x, state)
     logits = out(y)
@@ -49,6 +53,9 @@ def model_fixture(cell, V, H, L, B, T, seed):
     loss.backward()
     tensors = {}
     grads = {}
+    if emb is not None:
+        tensors["embedding.weight"] = {"shape": list(emb.weight.shape), "values": flat(emb.weight)}
+        grads["embedding.weight"] = flat(emb.weight.grad)
     for name, p in rnn.named_parameters():
         tensors["rnn." + name] = {"shape": list(p.shape), "values": flat(p)}
         grads["rnn." + name] = flat(p.grad)
@@ -56,7 +63,7 @@ def model_fixture(cell, V, H, L, B, T, seed):
         tensors["out." + name] = {"shape": list(p.shape), "values": flat(p)}
         grads["out." + name] = flat(p.grad)
     fixture = {
-        "cell": cell, "vocab": V, "hidden": H, "layers": L, "batch": B, "steps": T,
+        "cell": cell, "vocab": V, "hidden": H, "layers": L, "batch": B, "steps": T, "embedding": E,
         "tensors": tensors,
         "inputs": [int(i) for i in ids.reshape(-1)],
         "targets": [int(i) for i in targets.reshape(-1)],
@@ -117,6 +124,13 @@ def main():
         fixture = model_fixture(cell, V=11, H=13, L=2, B=3, T=7, seed=100 + i)
         fixture["torch_version"] = torch.__version__
         path = os.path.join(args.out, f"{cell}.json")
+        with open(path, "w") as f:
+            json.dump(fixture, f)
+        print(path)
+    for i, cell in enumerate(["lstm", "gru"]):
+        fixture = model_fixture(cell, V=11, H=13, L=2, B=3, T=7, seed=200 + i, E=5)
+        fixture["torch_version"] = torch.__version__
+        path = os.path.join(args.out, f"{cell}_embedding.json")
         with open(path, "w") as f:
             json.dump(fixture, f)
         print(path)

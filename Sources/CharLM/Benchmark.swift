@@ -159,7 +159,7 @@ public enum Benchmark {
             .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
         return
             "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores, "
-                + "\(ProcessInfo.processInfo.operatingSystemVersionString)"
+            + "\(ProcessInfo.processInfo.operatingSystemVersionString)"
     }
 
     /// Resident memory now, in bytes (Linux: /proc/self/statm; elsewhere the peak).

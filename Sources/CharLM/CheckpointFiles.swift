@@ -74,7 +74,7 @@ enum CheckpointFiles {
                 path: source,
                 reason:
                     "holds the state of optimizer \(file.metadata["optimizer"] ?? "?"), but config.json says "
-                        + "\(optimizer.config.kind.rawValue)"
+                    + "\(optimizer.config.kind.rawValue)"
             )
         }
         let step = try file.int64s("step", source: source)

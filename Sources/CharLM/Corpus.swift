@@ -1,21 +1,93 @@
 import CharTokenizer
 import Foundation
 
-/// A contiguous run of token ids inside an encoded corpus.
+/// Token ids of an encoded corpus read as one sequence: a run of it, or several runs one after
+/// another (the blocks of a split).
 public struct TokenSpan: Sendable {
     public let corpus: EncodedCorpus
-    public let range: Range<Int>
+    /// The runs of `corpus` the span is made of, in order.
+    public let ranges: [Range<Int>]
+    /// Where each run starts within the span.
+    private let starts: [Int]
+    /// Number of ids.
+    public let count: Int
 
+    /// The whole corpus, or one run of it.
     public init(_ corpus: EncodedCorpus, range: Range<Int>? = nil) {
-        self.corpus = corpus
-        self.range = range ?? 0..<corpus.count
+        self.init(corpus, ranges: [range ?? 0..<corpus.count])
     }
 
-    public var count: Int { range.count }
+    /// Runs of `corpus` (empty ones are left out), read one after another.
+    public init(_ corpus: EncodedCorpus, ranges: [Range<Int>]) {
+        self.corpus = corpus
+        self.ranges = ranges.filter { !$0.isEmpty }
+        var starts: [Int] = []
+        var total = 0
+        for range in self.ranges {
+            starts.append(total)
+            total += range.count
+        }
+        self.starts = starts
+        count = total
+    }
 
-    /// Ids at positions `r` relative to the span's start.
+    /// Ids at positions `r` of the span.
     public func ids(_ r: Range<Int>) -> [Int32] {
-        corpus.ids((range.lowerBound + r.lowerBound)..<(range.lowerBound + r.upperBound))
+        let r = r.clamped(to: 0..<count)
+        guard !r.isEmpty else { return [] }
+        if ranges.count == 1 {
+            return corpus.ids((ranges[0].lowerBound + r.lowerBound)..<(ranges[0].lowerBound + r.upperBound))
+        }
+        var out: [Int32] = []
+        out.reserveCapacity(r.count)
+        var position = r.lowerBound
+        var run = runIndex(containing: position)
+        while position < r.upperBound {
+            let offset = position - starts[run]
+            let take = min(ranges[run].count - offset, r.upperBound - position)
+            out += corpus.ids((ranges[run].lowerBound + offset)..<(ranges[run].lowerBound + offset + take))
+            position += take
+            run += 1
+        }
+        return out
+    }
+
+    /// Runs of this span (positions within it), as a span of their own.
+    public func subspan(_ runs: [Range<Int>]) -> TokenSpan {
+        var pieces: [Range<Int>] = []
+        for r in runs {
+            let r = r.clamped(to: 0..<count)
+            var position = r.lowerBound
+            guard position < r.upperBound else { continue }
+            var run = runIndex(containing: position)
+            while position < r.upperBound {
+                let offset = position - starts[run]
+                let take = min(ranges[run].count - offset, r.upperBound - position)
+                pieces.append((ranges[run].lowerBound + offset)..<(ranges[run].lowerBound + offset + take))
+                position += take
+                run += 1
+            }
+        }
+        return TokenSpan(corpus, ranges: pieces)
+    }
+
+    /// At most `limit` ids of the span, as evenly spaced pieces of `piece` ids: the whole span
+    /// when it is no longer.
+    public func sample(atMost limit: Int, piece: Int = 4096) -> TokenSpan {
+        guard count > limit, limit > 0 else { return self }
+        let pieces = max(1, limit / piece)
+        let length = limit / pieces
+        let stride = count / pieces
+        return subspan((0..<pieces).map { ($0 * stride)..<($0 * stride + length) })
+    }
+
+    private func runIndex(containing position: Int) -> Int {
+        var low = 0, high = starts.count - 1
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if starts[middle] <= position { low = middle } else { high = middle - 1 }
+        }
+        return low
     }
 }
 
@@ -50,10 +122,12 @@ public struct Corpus: Sendable {
     }
 
     /// Encodes `url` with `tokenizer` (streaming: the text is never held as a String) and
-    /// splits it: the last `valFraction` for validation, or all of `validationFile`.
-    public static func load(_ url: URL, tokenizer: Tokenizer, valFraction: Double, validationFile: URL?) throws
-        -> Corpus
-    {
+    /// splits it: `split` decides which part is held out for validation (a `valFraction` of it),
+    /// unless `validationFile` is given.
+    public static func load(
+        _ url: URL, tokenizer: Tokenizer, valFraction: Double, split: ValidationSplit = .tail,
+        validationFile: URL?
+    ) throws -> Corpus {
         try checkReadable(url)
         let bytes = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
         let ids = try encode(url, tokenizer: tokenizer)
@@ -62,10 +136,9 @@ public struct Corpus: Sendable {
             let validation = try encode(validationFile, tokenizer: tokenizer)
             return Corpus(train: TokenSpan(ids), validation: TokenSpan(validation), bytes: bytes)
         }
-        let validationCount = Int((Double(ids.count) * valFraction).rounded())
-        let split = ids.count - validationCount
+        let (train, validation) = split.ranges(count: ids.count, fraction: valFraction)
         return Corpus(
-            train: TokenSpan(ids, range: 0..<split), validation: TokenSpan(ids, range: split..<ids.count), bytes: bytes)
+            train: TokenSpan(ids, ranges: train), validation: TokenSpan(ids, ranges: validation), bytes: bytes)
     }
 
     private static func encode(_ url: URL, tokenizer: Tokenizer) throws -> EncodedCorpus {
@@ -97,8 +170,8 @@ public struct StreamBatcher: Sendable {
                 path: name,
                 reason:
                     "its training split has \(data.count) units, fewer than one step needs (batch \(batchSize) x "
-                        + "seq-length \(seqLength) + 1 = \(batchSize * seqLength + 1)); use a longer text or smaller "
-                            + "--batch / --seq-length"
+                    + "seq-length \(seqLength) + 1 = \(batchSize * seqLength + 1)); use a longer text or smaller "
+                    + "--batch / --seq-length"
             )
         }
     }
@@ -120,5 +193,83 @@ public struct StreamBatcher: Sendable {
             targets += ids.dropFirst()
         }
         return (inputs, targets)
+    }
+}
+
+/// Which part of a corpus is held out for validation.
+public enum ValidationSplit: Codable, Sendable, Equatable, CustomStringConvertible {
+    /// Blocks of `size` units spread evenly through the text: of every run of blocks, the
+    /// fraction asked for (every tenth block for 10%), so that the held-out text is like the
+    /// whole, whatever order the corpus is in.
+    case blocks(size: Int)
+    /// The end of the text (char-rnn's split).
+    case tail
+
+    /// charlm's default: blocks of 4096 units.
+    public static let standard = ValidationSplit.blocks(size: 4096)
+
+    /// The training and validation ranges of a corpus of `count` units.
+    func ranges(count: Int, fraction: Double) -> (train: [Range<Int>], validation: [Range<Int>]) {
+        switch self {
+        case .tail:
+            let split = count - Int((Double(count) * fraction).rounded())
+            return ([0..<split], [split..<count])
+        case .blocks(let size):
+            var train: [Range<Int>] = [], validation: [Range<Int>] = []
+            let blocks = (count + size - 1) / size
+            for block in 0..<blocks {
+                let range = (block * size)..<min(count, (block + 1) * size)
+                // Block b is held out when the running total of the fraction passes a whole
+                // number in it: evenly spaced, and exactly round(blocks x fraction) of them.
+                let heldOut = Int((Double(block + 1) * fraction).rounded()) > Int((Double(block) * fraction).rounded())
+                if heldOut { validation.append(range) } else { train.append(range) }
+            }
+            return (Self.merged(train), Self.merged(validation))
+        }
+    }
+
+    /// Adjacent ranges joined.
+    private static func merged(_ ranges: [Range<Int>]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        for range in ranges {
+            if let last = out.last, last.upperBound == range.lowerBound {
+                out[out.count - 1] = last.lowerBound..<range.upperBound
+            } else {
+                out.append(range)
+            }
+        }
+        return out
+    }
+
+    /// Parses `blocks`, `blocks:SIZE` or `tail`.
+    public init(parsing text: String) throws {
+        let parts = text.lowercased().split(separator: ":").map(String.init)
+        switch parts.first {
+        case "tail" where parts.count == 1: self = .tail
+        case "blocks" where parts.count == 1: self = .standard
+        case "blocks" where parts.count == 2:
+            guard let size = Int(parts[1]), size >= 1 else {
+                throw CharLMError.invalidOptions("validation split '\(text)': the block size must be a positive number")
+            }
+            self = .blocks(size: size)
+        default:
+            throw CharLMError.invalidOptions("validation split '\(text)': expected blocks, blocks:SIZE or tail")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .tail: "tail"
+        case .blocks(let size): "blocks:\(size)"
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try self.init(parsing: try decoder.singleValueContainer().decode(String.self))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
     }
 }

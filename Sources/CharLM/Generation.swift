@@ -65,6 +65,8 @@ public final class BatchGeneration {
     public private(set) var samples: [GeneratedSample]
     private var active: [Bool]
     private var logits: [Float]
+    /// For vocabularies with byte tokens: what keeps each sample valid UTF-8.
+    private var utf8Guards: [ValidUTF8Guard]?
     public private(set) var steps = 0
 
     /// Encodes the prompt and primes the network with it.
@@ -87,6 +89,8 @@ public final class BatchGeneration {
             GeneratedSample(text: "", tokens: [], stoppedBy: nil, seed: request.seed &+ UInt64($0))
         }
         active = Array(repeating: request.length > 0, count: n)
+        let utf8Guard = ValidUTF8Guard(tokenizer: model.tokenizer)
+        utf8Guards = utf8Guard.hasByteTokens ? Array(repeating: utf8Guard, count: n) : nil
         let prime = ids.isEmpty ? [model.startID] : ids
         logits = try session.feed((0..<n).flatMap { _ in prime })
     }
@@ -105,9 +109,15 @@ public final class BatchGeneration {
                 next[i] = samples[i].tokens.last ?? promptIDs.last ?? 0
                 continue
             }
-            let row = Array(logits[(i * v)..<((i + 1) * v)])
+            var row = Array(logits[(i * v)..<((i + 1) * v)])
+            let room = request.length - samples[i].tokens.count
+            if let utf8Guard = utf8Guards?[i] {
+                // Tokens that would make the text invalid UTF-8 cannot be drawn.
+                for id in 0..<v where !utf8Guard.allows(Int32(id), room: room) { row[id] = -.infinity }
+            }
             let window = history[i].suffix(request.options.repetitionWindow)
             let id = samplers[i].sample(logits: row, recent: window, using: &generators[i])
+            utf8Guards?[i].accept(id)
             next[i] = id
             history[i].append(id)
             samples[i].tokens.append(id)

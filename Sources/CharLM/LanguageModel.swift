@@ -27,11 +27,33 @@ public final class LanguageModel: @unchecked Sendable {
     }
 
     /// Which checkpoint of a run to load.
-    public enum Checkpoint: String, Sendable, CaseIterable {
+    public enum Checkpoint: Sendable, Equatable, CustomStringConvertible {
         /// The lowest validation loss (falls back to latest when there is none yet).
         case best
         /// The last one saved.
         case latest
+        /// The one kept at a step (`--keep-checkpoints`).
+        case step(Int)
+
+        /// Parses `best`, `latest` or `step-N`.
+        public init?(_ text: String) {
+            switch text.lowercased() {
+            case "best": self = .best
+            case "latest": self = .latest
+            case let other where other.hasPrefix("step-"):
+                guard let step = Int(other.dropFirst(5)), step >= 0 else { return nil }
+                self = .step(step)
+            default: return nil
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .best: "best"
+            case .latest: "latest"
+            case .step(let step): "step-\(step)"
+            }
+        }
     }
 
     /// Loads a model from a run directory, or from a `model.safetensors` with its
@@ -50,7 +72,7 @@ public final class LanguageModel: @unchecked Sendable {
         }
         let run = RunDirectory(path)
         let weights = try run.weightsDirectory(checkpoint)
-        // best/ holds its own config and tokenizer; .previous/ shares the run's.
+        // best/ and checkpoints/step-N hold their own config and tokenizer; .previous/ shares the run's.
         let configDirectory = weights == run.previousURL ? run.url : weights
         return try load(
             weights: weights.appendingPathComponent("model.safetensors"), configIn: configDirectory,

@@ -18,6 +18,7 @@ import Darwin
 ///     RUN/trainer_state.json     step, epoch, data cursor, RNG, rate, history   ┘
 ///     RUN/metrics.csv            one row per logged step (a log, not state)
 ///     RUN/best/                  config, tokenizer, weights and state of the best validation
+///     RUN/checkpoints/step-N/    weights and state kept at validations (--keep-checkpoints)
 ///     RUN/.previous/             hard links to the checkpoint before the latest
 ///     RUN/.lock                  held by the process training the run
 ///
@@ -259,6 +260,43 @@ public struct RunDirectory: Sendable {
         }
     }
 
+    // MARK: - Kept checkpoints
+
+    /// Where the weights of `step` are kept: RUN/checkpoints/step-N.
+    func keptCheckpointURL(step: Int) -> URL {
+        url.appendingPathComponent("checkpoints").appendingPathComponent("step-\(step)")
+    }
+
+    /// The steps whose checkpoints are kept, in order.
+    func keptCheckpointSteps() -> [Int] {
+        let names =
+            (try? FileManager.default.contentsOfDirectory(atPath: url.appendingPathComponent("checkpoints").path)) ?? []
+        return names.compactMap { $0.hasPrefix("step-") ? Int($0.dropFirst(5)) : nil }.sorted()
+    }
+
+    /// Keeps the latest checkpoint's weights (and its config, tokenizer and trainer state) as
+    /// checkpoints/step-N, as hard links to the files just saved (files are only ever replaced by
+    /// rename, so a link is a snapshot), built beside it and renamed into place; then removes
+    /// all but the `keep` most recent.
+    func keepCheckpoint(step: Int, keep: Int) throws {
+        let fm = FileManager.default
+        let directory = url.appendingPathComponent("checkpoints")
+        let building = directory.appendingPathComponent(".step-\(step).tmp")
+        try? fm.removeItem(at: building)
+        try makeDirectory(building)
+        for name in ["config.json", "tokenizer.json", "model.safetensors", "trainer_state.json"] {
+            try Self.linkOrCopy(url.appendingPathComponent(name), to: building.appendingPathComponent(name))
+        }
+        DurableFile.syncDirectory(building)
+        let destination = keptCheckpointURL(step: step)
+        try? fm.removeItem(at: destination)
+        guard rename(building.path, destination.path) == 0 else {
+            throw CharLMError.unwritable(path: destination.path, reason: String(cString: strerror(errno)))
+        }
+        for old in keptCheckpointSteps().dropLast(keep) { try? fm.removeItem(at: keptCheckpointURL(step: old)) }
+        DurableFile.syncDirectory(directory)
+    }
+
     // MARK: - Loading
 
     /// config.json and tokenizer.json, checked against each other.
@@ -278,7 +316,7 @@ public struct RunDirectory: Sendable {
                 path: directory.path,
                 reason:
                     "tokenizer.json has \(tokenizer.vocabularySize) tokens but config.json says "
-                        + "\(config.model.vocabularySize)"
+                    + "\(config.model.vocabularySize)"
             )
         }
         config.tokenizer = tokenizer.config
@@ -321,7 +359,7 @@ public struct RunDirectory: Sendable {
             path: url.path,
             reason:
                 "no complete checkpoint to resume from (\(problem.map { "\($0)" } ?? "none")); start again with "
-                    + "--overwrite"
+                + "--overwrite"
         )
     }
 
@@ -349,6 +387,18 @@ public struct RunDirectory: Sendable {
         let fm = FileManager.default
         func hasWeights(_ directory: URL) -> Bool {
             fm.fileExists(atPath: directory.appendingPathComponent("model.safetensors").path)
+        }
+        if case .step(let step) = checkpoint {
+            let kept = keptCheckpointURL(step: step)
+            guard hasWeights(kept) else {
+                let steps = keptCheckpointSteps()
+                throw CharLMError.missingFile(
+                    path: kept.path,
+                    hint: steps.isEmpty
+                        ? "the run keeps no step checkpoints (train with --keep-checkpoints N)"
+                        : "the run keeps " + steps.map { "step-\($0)" }.joined(separator: ", "))
+            }
+            return kept
         }
         if checkpoint == .best, let best = [bestURL, bestOldURL].first(where: hasWeights) { return best }
         if hasWeights(url) { return url }

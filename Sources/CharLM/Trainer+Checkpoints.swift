@@ -9,11 +9,7 @@ extension Trainer {
     ///   plateau decay; an unscheduled one (at the end of a session) only reports and keeps best/.
     /// - Returns: the loss, or nil when it is not finite (the weights are unusable; nothing is saved).
     func validate(step: Int, scheduled: Bool, elapsed: Double, onEvent: (TrainingEvent) -> Void) throws -> Double? {
-        let t = config.training
-        let loss = try Evaluator.evaluate(
-            network: network, span: corpus.validation, batchSize: t.batchSize,
-            seqLength: t.seqLength, threads: t.threads
-        ).nats
+        let loss = try validationLoss(on: validationSample, step: step, onEvent: onEvent)
         guard loss.isFinite else {
             onEvent(
                 .notice(
@@ -38,11 +34,33 @@ extension Trainer {
                     step: step, loss: loss, improved: improved, bestLoss: state.bestValidationLoss ?? loss,
                     bestStep: state.bestStep ?? step)))
         try saveLatest(onEvent: onEvent)
+        if scheduled && config.training.keepCheckpoints > 0 {
+            try run.keepCheckpoint(step: step, keep: config.training.keepCheckpoints)
+        }
         if improved {
             try run.saveBest(network: network, trainer: state)
             onEvent(.checkpoint(step: step, best: true, path: run.bestURL.path))
         }
         return loss
+    }
+
+    /// The part of the validation split that validations measure (all of it when it is small).
+    var validationSample: TokenSpan {
+        corpus.validation.sample(atMost: config.training.validationSampleSize ?? .max)
+    }
+
+    /// Mean loss on `span`, reporting progress as it goes.
+    func validationLoss(on span: TokenSpan, step: Int, onEvent: (TrainingEvent) -> Void) throws -> Double {
+        let t = config.training
+        var reported = -1.0
+        return try Evaluator.evaluate(
+            network: network, span: span, batchSize: t.batchSize, seqLength: t.seqLength, threads: t.threads
+        ) { fraction in
+            if fraction - reported >= 0.01 || fraction == 1 {
+                reported = fraction
+                onEvent(.validating(step: step, fraction: fraction, units: span.count))
+            }
+        }.nats
     }
 
     /// Early stopping and plateau decay count scheduled validations only, against the best
@@ -93,8 +111,10 @@ extension Trainer {
         state.rng = generator.state
         let model = LanguageModel(
             tokenizer: tokenizer, network: network, config: config, trainerState: state, weightsURL: run.modelURL)
+        let t = config.training
         let request = GenerationRequest(
-            prompt: "", length: length, options: SamplingOptions(temperature: config.training.sampleTemperature), seed: seed)
-        return try model.generate(request).first?.text ?? ""
+            prompt: t.samplePrompt, length: length, options: SamplingOptions(temperature: t.sampleTemperature),
+            seed: seed)
+        return t.samplePrompt + (try model.generate(request).first?.text ?? "")
     }
 }

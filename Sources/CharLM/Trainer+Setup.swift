@@ -13,10 +13,14 @@ extension Trainer {
     /// - Parameters:
     ///   - config: the run's settings; the model's vocabulary size is taken from the tokenizer.
     ///   - overwrite: replace an existing run at `runDirectory`.
+    ///   - initFrom: fine-tune: start from the weights of this model (a run directory, its best
+    ///     checkpoint, or a model.safetensors with its config and tokenizer beside it) instead of
+    ///     random ones. Its vocabulary is kept and extended with the new corpus's characters
+    ///     (their weights start fresh); `config.model` must have its shape.
     ///   - shouldStop: checked between the preparation's phases; when it holds, preparation ends
     ///     with `CharLMError.interrupted` and nothing is written.
     public static func start(
-        corpus corpusURL: URL, runDirectory: URL, config: RunConfig, overwrite: Bool = false,
+        corpus corpusURL: URL, runDirectory: URL, config: RunConfig, overwrite: Bool = false, initFrom: URL? = nil,
         shouldStop: () -> Bool = { false }
     ) throws -> Trainer {
         func stopIfAsked() throws {
@@ -26,23 +30,33 @@ extension Trainer {
         let run = RunDirectory(runDirectory)
         if run.exists && !overwrite { throw CharLMError.runExists(path: run.url.path) }
         try Corpus.checkReadable(corpusURL)
+        let source = try initFrom.map { try LanguageModel.load($0, checkpoint: .best) }
+        if let source { try checkFineTuning(config, from: source) }
         let tokenizer: Tokenizer
         do {
-            tokenizer = try Tokenizer.build(corpusFile: corpusURL, config: config.tokenizer)
+            if let source {
+                tokenizer = try Tokenizer.build(corpusFile: corpusURL, extending: source.tokenizer)
+            } else {
+                tokenizer = try Tokenizer.build(corpusFile: corpusURL, config: config.tokenizer)
+            }
         } catch let error as TokenizerError {
             throw CharLMError.badCorpus(path: corpusURL.path, reason: error.localizedDescription)
         }
         try stopIfAsked()
         let corpus = try Corpus.load(
             corpusURL, tokenizer: tokenizer, valFraction: config.training.valFraction,
+            split: config.training.validationSplit,
             validationFile: config.training.validationFile.map { URL(fileURLWithPath: $0) })
         try stopIfAsked()
         var config = config
         config.model.vocabularySize = tokenizer.vocabularySize
+        config.tokenizer = tokenizer.config
         config.corpus = corpusURL.path
         config.corpusUnits = corpus.train.corpus.count
+        config.initializedFrom = source?.weightsURL.path
         try config.validate()
         let network = try Network(config: config.model, seed: config.training.seed)
+        if let source { try transplant(source, into: network, tokenizer: tokenizer) }
         let optimizer = try Optimizer(config: config.training.optimizer, parameterCount: network.parameterCount)
         var state = TrainerState()
         state.learningRate = config.training.optimizer.learningRate
@@ -56,6 +70,75 @@ extension Trainer {
             try staging.saveLatest(network: network, optimizer: optimizer, hidden: trainer.hidden, trainer: state)
         }
         return trainer
+    }
+
+    // MARK: - Fine-tuning
+
+    /// A fine-tuned run keeps the source model's shape and tokenizer options.
+    private static func checkFineTuning(_ config: RunConfig, from source: LanguageModel) throws {
+        let a = config.model, b = source.config.model
+        var differences: [String] = []
+        if a.cell != b.cell { differences.append("cell \(a.cell.rawValue) (the model is \(b.cell.rawValue))") }
+        if a.layers != b.layers { differences.append("\(a.layers) layers (the model has \(b.layers))") }
+        if a.hiddenSize != b.hiddenSize {
+            differences.append("hidden size \(a.hiddenSize) (the model has \(b.hiddenSize))")
+        }
+        if a.embeddingSize != b.embeddingSize {
+            differences.append(
+                "embedding \(a.embeddingSize.map(String.init) ?? "none") (the model has "
+                    + "\(b.embeddingSize.map(String.init) ?? "none"))"
+            )
+        }
+        let t = config.tokenizer, u = source.tokenizer.config
+        if t.normalization != u.normalization || t.unit != u.unit {
+            differences.append("another normalization or unit than the model's tokenizer")
+        }
+        guard differences.isEmpty else {
+            throw CharLMError.invalidOptions(
+                "cannot fine-tune \(source.weightsURL.path) with "
+                    + differences.joined(separator: ", ")
+                    + "; a fine-tuned model keeps the shape and tokenizer of the one it starts from")
+        }
+    }
+
+    /// Copies `source`'s weights into `network`, whose vocabulary extends the source's: the rows
+    /// (or, for a one-hot first layer, columns) of a token the source has are the source's; those
+    /// of a new token keep their fresh initialisation.
+    static func transplant(_ source: LanguageModel, into network: Network, tokenizer: Tokenizer) throws {
+        struct Key: Hashable {
+            let kind: VocabularyEntry.Kind
+            let utf8: [UInt8]
+        }
+        var sourceIDs: [Key: Int] = [:]
+        for (id, entry) in source.tokenizer.vocabulary.enumerated() {
+            sourceIDs[Key(kind: entry.kind, utf8: entry.utf8)] = id
+        }
+        let pairs = tokenizer.vocabulary.enumerated().compactMap { id, entry in
+            sourceIDs[Key(kind: entry.kind, utf8: entry.utf8)].map { (target: id, source: $0) }
+        }
+        let (newV, oldV) = (network.config.vocabularySize, source.network.config.vocabularySize)
+        for info in network.layout.tensors {
+            let old = try source.network.tensor(info.name)
+            switch network.layout.vocabularyAxis(of: info.name, config: network.config) {
+            case nil:
+                try network.setTensor(info.name, values: old)
+            case 0?:
+                var values = try network.tensor(info.name)
+                let width = info.count / newV
+                for pair in pairs {
+                    values.replaceSubrange(
+                        (pair.target * width)..<((pair.target + 1) * width),
+                        with: old[(pair.source * width)..<((pair.source + 1) * width)])
+                }
+                try network.setTensor(info.name, values: values)
+            case _?:
+                var values = try network.tensor(info.name)
+                for row in 0..<(info.count / newV) {
+                    for pair in pairs { values[row * newV + pair.target] = old[row * oldV + pair.source] }
+                }
+                try network.setTensor(info.name, values: values)
+            }
+        }
     }
 
     // MARK: - Resuming
@@ -79,7 +162,7 @@ extension Trainer {
             throw CharLMError.invalidOptions(
                 "cannot resume \(saved.corpus.map { "a run on \($0)" } ?? "this run") with "
                     + "\(conflicts.joined(separator: ", ")); drop those options to continue it as it was, or start a "
-                        + "new run"
+                    + "new run"
             )
         }
         var config = options.applied(to: saved)
@@ -99,13 +182,14 @@ extension Trainer {
         }
         let corpus = try Corpus.load(
             URL(fileURLWithPath: path), tokenizer: tokenizer, valFraction: config.training.valFraction,
+            split: config.training.validationSplit,
             validationFile: config.training.validationFile.map { URL(fileURLWithPath: $0) })
         if let recorded = config.corpusUnits, recorded != corpus.train.corpus.count {
             throw CharLMError.badCorpus(
                 path: path,
                 reason:
                     "encodes to \(corpus.train.corpus.count) units, but the run was trained on \(recorded): the "
-                        + "corpus changed since the run started"
+                    + "corpus changed since the run started"
             )
         }
         config.corpus = path

@@ -56,7 +56,7 @@ public final class Trainer: @unchecked Sendable {
                 path: config.corpus ?? "corpus",
                 reason:
                     "its validation split has \(corpus.validation.count) units; it needs at least 2 (hold out a "
-                        + "larger fraction, or give a validation file)"
+                    + "larger fraction, or give a validation file)"
             )
         }
         let needed = BatchRunner.workingMemory(
@@ -67,8 +67,13 @@ public final class Trainer: @unchecked Sendable {
                 String(
                     format:
                         "a training step of this model needs about %.1f GB of memory, more than this machine's %.1f "
-                            + "GB allow; lower the batch size, the sequence length or the hidden size",
+                        + "GB allow; lower the batch size, the sequence length or the hidden size",
                     needed / 1e9, physical / 1e9))
+        }
+        if !t.samplePrompt.isEmpty {
+            do { _ = try tokenizer.encode(t.samplePrompt) } catch let error as TokenizerError {
+                throw CharLMError.invalidOptions("the sample prompt: \(error.localizedDescription)")
+            }
         }
         runner = BatchRunner(network: network, batchSize: t.batchSize, seqLength: t.seqLength, threads: t.threads)
         metrics = MetricsLog(url: run.metricsURL, layers: config.model.layers)
@@ -141,7 +146,9 @@ public final class Trainer: @unchecked Sendable {
         }
         try finish(reason, session: &session, onEvent: onEvent)
         return TrainingSummary(
-            reason: reason, step: state.step, epoch: state.epoch, bestValidationLoss: state.bestValidationLoss,
+            reason: reason, step: state.step,
+            epoch: Double(state.epoch) + Double(state.cursor) / Double(batcher.chunksPerEpoch),
+            bestValidationLoss: state.bestValidationLoss,
             bestStep: state.bestStep, lastValidationLoss: session.lastValidation,
             elapsedSeconds: session.elapsed, runDirectory: run.url.path)
     }
@@ -209,11 +216,16 @@ public final class Trainer: @unchecked Sendable {
             if session.evaluatedAtStep != state.step && state.step > 0 {
                 // For the user only: it updates best/ but not the counters that steer training, so
                 // that extending the limit later continues as one uninterrupted run would.
-                if let loss = try validate(
-                    step: state.step, scheduled: false, elapsed: session.elapsed, onEvent: onEvent)
-                {
-                    session.lastValidation = loss
-                }
+                guard
+                    let loss = try validate(
+                        step: state.step, scheduled: false, elapsed: session.elapsed, onEvent: onEvent)
+                else { return }
+                session.lastValidation = loss
+            }
+            // The summary gives the loss on the whole validation split, which scheduled
+            // validations may only sample.
+            if state.step > 0 && validationSample.count < corpus.validation.count {
+                session.lastValidation = try validationLoss(on: corpus.validation, step: state.step, onEvent: onEvent)
             }
         }
     }
@@ -324,16 +336,9 @@ public final class Trainer: @unchecked Sendable {
     /// Gradient norm of each layer's weights and biases, then of the output layer (before clipping).
     private func layerGradientNorms(_ gradients: FloatBuffer, scale: Double) -> [Double] {
         let layout = network.layout
-        var norms: [Double] = []
-        for l in 0..<config.model.layers {
-            let first = layout.tensors[4 * l], last = layout.tensors[4 * l + 3]
-            norms.append(
-                GradientClipping.norm(gradients, offset: first.offset, count: last.offset + last.count - first.offset)
-                    * scale)
+        return (layout.layerRanges + [layout.outputRange]).map {
+            GradientClipping.norm(gradients, offset: $0.lowerBound, count: $0.count) * scale
         }
-        let out = layout.tensors[4 * config.model.layers]
-        norms.append(GradientClipping.norm(gradients, offset: out.offset, count: layout.count - out.offset) * scale)
-        return norms
     }
 
     /// The dropout masks of a step depend only on the seed and the step (and, inside the

@@ -113,9 +113,15 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var schedule: LearningRateSchedule = .constant
     /// Maximum global gradient norm; 0 turns clipping off.
     public var gradClip: Float = 5
-    /// Fraction of the corpus (its end) held out for validation, unless `validationFile` is set.
+    /// Fraction of the corpus held out for validation, unless `validationFile` is set.
     public var valFraction: Double = 0.1
+    /// Which part that is: blocks spread through the text (the default) or its end.
+    public var validationSplit: ValidationSplit = .standard
     public var validationFile: String?
+    /// Scheduled validations measure at most this many units of the validation text (evenly
+    /// spaced pieces of it, the same each time), as nanoGPT's `eval_iters`; the last validation
+    /// of a run measures all of it. nil: all of it every time.
+    public var validationSampleSize: Int? = 250_000
     /// Stop after this many optimizer steps in total.
     public var maxSteps: Int?
     /// Stop after this many passes over the training split (50 unless another limit is set).
@@ -129,6 +135,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var sampleLength: Int = 200
     /// Temperature of those samples.
     public var sampleTemperature: Float = 0.8
+    /// The text those samples continue ("": the start of a line).
+    public var samplePrompt: String = ""
+    /// At every scheduled validation, keep that step's weights as checkpoints/step-N, this many
+    /// of the most recent (0: none).
+    public var keepCheckpoints: Int = 0
     /// Stop when this many validations in a row bring no improvement (nil: never).
     public var earlyStoppingPatience: Int? = 8
     public var nanPolicy: NaNPolicy = .skip
@@ -163,6 +174,10 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         try check(
             validationFile != nil || (valFraction > 0 && valFraction < 1),
             "the validation fraction must be between 0 and 1 (exclusive), got \(valFraction)")
+        if case .blocks(let size) = validationSplit {
+            try check(size >= 1 && size <= 1 << 30, "the validation block size must be between 1 and 2^30, got \(size)")
+        }
+        try check(validationSampleSize.map { $0 >= 1 } ?? true, "the validation sample must be at least 1 unit")
         try check(
             maxSteps.map { $0 >= 1 && $0 <= Self.maximumSteps } ?? true,
             "the step limit must be between 1 and \(Self.maximumSteps)")
@@ -180,6 +195,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
             "the sample interval must be between 0 (never) and \(Self.maximumSteps) steps")
         try check(sampleLength >= 1 && sampleLength <= 1_000_000, "the sample length must be between 1 and 1000000")
         try check(sampleTemperature >= 0 && sampleTemperature.isFinite, "the sample temperature must be 0 or positive")
+        try check(
+            keepCheckpoints >= 0 && keepCheckpoints <= 100_000,
+            "the number of kept checkpoints must be between 0 and 100000")
         try check(
             earlyStoppingPatience.map { $0 >= 1 && $0 <= 1_000_000 } ?? true,
             "the early-stopping patience must be between 1 and 1000000 validations")

@@ -4,6 +4,8 @@ import Foundation
 public enum TrainingEvent: Sendable {
     case started(TrainingStart)
     case progress(TrainingProgress)
+    /// Part of a validation pass is done (`fraction` of `units` units).
+    case validating(step: Int, fraction: Double, units: Int)
     case validation(ValidationReport)
     case sample(step: Int, text: String)
     case checkpoint(step: Int, best: Bool, path: String)
@@ -66,9 +68,11 @@ public struct TrainingSummary: Sendable {
 
     public let reason: Reason
     public let step: Int
-    public let epoch: Int
+    /// Passes over the training text, as a fraction (3.5: three, and half of the fourth).
+    public let epoch: Double
     public let bestValidationLoss: Double?
     public let bestStep: Int?
+    /// The loss of the weights training ended with, on the whole validation split.
     public let lastValidationLoss: Double?
     public let elapsedSeconds: Double
     public let runDirectory: String

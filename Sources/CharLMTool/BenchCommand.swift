@@ -103,7 +103,7 @@ struct BenchTrain: ParsableCommand {
                     String(
                         format:
                             "matrix-product peak, 1 thread: charlm packed kernel %.0f GFLOP/s, OpenBLAS sgemm %.0f "
-                                + "GFLOP/s; x%d threads = %.0f GFLOP/s\n",
+                            + "GFLOP/s; x%d threads = %.0f GFLOP/s\n",
                         peak.packed, peak.openBLAS, threads, machinePeak))
                 Console.out(
                     "\(layers) layers, batch \(batch), sequence \(seqLength), vocabulary \(vocab), \(threads) "
@@ -154,8 +154,8 @@ struct BenchTrain: ParsableCommand {
                         "| \(layers)x\(size.hidden) \(size.cell.rawValue.uppercased()) | "
                             + "\(Int(ours.median).formatted()) | \(pytorch.map { Int($0).formatted() } ?? "–") | "
                             + "\(ratio.map { String(format: "%.2f×", $0) } ?? "–") | "
-                                + "\(String(format: "%.0f", ours.gflops)) | "
-                                    + "\(String(format: "%.0f%%", 100 * ours.gflops / machinePeak)) | "
+                            + "\(String(format: "%.0f", ours.gflops)) | "
+                            + "\(String(format: "%.0f%%", 100 * ours.gflops / machinePeak)) | "
                             + "\(mb(ours.residentAfterWarmup)) → \(mb(ours.residentAtEnd)) |\n")
                     if !note.isEmpty { Console.note("charlm: PyTorch reference skipped: \(note)") }
                 }
@@ -252,7 +252,7 @@ struct BenchGenerate: ParsableCommand {
                         "| \(layers)x\(size.hidden) \(size.cell.rawValue.uppercased()) | \(fmt(single.median)) | "
                             + "\(fmt(refSingle)) | "
                             + "\(refSingle.map { String(format: "%.0f×", single.median / $0) } ?? "–") | "
-                                + "\(fmt(batched.median)) | \(fmt(refBatch)) | "
+                            + "\(fmt(batched.median)) | \(fmt(refBatch)) | "
                             + String(
                                 format: "%.1f ms | %.1f ms |\n", single.firstCharacterSeconds * 1000, fromDisk * 1000))
                 }

@@ -129,7 +129,7 @@ struct BenchTokenizer: ParsableCommand {
                     String(
                         format:
                             "  Python, 1 thread   %8.1f MB/s  (%.3f s: NFC %.3f s, lookup %.3f s; %d ids, vocabulary "
-                                + "%d; Python %@)",
+                            + "%d; Python %@)",
                         python.mbPerS, python.seconds, python.normalizeSeconds, python.lookupSeconds, python.ids,
                         python.vocabulary, python.python))
                 lines.append(

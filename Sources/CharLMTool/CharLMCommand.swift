@@ -26,7 +26,22 @@ struct CharLMCommand: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch {
-            exit(withError: error)
+            exit(reporting: error)
         }
+    }
+
+    /// Ends the process for `error`: help and version go to stdout as ArgumentParser prints
+    /// them; a usage error is reported like every other error, `charlm: error: …` on one line,
+    /// then the usage, and exits with 64; errors already reported (`ExitCode`) just exit.
+    static func exit(reporting error: Error) -> Never {
+        let code = exitCode(for: error)
+        if code == .success || error is ExitCode { exit(withError: error) }
+        let message = self.message(for: error)
+        let usage = fullMessage(for: error).split(separator: "\n").filter {
+            $0.hasPrefix("Usage:") || $0.hasPrefix("  See")
+        }
+        Console.note("charlm: error: " + message.split(separator: "\n").joined(separator: " "))
+        for line in usage { Console.note(String(line)) }
+        Foundation.exit(code == .validationFailure ? 64 : code.rawValue)
     }
 }

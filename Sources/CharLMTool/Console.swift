@@ -14,6 +14,16 @@ import Darwin
 enum Console {
     static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) != 0 }
 
+    /// Columns of the terminal on stderr (from the terminal, else $COLUMNS, else 80).
+    static var terminalWidth: Int {
+        var size = winsize()
+        if ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), columns > 0 {
+            return columns
+        }
+        return 80
+    }
+
     /// What a closed standard output (`charlm generate … | head`) does: end the command quietly
     /// with exit code 0 (the default), or, during training, ask it to save and stop.
     enum ClosedOutput { case exit, stopTraining }

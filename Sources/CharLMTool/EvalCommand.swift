@@ -9,7 +9,7 @@ struct Eval: ParsableCommand {
         abstract: "Loss, bits per character and perplexity of a model on a text file.",
         discussion:
             "Uses the run's batch and sequence length by default, so that on the validation text it reports the "
-                + "trainer's validation loss."
+            + "trainer's validation loss."
     )
 
     @Argument(help: ArgumentHelp("Run directory or model.safetensors.", valueName: "run"))
@@ -27,7 +27,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Threads (default: all cores).")
     var threads = BatchRunner.defaultThreads
 
-    @Option(help: "Which checkpoint of a run directory: best or latest.")
+    @Option(help: "Which checkpoint of a run directory: best, latest, or step-N (kept with --keep-checkpoints).")
     var checkpoint: LanguageModel.Checkpoint = .best
 
     @Flag(help: "Print the result as JSON.")
@@ -42,6 +42,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         try Console.run {
             let model = try LanguageModel.load(URL(fileURLWithPath: runPath), checkpoint: checkpoint)
+            let unit = model.config.lossUnit
             let url = URL(fileURLWithPath: file)
             try Corpus.checkReadable(url)
             let ids: TokenSpan
@@ -68,17 +69,16 @@ struct Eval: ParsableCommand {
             if json {
                 Console.out(
                     Console.json([
-                        "file": file, "units": result.count, "loss_nats": result.nats,
-                        "bits_per_character": result.bitsPerCharacter,
+                        "file": file, "units": result.count, "unit": unit, "loss": result.nats,
+                        "bits": result.bitsPerCharacter,
                         "perplexity": result.perplexity, "model": model.weightsURL.path,
                     ]) + "\n")
             } else {
                 Console.out(
-                    String(
-                        format:
-                            "%@: %d characters predicted\nloss        %.4f nats/char\nbits/char   %.4f\nperplexity  "
-                                + "%.3f\n",
-                        file, result.count, result.nats, result.bitsPerCharacter, result.perplexity))
+                    String(format: "%@: %d %@s predicted\n", file, result.count, unit)
+                        + String(format: "loss        %.4f nats/%@\n", result.nats, unit)
+                        + String(format: "bits/%@   %.4f\n", unit, result.bitsPerCharacter)
+                        + String(format: "perplexity  %.3f\n", result.perplexity))
             }
         }
     }

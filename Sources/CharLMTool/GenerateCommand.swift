@@ -2,7 +2,9 @@ import ArgumentParser
 import CharLM
 import Foundation
 
-extension LanguageModel.Checkpoint: ExpressibleByArgument {}
+extension LanguageModel.Checkpoint: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+}
 
 /// `charlm generate RUN`: sample text from a trained model.
 struct Generate: ParsableCommand {
@@ -52,7 +54,7 @@ struct Generate: ParsableCommand {
     @Flag(help: "Print one JSON object (text, tokens, seed) instead of streaming text.")
     var json = false
 
-    @Option(help: "Which checkpoint of a run directory: best or latest.")
+    @Option(help: "Which checkpoint of a run directory: best, latest, or step-N (kept with --keep-checkpoints).")
     var checkpoint: LanguageModel.Checkpoint = .best
 
     func validate() throws {

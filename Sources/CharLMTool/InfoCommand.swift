@@ -12,7 +12,7 @@ struct Info: ParsableCommand {
     @Argument(help: ArgumentHelp("Run directory or model.safetensors.", valueName: "run"))
     var runPath: String
 
-    @Option(help: "Which checkpoint of a run directory: best or latest.")
+    @Option(help: "Which checkpoint of a run directory: best, latest, or step-N (kept with --keep-checkpoints).")
     var checkpoint: LanguageModel.Checkpoint = .best
 
     @Flag(help: "Print the information as JSON.")
@@ -50,9 +50,11 @@ struct Info: ParsableCommand {
                     "kernel_isa": kernels.kernelISA,
                     "unicode_version": Tokenizer.unicodeVersion,
                 ]
+                object["unit"] = model.config.lossUnit
                 if let saved {
-                    object["checkpoint_step"] = saved.step
+                    object["step"] = saved.step
                     object["best_val_loss"] = saved.bestValidationLoss ?? NSNull()
+                    object["best_val_bits"] = saved.bestValidationLoss.map { $0 / log(2) } ?? NSNull()
                     object["best_step"] = saved.bestStep ?? NSNull()
                 }
                 if let latest { object["latest_step"] = latest.step }
@@ -99,8 +101,8 @@ struct Info: ParsableCommand {
                     (
                         "validation",
                         String(
-                            format: "best %.4f nats/char (%.3f bpc, perplexity %.2f) at step %d", best, best / log(2),
-                            exp(best), saved.bestStep ?? 0)
+                            format: "best %.4f nats/%@ (%.3f bits/%@, perplexity %.2f) at step %d", best,
+                            model.config.lossUnit, best / log(2), model.config.lossUnit, exp(best), saved.bestStep ?? 0)
                     ))
             } else {
                 lines.append(("validation", "none yet"))

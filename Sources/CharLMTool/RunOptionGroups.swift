@@ -33,11 +33,19 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Dropout between layers and before the output layer (default 0.25).")
     var dropout: Float?
 
+    @Option(
+        help: ArgumentHelp(
+            "Learn an input embedding of this width (torch-rnn's wordvec_size) instead of one-hot inputs (default: "
+                + "one-hot).")
+    )
+    var embedding: Int?
+
     func add(to options: inout RunOptions) {
         options.set(\.model.cell, to: cell, as: "--cell")
         options.set(\.model.layers, to: layers, as: "--layers")
         options.set(\.model.hiddenSize, to: hidden, as: "--hidden")
         options.set(\.model.dropout, to: dropout, as: "--dropout")
+        options.set(\.model.embeddingSize, to: embedding.map(Optional.some), as: "--embedding")
     }
 }
 
@@ -64,7 +72,11 @@ struct TokenizerOptions: ParsableArguments {
     @Option(help: "Leave out units seen fewer times than this (default 1).")
     var minCount: Int?
 
-    @Option(help: "Keep at most this many units, the most frequent (reserved tokens come on top).")
+    @Option(
+        help: ArgumentHelp(
+            "Keep at most this many distinct characters, the most frequent; the rest are spelled in bytes (default "
+                + "1024; 0: no limit).")
+    )
     var maxSize: Int?
 
     @Flag(inversion: .prefixedNo, help: "Replace invalid UTF-8 with U+FFFD instead of stopping with an error.")
@@ -72,7 +84,7 @@ struct TokenizerOptions: ParsableArguments {
 
     func validate() throws {
         if let minCount, minCount < 1 { throw ValidationError("--min-count must be at least 1.") }
-        if let maxSize, maxSize < 1 { throw ValidationError("--max-size must be at least 1.") }
+        if let maxSize, maxSize < 0 { throw ValidationError("--max-size must be 0 (no limit) or more.") }
     }
 
     func add(to options: inout RunOptions) {
@@ -83,7 +95,7 @@ struct TokenizerOptions: ParsableArguments {
         options.set(\.tokenizer.normalization.stripMarks, to: stripMarks, as: "--strip-marks")
         options.set(\.tokenizer.normalization.normalizeNewlines, to: keepNewlines.map { !$0 }, as: "--keep-newlines")
         options.set(\.tokenizer.minCount, to: minCount, as: "--min-count")
-        options.set(\.tokenizer.maxSize, to: maxSize.map(Optional.some), as: "--max-size")
+        options.set(\.tokenizer.maxSize, to: maxSize.map { $0 == 0 ? nil : $0 }, as: "--max-size")
         options.set(\.tokenizer.invalidUTF8, to: replaceInvalid.map { $0 ? .replace : .error }, as: "--replace-invalid")
     }
 
@@ -198,6 +210,17 @@ struct ReportingOptions: ParsableArguments {
     @Option(help: "Temperature of those samples (default 0.8).")
     var sampleTemperature: Float?
 
+    @Option(help: "Text those samples continue (default: the start of a line).")
+    var samplePrompt: String?
+
+    @Option(help: "Characters per sample (default 200).")
+    var sampleLength: Int?
+
+    @Option(
+        help:
+            "At every validation, keep that step's weights as checkpoints/step-N: this many of the latest (default 0).")
+    var keepCheckpoints: Int?
+
     @Option(help: "Report progress every this many steps (default 10).")
     var logEvery: Int?
 
@@ -208,6 +231,9 @@ struct ReportingOptions: ParsableArguments {
         options.set(\.training.evalEvery, to: evalEvery, as: "--eval-every")
         options.set(\.training.sampleEvery, to: sampleEvery, as: "--sample-every")
         options.set(\.training.sampleTemperature, to: sampleTemperature, as: "--sample-temperature")
+        options.set(\.training.samplePrompt, to: samplePrompt, as: "--sample-prompt")
+        options.set(\.training.sampleLength, to: sampleLength, as: "--sample-length")
+        options.set(\.training.keepCheckpoints, to: keepCheckpoints, as: "--keep-checkpoints")
         options.set(\.training.logEvery, to: logEvery, as: "--log-every")
         options.set(\.training.threads, to: threads, as: "--threads")
     }

@@ -90,7 +90,7 @@ struct TokenizerStats: ParsableCommand {
             let report = try report()
             if json {
                 let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                 try output.write(try encoder.encode(report))
                 try output.write("\n")
             } else {
@@ -120,7 +120,7 @@ struct TokenizerStats: ParsableCommand {
         text += "units              \(number(report.units)) \(report.unit)s, \(number(report.distinctUnits)) distinct\n"
         text +=
             "vocabulary         \(number(report.vocabularySize)) tokens, covering "
-                + "\(percent(report.vocabularyCoverage)) of units without fallback\n"
+            + "\(percent(report.vocabularyCoverage)) of units without fallback\n"
         let coverage = report.topCoverage.sorted { Int($0.key)! < Int($1.key)! }
             .map { "top \($0.key): \(percent($0.value))" }.joined(separator: ", ")
         if !coverage.isEmpty {

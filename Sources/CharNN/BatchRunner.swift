@@ -31,7 +31,10 @@ public final class BatchRunner: @unchecked Sendable {
         var perLayer = 3 * (steps + 1) * rows * h + 2 * steps * rows * g + 2 * steps * rows * h
         if training { perLayer += steps * rows * h + 2 * steps * rows * g }
         var total = Double(config.layers) * perLayer + steps * rows * v
-        if training { total += Double(ParameterLayout(config: config).count) + v * g }
+        if let e = config.embeddingSize { total += (training ? 2 : 1) * steps * rows * Double(e) }
+        if training {
+            total += Double(ParameterLayout(config: config).count) + (config.embeddingSize == nil ? v * g : 0)
+        }
         return 4 * total
     }
 

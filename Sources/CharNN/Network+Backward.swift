@@ -78,6 +78,18 @@ extension Network {
                 Kernels.gemmPacked(
                     m: n, n: H, k: G, a: allGates, lda: G, packed: pk.ihBackward[l]!, c: dx, ldc: H, accumulate: false)
                 if dropout, let mask = below.mask { Kernels.mul(n * H, dx, mask.from(0, count: steps), dx) }
+            } else if let E = config.embeddingSize {
+                // Embedded input: dW_ih += dGates^T x, dx = dGates W_ih, scattered into the embedding's rows by id.
+                let x = w.embedded!.from(0, count: steps), dx = w.dEmbedded!.from(0, count: steps)
+                BLAS.gemm(
+                    transA: true, transB: false, m: G, n: E, k: n, a: allGates, lda: G, b: x, ldb: E,
+                    beta: 1, c: grads.at(layout.weightIH[0], count: G * E), ldc: E)
+                Kernels.gemmPacked(
+                    m: n, n: E, k: G, a: allGates, lda: G, packed: pk.ihBackward[0]!, c: dx, ldc: E, accumulate: false)
+                w.inputs.withUnsafeBufferPointer { ids in
+                    ck_scatter_add_rows(
+                        Int32(n), ids.baseAddress!, dx, Int32(E), grads.at(layout.embedding!, count: V * E))
+                }
             } else {
                 // One-hot input: the gradient of W_ih^T is a scatter of dGates rows by id.
                 let embedding = w.embeddingGradient!

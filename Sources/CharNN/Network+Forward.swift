@@ -38,17 +38,19 @@ extension Network {
             let L = w.layers[l]
             // Input projection of the whole chunk at once: gates = x W_ih^T + bias, (n, G).
             let gates = L.gates.from(0, count: steps)
-            if l == 0 {
-                // x is one-hot: row i of W_ih^T (the packed embedding) for id i.
+            if l == 0, let table = pk.inputTable {
+                // x is one-hot: row i of W_ih^T (+ bias) for id i.
                 w.inputs.withUnsafeBufferPointer { ids in
-                    ck_gather_rows(
-                        Int32(n), ids.baseAddress!, pk.embedding.pointer, Int32(G), pk.inputBias[0].pointer, gates)
+                    ck_gather_rows(Int32(n), ids.baseAddress!, table.pointer, Int32(G), pk.inputBias[0].pointer, gates)
                 }
             } else {
-                let x = layerOutput(w, l - 1, dropout: dropout != nil, count: steps)
+                let x =
+                    l == 0 ? embed(w, pk, steps: steps) : layerOutput(w, l - 1, dropout: dropout != nil, count: steps)
+                let inputs = config.inputSize(layer: l)
                 Kernels.fillRows(rows: n, cols: G, row: pk.inputBias[l].pointer, out: gates)
                 Kernels.gemmPacked(
-                    m: n, n: G, k: H, a: x, lda: H, packed: pk.ihForward[l]!, c: gates, ldc: G, accumulate: true)
+                    m: n, n: G, k: inputs, a: x, lda: inputs, packed: pk.ihForward[l]!, c: gates, ldc: G,
+                    accumulate: true)
             }
             // The recurrence, one step at a time: gates[t] += h[t] W_hh^T, then the cell.
             let h = L.h, whh = pk.hhForward[l]
@@ -84,6 +86,18 @@ extension Network {
                 Kernels.mul(n * H, h.from(1, count: steps), mask.from(0, count: steps), dropped.from(0, count: steps))
             }
         }
+    }
+
+    /// The embedding rows of `w.inputs`, (steps * rows, E), into `w.embedded`.
+    func embed(_ w: Workspace, _ pk: PackedWeights, steps: Int) -> UnsafeMutablePointer<Float> {
+        let E = config.embeddingSize!, V = config.vocabularySize
+        let x = w.embedded!.from(0, count: steps)
+        w.inputs.withUnsafeBufferPointer { ids in
+            ck_gather_rows(
+                Int32(steps * w.rows), ids.baseAddress!, parameters.at(layout.embedding!, count: V * E), Int32(E),
+                pk.zeros.pointer, x)
+        }
+        return x
     }
 
     /// Logits (steps * rows, V) of the top layer's output for `steps` steps starting at `firstStep`,

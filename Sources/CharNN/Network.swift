@@ -20,12 +20,17 @@ public final class Network: @unchecked Sendable {
 
     /// A network initialised as PyTorch does: every recurrent weight and bias uniform in
     /// ±1/√hidden, the output layer uniform in ±1/√hidden (nn.Linear's default for fan-in hidden).
+    /// An embedding, when there is one, starts from N(0, 1), as `nn.Embedding` does.
     public convenience init(config: NetworkConfig, seed: UInt64) throws {
         try self.init(config: config)
         var rng = SeededGenerator(seed: seed)
         let bound = 1 / Float(config.hiddenSize).squareRoot()
         let p = parameters.pointer
         for i in 0..<layout.count { p[i] = rng.uniform(-bound, bound) }
+        if let embedding = layout.embedding, let e = config.embeddingSize {
+            var normal = SeededGenerator(seed: seed ^ 0xE4BE_DD14_6000_0001)
+            for i in 0..<(config.vocabularySize * e) { p[embedding + i] = normal.standardNormal() }
+        }
     }
 
     /// A network with every weight zero, to be filled by `setTensor` (loading a checkpoint).
@@ -91,8 +96,11 @@ final class PackedWeights: @unchecked Sendable {
     let hhForward: [PackedMatrix], hhBackward: [PackedMatrix]
     /// Per layer above the first: W_ih the same two ways.
     let ihForward: [PackedMatrix?], ihBackward: [PackedMatrix?]
-    /// The first layer's W_ih transposed, (vocab, G): row v is W_ih * onehot(v).
-    let embedding: FloatBuffer
+    /// One-hot inputs: the first layer's W_ih transposed, (vocab, G), row v being W_ih · onehot(v).
+    /// With an embedding, nil: the first layer's W_ih is packed like the others.
+    let inputTable: FloatBuffer?
+    /// E zeros: the bias of the embedding gather.
+    let zeros: FloatBuffer
     /// Per layer: the bias added to the input projection (b_ih + b_hh, or b_ih alone for GRU).
     let inputBias: [FloatBuffer]
     /// Output layer for y * W_out^T (K = H, N = V) and for dlogits * W_out (K = V, N = H).
@@ -112,10 +120,11 @@ final class PackedWeights: @unchecked Sendable {
             let whh = p.at(layout.weightHH[l], count: g * h)
             hhF.append(pack(k: h, n: g, whh, rowStride: 1, colStride: h))
             if backward { hhB.append(pack(k: g, n: h, whh, rowStride: h, colStride: 1)) }
-            if l > 0 {
-                let wih = p.at(layout.weightIH[l], count: g * h)
-                ihF.append(pack(k: h, n: g, wih, rowStride: 1, colStride: h))
-                ihB.append(backward ? pack(k: g, n: h, wih, rowStride: h, colStride: 1) : nil)
+            let inputs = c.inputSize(layer: l)
+            if l > 0 || c.embeddingSize != nil {
+                let wih = p.at(layout.weightIH[l], count: g * inputs)
+                ihF.append(pack(k: inputs, n: g, wih, rowStride: 1, colStride: inputs))
+                ihB.append(backward ? pack(k: g, n: inputs, wih, rowStride: inputs, colStride: 1) : nil)
             } else {
                 ihF.append(nil)
                 ihB.append(nil)
@@ -125,8 +134,14 @@ final class PackedWeights: @unchecked Sendable {
             if c.cell != .gru { ck_add(g, p.at(layout.biasHH[l], count: g), bias.pointer) }
             biases.append(bias)
         }
-        let embedding = FloatBuffer(count: v * g)
-        ck_transpose_add(Int32(g), Int32(v), p.at(layout.weightIH[0], count: g * v), embedding.pointer)
+        if c.embeddingSize == nil {
+            let table = FloatBuffer(count: v * g)
+            ck_transpose_add(Int32(g), Int32(v), p.at(layout.weightIH[0], count: g * v), table.pointer)
+            inputTable = table
+        } else {
+            inputTable = nil
+        }
+        zeros = FloatBuffer(count: c.embeddingSize ?? 1)
         let wout = p.at(layout.outWeight, count: v * h)
         outForward = pack(k: h, n: v, wout, rowStride: 1, colStride: h)
         outBackward = backward ? pack(k: v, n: h, wout, rowStride: h, colStride: 1) : nil
@@ -135,6 +150,5 @@ final class PackedWeights: @unchecked Sendable {
         ihForward = ihF
         ihBackward = ihB
         inputBias = biases
-        self.embedding = embedding
     }
 }

@@ -17,7 +17,8 @@ public enum CellKind: String, Codable, Sendable, CaseIterable {
     }
 }
 
-/// Shape of a stacked recurrent network over one-hot inputs.
+/// Shape of a stacked recurrent network over character ids: one-hot inputs, or a learned
+/// embedding of each id, then the recurrent layers and an output projection to the vocabulary.
 public struct NetworkConfig: Codable, Sendable, Equatable {
     public var cell: CellKind
     public var vocabularySize: Int
@@ -25,21 +26,27 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
     public var layers: Int
     /// Dropout probability between layers and before the output layer (0 disables it).
     public var dropout: Float
+    /// Width of a learned input embedding (`nn.Embedding(vocab, E)`, torch-rnn's `wordvec_size`),
+    /// or nil: the first layer sees one-hot vectors of the vocabulary.
+    public var embeddingSize: Int?
 
-    public init(cell: CellKind = .lstm, vocabularySize: Int, hiddenSize: Int = 256, layers: Int = 2, dropout: Float = 0)
-    {
+    public init(
+        cell: CellKind = .lstm, vocabularySize: Int, hiddenSize: Int = 256, layers: Int = 2, dropout: Float = 0,
+        embeddingSize: Int? = nil
+    ) {
         self.cell = cell
         self.vocabularySize = vocabularySize
         self.hiddenSize = hiddenSize
         self.layers = layers
         self.dropout = dropout
+        self.embeddingSize = embeddingSize
     }
 
     /// Width of a layer's gate pre-activations.
     public var gateWidth: Int { cell.gateCount * hiddenSize }
 
-    /// Input width of `layer`: the vocabulary for the first, the hidden size above it.
-    public func inputSize(layer: Int) -> Int { layer == 0 ? vocabularySize : hiddenSize }
+    /// Input width of `layer`: the vocabulary (or the embedding) for the first, the hidden size above it.
+    public func inputSize(layer: Int) -> Int { layer == 0 ? embeddingSize ?? vocabularySize : hiddenSize }
 
     /// Checks the values; throws `NetworkError.invalidConfig` naming the first bad one.
     public func validate() throws {
@@ -51,12 +58,16 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
         if !(dropout >= 0 && dropout < 1) {
             throw NetworkError.invalidConfig("dropout must be in [0, 1), got \(dropout)")
         }
+        if let embeddingSize, !(embeddingSize >= 1 && embeddingSize <= 65536) {
+            throw NetworkError.invalidConfig("the embedding size must be between 1 and 65536, got \(embeddingSize)")
+        }
         if hiddenSize > 65536 || vocabularySize > 1 << 24 || layers > 1024 {
             throw NetworkError.invalidConfig(
                 "network too large: hidden \(hiddenSize), vocabulary \(vocabularySize), \(layers) layers")
         }
         let parameters =
-            layers * (gateWidth * (2 * hiddenSize + 2)) + gateWidth * vocabularySize + vocabularySize * (hiddenSize + 1)
+            layers * (gateWidth * (2 * hiddenSize + 2)) + gateWidth * inputSize(layer: 0)
+            + vocabularySize * (embeddingSize ?? 0) + vocabularySize * (hiddenSize + 1)
         if parameters > 1 << 31 {
             throw NetworkError.invalidConfig("network too large: \(parameters) parameters (the limit is 2^31)")
         }

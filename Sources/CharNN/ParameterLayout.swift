@@ -8,14 +8,20 @@ public struct TensorInfo: Sendable, Equatable, Codable {
 }
 
 /// Where every tensor of a network lives in its flat buffers, named and shaped as PyTorch's
-/// state dict of `rnn = nn.LSTM/GRU/RNN(vocab, hidden, layers)` plus `out = nn.Linear(hidden, vocab)`.
+/// state dict of `embedding = nn.Embedding(vocab, E)` (when there is one),
+/// `rnn = nn.LSTM/GRU/RNN(input, hidden, layers)` and `out = nn.Linear(hidden, vocab)`.
 public struct ParameterLayout: Sendable, Equatable {
     public let tensors: [TensorInfo]
     /// Total number of floats.
     public let count: Int
 
+    let embedding: Int?
     let weightIH: [Int], weightHH: [Int], biasIH: [Int], biasHH: [Int]
     let outWeight: Int, outBias: Int
+    /// The span of each recurrent layer's tensors (weights and biases, contiguous), and of the
+    /// output layer's.
+    public let layerRanges: [Range<Int>]
+    public let outputRange: Range<Int>
 
     public init(config: NetworkConfig) {
         var tensors: [TensorInfo] = []
@@ -26,22 +32,39 @@ public struct ParameterLayout: Sendable, Equatable {
             offset += info.count
             return info.offset
         }
+        embedding = config.embeddingSize.map { add("embedding.weight", [config.vocabularySize, $0]) }
         var wih: [Int] = [], whh: [Int] = [], bih: [Int] = [], bhh: [Int] = []
+        var ranges: [Range<Int>] = []
         let g = config.gateWidth
         for l in 0..<config.layers {
+            let start = offset
+            defer { ranges.append(start..<offset) }
             wih.append(add("rnn.weight_ih_l\(l)", [g, config.inputSize(layer: l)]))
             whh.append(add("rnn.weight_hh_l\(l)", [g, config.hiddenSize]))
             bih.append(add("rnn.bias_ih_l\(l)", [g]))
             bhh.append(add("rnn.bias_hh_l\(l)", [g]))
         }
+        let outputStart = offset
         outWeight = add("out.weight", [config.vocabularySize, config.hiddenSize])
         outBias = add("out.bias", [config.vocabularySize])
+        outputRange = outputStart..<offset
+        layerRanges = ranges
         self.tensors = tensors
         self.count = offset
         weightIH = wih
         weightHH = whh
         biasIH = bih
         biasHH = bhh
+    }
+
+    /// The axis of tensor `name` that runs over the vocabulary (rows of the embedding and of
+    /// the output layer, columns of a one-hot first layer), if it has one.
+    public func vocabularyAxis(of name: String, config: NetworkConfig) -> Int? {
+        switch name {
+        case "embedding.weight", "out.weight", "out.bias": 0
+        case "rnn.weight_ih_l0" where config.embeddingSize == nil: 1
+        default: nil
+        }
     }
 
     /// The tensor called `name`, if any.

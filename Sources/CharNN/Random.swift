@@ -1,3 +1,5 @@
+import Foundation
+
 /// A small, fast, seedable generator (xoshiro256**) whose whole state can be saved and restored.
 public struct SeededGenerator: RandomNumberGenerator, Sendable, Codable, Equatable {
     public var state: [UInt64]
@@ -34,6 +36,12 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Codable, Equatab
         state[2] ^= t
         state[3] = state[3] << 45 | state[3] >> 19
         return result
+    }
+
+    /// A float from N(0, 1) (Box-Muller).
+    public mutating func standardNormal() -> Float {
+        let u1 = (Double(next() >> 11) + 1) * 0x1p-53, u2 = Double(next() >> 11) * 0x1p-53
+        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
     }
 
     /// A float uniform in [low, high).

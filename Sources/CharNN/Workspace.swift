@@ -74,7 +74,10 @@ final class Workspace: @unchecked Sendable {
     var targets: [Int32]
     /// Logits (steps, rows, V); replaced by their gradient in training.
     let logits: Steps
-    /// Gradient of every parameter (layout order), and of the first layer's W_ih transposed (V, G).
+    /// With an embedding: the embedded inputs (steps, rows, E), and in training their gradient.
+    let embedded: Steps?, dEmbedded: Steps?
+    /// Gradient of every parameter (layout order), and, for one-hot inputs, of the first layer's
+    /// W_ih transposed (V, G).
     let gradients: FloatBuffer?
     let embeddingGradient: FloatBuffer?
 
@@ -90,7 +93,12 @@ final class Workspace: @unchecked Sendable {
         logits = Steps(
             FloatBuffer(count: rows * steps * config.vocabularySize), rows: rows, width: config.vocabularySize)
         gradients = training ? FloatBuffer(count: parameterCount) : nil
-        embeddingGradient = training ? FloatBuffer(count: config.vocabularySize * config.gateWidth) : nil
+        let oneHot = config.embeddingSize == nil
+        embeddingGradient = training && oneHot ? FloatBuffer(count: config.vocabularySize * config.gateWidth) : nil
+        embedded = config.embeddingSize.map { Steps(FloatBuffer(count: steps * rows * $0), rows: rows, width: $0) }
+        dEmbedded =
+            training
+            ? config.embeddingSize.map { Steps(FloatBuffer(count: steps * rows * $0), rows: rows, width: $0) } : nil
     }
 }
 

@@ -8,8 +8,15 @@ extension Tokenizer {
     /// The vocabulary is the reserved tokens (`<unk>` for fallback `.unknown`, the 256 byte
     /// tokens for `.bytes`), then the kept units sorted by their UTF-8 bytes. Units seen fewer
     /// than `minCount` times are dropped; of the rest, `maxSize` keeps the most frequent (ties
-    /// broken by bytes). With unit `.grapheme` and fallback `.scalars` or `.bytes`, every scalar
-    /// of the corpus is kept as well, so that dropped graphemes still encode through their scalars.
+    /// broken by bytes).
+    ///
+    /// The limits hold for every unit, characters of one scalar included. What they leave out is
+    /// encoded by the fallback: with `.unknown` as `<unk>`; with `.bytes` through its scalars,
+    /// then their bytes, losslessly; with `.scalars`, which cannot spell a left-out character,
+    /// the tokenizer takes fallback `.bytes` instead (its config says so), so that the corpus
+    /// still encodes losslessly. When nothing is left out, a grapheme vocabulary with fallback
+    /// `.scalars` or `.bytes` also keeps every scalar of the corpus, so that new combinations of
+    /// known characters (a letter and a combining mark, say) encode through their scalars.
     /// Counts are how often each token occurs when the corpus is encoded.
     /// - Throws: `TokenizerError.emptyCorpus`, `.invalidConfiguration`.
     public static func build(corpus: String, config: TokenizerConfig = TokenizerConfig()) throws -> Tokenizer {
@@ -55,29 +62,52 @@ extension Tokenizer {
         return try build(counts: statistics.counts, config: config, source: nil)
     }
 
-    static func build(counts: UnitCounts, config: TokenizerConfig, source: String?) throws -> Tokenizer {
-        guard !counts.units.isEmpty else { throw TokenizerError.emptyCorpus(source: source) }
-        let candidates = counts.units.sorted { $0.key.lexicographicallyPrecedes($1.key) }
-        var eligible = candidates.filter { $0.value >= config.minCount }
-        if let maxSize = config.maxSize, eligible.count > maxSize {
-            eligible.sort { $0.value != $1.value ? $0.value > $1.value : $0.key.lexicographicallyPrecedes($1.key) }
-            eligible.removeLast(eligible.count - maxSize)
+    /// Builds a vocabulary for a new corpus that keeps every unit of `base`, for fine-tuning a
+    /// model on new text: the base's units, whatever the new text's counts, then the new text's
+    /// most frequent other units, within the base's limits. The options (normalization, unit,
+    /// fallback, limits) are the base's.
+    /// - Throws: as `build(corpusFile:config:)`.
+    public static func build(corpusFile url: URL, extending base: Tokenizer) throws -> Tokenizer {
+        let counts = try UnitCounter.count(file: url, config: base.config)
+        let units = base.vocabulary.compactMap { entry -> [UInt8]? in
+            switch entry.kind {
+            case .unit: entry.utf8
+            case .byte(let byte): base.config.unit == .byte && base.config.fallback != .bytes ? [byte] : nil
+            case .unknown: nil
+            }
         }
+        return try build(counts: counts, config: base.config, source: url.path, keeping: Set(units))
+    }
+
+    static func build(
+        counts: UnitCounts, config requested: TokenizerConfig, source: String?,
+        keeping keep: Set<[UInt8]> = []
+    ) throws -> Tokenizer {
+        guard !counts.units.isEmpty else { throw TokenizerError.emptyCorpus(source: source) }
+        var all = counts.units
+        for unit in keep where all[unit] == nil { all[unit] = 0 }
+        let candidates = all.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        var eligible = candidates.filter { keep.contains($0.key) || $0.value >= requested.minCount }
+        if let maxSize = requested.maxSize, eligible.count > max(maxSize, keep.count) {
+            eligible.sort {
+                let (a, b) = (keep.contains($0.key), keep.contains($1.key))
+                if a != b { return a }
+                return $0.value != $1.value ? $0.value > $1.value : $0.key.lexicographicallyPrecedes($1.key)
+            }
+            eligible.removeLast(eligible.count - max(maxSize, keep.count))
+        }
+        var config = requested
         var kept = Set(eligible.map(\.key))
-        if config.unit == .grapheme && config.fallback != .unknown {
+        let limited = kept.count < candidates.count
+        if limited && config.fallback == .scalars {
+            config.fallback = .bytes
+        }
+        if !limited && config.unit == .grapheme && config.fallback != .unknown {
             for (unit, _) in candidates {
                 for scalar in UTF8Decoding.scalars(of: unit) ?? [] {
                     kept.insert(UTF8Decoding.encode(CollectionOfOne(scalar)))
                 }
             }
-        }
-        if config.unit != .grapheme && config.fallback == .scalars && kept.count < candidates.count {
-            let dropped = candidates.count - kept.count
-            throw TokenizerError.invalidConfiguration(
-                "minCount/maxSize drop \(dropped) of the \(candidates.count) distinct \(config.unit.rawValue)s of the "
-                    + "corpus, "
-                    + "but with fallback 'scalars' a \(config.unit.rawValue) outside the vocabulary cannot be encoded; "
-                    + "use fallback 'bytes' or 'unknown', or drop the limits")
         }
 
         var entries = reservedEntries(for: config)

@@ -93,7 +93,8 @@ extension Tokenizer {
     private func encode(
         reader: ChunkReader, workers: Int, collect: (_ team: EncoderTeam, _ pieces: Int) throws -> Void
     ) throws {
-        let team = EncoderTeam(tokenizer: self, workers: max(workers, 1), source: reader.path, capacity: reader.chunkSize)
+        let team = EncoderTeam(
+            tokenizer: self, workers: max(workers, 1), source: reader.path, capacity: reader.chunkSize)
         try reader.forEachChunk { chunk, offset, _ in
             let pieces = SafeCuts.split(chunk, parts: team.workers)
             try team.encode(chunk, pieces: pieces, offset: offset)

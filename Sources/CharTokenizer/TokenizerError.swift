@@ -40,7 +40,7 @@ public enum TokenizerError: Error, LocalizedError, Equatable, Sendable {
             let noun = scalars.count == 1 ? "character" : "characters"
             return "the vocabulary has no token for the \(noun) \(shown)\(more); rebuild the tokenizer "
                 + "on a corpus that contains \(scalars.count == 1 ? "it" : "them"), or use fallback 'bytes' or "
-                    + "'unknown'"
+                + "'unknown'"
         case let .invalidTokenID(id, size):
             return "token id \(id) is out of range: the vocabulary has \(size) tokens (ids 0..<\(size))"
         case let .invalidConfiguration(reason):

@@ -79,7 +79,9 @@ final class LossRecorder: @unchecked Sendable {
 /// A small model trained for `steps` steps on brackets.txt, in DIR/run.
 func trainedRun(in directory: URL, steps: Int) throws -> URL {
     let run = directory.appendingPathComponent("run")
-    _ = try Trainer.start(corpus: projectCorpus("brackets.txt"), runDirectory: run,
-                          config: smallConfig(training: smallTraining(steps: steps))).train()
+    _ = try Trainer.start(
+        corpus: projectCorpus("brackets.txt"), runDirectory: run,
+        config: smallConfig(training: smallTraining(steps: steps))
+    ).train()
     return run
 }

@@ -113,7 +113,7 @@ import Testing
         }
         let svg = try String(contentsOf: dir.appendingPathComponent("runs/brackets/loss.svg"), encoding: .utf8)
         #expect(
-            svg.contains("training step") && svg.contains("loss (nats per character)"), "the plot's axes are labelled")
+            svg.contains("training step") && svg.contains("loss (nats per char)"), "the plot's axes are labelled")
 
         let a = try Self.charlm(
             ["generate", "runs/brackets", "--prompt", "(lynx", "--length", "60", "--seed", "11"], in: dir)
@@ -142,8 +142,8 @@ import Testing
         let eval = try Self.charlm(["eval", "runs/brackets", Self.corpus, "--json"], in: dir)
         #expect(eval.status == 0, "\(eval.stderr)")
         let result = try #require(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
-        let nats = try #require(result["loss_nats"] as? Double),
-            bpc = try #require(result["bits_per_character"] as? Double)
+        let nats = try #require(result["loss"] as? Double), bpc = try #require(result["bits"] as? Double)
+        #expect(result["unit"] as? String == "char")
         #expect(abs(bpc - nats / log(2)) < 1e-9)
 
         let info = try Self.charlm(["info", "runs/brackets"], in: dir)

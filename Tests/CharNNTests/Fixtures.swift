@@ -15,6 +15,8 @@ struct ModelFixture: Decodable {
     }
     let cell: String
     let vocab: Int, hidden: Int, layers: Int, batch: Int, steps: Int
+    /// The embedding width, for fixtures of a network with nn.Embedding (absent: one-hot).
+    let embedding: Int?
     let tensors: [String: Tensor]
     let inputs: [Int32], targets: [Int32]
     let h0: [Float]
@@ -26,7 +28,9 @@ struct ModelFixture: Decodable {
     }
 
     var config: NetworkConfig {
-        NetworkConfig(cell: CellKind(rawValue: cell)!, vocabularySize: vocab, hiddenSize: hidden, layers: layers)
+        NetworkConfig(
+            cell: CellKind(rawValue: cell)!, vocabularySize: vocab, hiddenSize: hidden, layers: layers,
+            embeddingSize: embedding)
     }
 
     /// A network holding the fixture's weights.

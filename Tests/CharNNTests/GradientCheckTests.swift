@@ -13,17 +13,26 @@ import Testing
         let cell: CellKind
         let layers: Int
         let dropout: Float
-        var testDescription: String { "\(cell) \(layers) layer(s), dropout \(dropout)" }
+        var embedding: Int? = nil
+        var testDescription: String {
+            "\(cell) \(layers) layer(s), dropout \(dropout)" + (embedding.map { ", embedding \($0)" } ?? "")
+        }
     }
 
     static let cases: [Case] = CellKind.allCases.flatMap { cell in
         [1, 2, 3].flatMap { layers in [Float(0), 0.3].map { Case(cell: cell, layers: layers, dropout: $0) } }
+            + [
+                Case(cell: cell, layers: 2, dropout: 0.3, embedding: 4),
+                Case(cell: cell, layers: 1, dropout: 0, embedding: 3),
+            ]
     }
 
     @Test(arguments: GradientCheckTests.cases)
     func finiteDifferencesMatchGradients(_ c: Case) throws {
         let batch = 3, steps = 4
-        let config = NetworkConfig(cell: c.cell, vocabularySize: 6, hiddenSize: 5, layers: c.layers, dropout: c.dropout)
+        let config = NetworkConfig(
+            cell: c.cell, vocabularySize: 6, hiddenSize: 5, layers: c.layers, dropout: c.dropout,
+            embeddingSize: c.embedding)
         let net = try Network(config: config, seed: 11)
         // Widen the weights so that the gates leave their linear range.
         net.parameters.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] *= 2.5 } }

@@ -5,7 +5,7 @@ import Testing
 /// Compares the network with PyTorch's `nn.LSTM`/`nn.GRU`/`nn.RNN` + `nn.Linear` on fixtures
 /// made by scripts/make_fixtures.py (weights, ids, initial state -> logits, loss, gradients).
 @Suite struct PyTorchParityTests {
-    @Test(arguments: ["lstm", "gru", "rnn"], [1, 2])
+    @Test(arguments: ["lstm", "gru", "rnn", "lstm_embedding", "gru_embedding"], [1, 2])
     func forwardAndBackwardMatchPyTorch(cell: String, threads: Int) throws {
         let fx = try ModelFixture.load(cell)
         let net = try fx.network()
@@ -38,7 +38,7 @@ import Testing
     func everyInstructionSetMatchesPyTorchOnTwoThreads(isa: Int32) throws {
         #expect(ck_force_isa(isa) == isa)
         defer { ck_force_isa(-1) }
-        for cell in ["lstm", "gru", "rnn"] {
+        for cell in ["lstm", "gru", "rnn", "lstm_embedding"] {
             let fx = try ModelFixture.load(cell)
             let net = try fx.network()
             let runner = BatchRunner(network: net, batchSize: fx.batch, seqLength: fx.steps, threads: 2)
@@ -57,7 +57,7 @@ import Testing
         }
     }
 
-    @Test(arguments: ["lstm", "gru", "rnn"], [1, 2])
+    @Test(arguments: ["lstm", "gru", "rnn", "lstm_embedding", "gru_embedding"], [1, 2])
     func logitsMatchPyTorch(cell: String, threads: Int) throws {
         let fx = try ModelFixture.load(cell)
         let net = try fx.network()

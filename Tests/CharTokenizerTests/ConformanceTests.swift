@@ -151,7 +151,7 @@ struct ConformanceTests {
                             recordFailure(
                                 "line \(testCase.line) \(form) of c\(source + 1): expected [\(codePoints(expected))], "
                                     + "got [\(codePoints(Array(fast[index])))], reference "
-                                        + "[\(codePoints(Array(reference[index])))]"
+                                    + "[\(codePoints(Array(reference[index])))]"
                             )
                         }
                     }

@@ -62,18 +62,45 @@ struct VocabularyTests {
         #expect(ties.vocabulary.map(\.text) == ["<unk>", "x", "y"])
     }
 
-    @Test("graphemes dropped by the limits still encode through their scalars, which are always kept")
-    func graphemeFallbackToScalars() throws {
-        let config = TokenizerConfig(normalization: Normalization(form: .nfd), fallback: .scalars, maxSize: 2)
-        let tokenizer = try Tokenizer.build(corpus: "aaa bbb é", config: config)
-        let units = Set(tokenizer.vocabulary.map { $0.utf8 })
-        #expect(units.contains(Array("e".utf8)) && units.contains(Array("\u{301}".utf8)))
-        #expect(!units.contains(Array("e\u{301}".utf8)))
-        let ids = try tokenizer.encode("é")
-        #expect(ids.count == 2)
-        #expect(Array(tokenizer.decode(ids).utf8) == Array("e\u{301}".utf8))
-        // The scalars count the occurrences of the grapheme they stand in for.
-        #expect(tokenizer.count(for: ids[1]) == 1)
+    @Test("the limits hold for every unit: what they leave out is spelled in bytes, losslessly")
+    func limitsHoldForEveryUnit() throws {
+        // Four distinct characters, "a" and " " frequent; at most two are kept.
+        let corpus = "aaaa bbb é ü"
+        for unit in [TokenUnit.grapheme, .scalar] {
+            for fallback in [Fallback.scalars, .bytes] {
+                let config = TokenizerConfig(unit: unit, fallback: fallback, maxSize: 2)
+                let tokenizer = try Tokenizer.build(corpus: corpus, config: config)
+                let units = tokenizer.vocabulary.filter { $0.kind == .unit }.map(\.text)
+                #expect(units == [" ", "a"], "\(unit) \(fallback): the two most frequent, nothing else")
+                #expect(tokenizer.config.fallback == .bytes, "a left-out character can only be spelled in bytes")
+                #expect(tokenizer.vocabularySize == 256 + 2)
+                let ids = try tokenizer.encode(corpus)
+                #expect(tokenizer.decode(ids) == corpus, "\(unit) \(fallback): lossless")
+                #expect(ids.count == corpus.utf8.count, "b, é and ü are spelled in their bytes")
+                // Token counts are what encoding the corpus gives: é and ü, two bytes each.
+                #expect(tokenizer.count(for: try #require(tokenizer.id(forByte: 0xC3))) == 2)
+            }
+        }
+        // minCount alike, and without a limit nothing changes: every character, no byte tokens.
+        let rare = try Tokenizer.build(corpus: corpus, config: TokenizerConfig(minCount: 2))
+        #expect(rare.vocabulary.filter { $0.kind == .unit }.map(\.text) == [" ", "a", "b"])
+        let all = try Tokenizer.build(corpus: corpus)
+        #expect(all.vocabularySize == 5 && all.config.fallback == .scalars)
+    }
+
+    @Test("a vocabulary can be extended: the base's units stay, the new text's are added by frequency")
+    func extendingAVocabulary() throws {
+        let directory = try TemporaryDirectory()
+        let base = try Tokenizer.build(corpus: "abc abc\n", config: TokenizerConfig(maxSize: 7))
+        let file = try directory.file("new.txt", text: "xxxx yyy zz a\n")
+        let extended = try Tokenizer.build(corpusFile: file, extending: base)
+        let units = extended.vocabulary.map(\.text)
+        #expect(
+            Set(base.vocabulary.map(\.text)).isSubset(of: Set(units)), "every unit of the base stays, even unseen ones")
+        #expect(units.contains("x") && units.contains("y"), "the new text's most frequent characters are added")
+        #expect(!units.contains("z"), "within the base's limit of 7 units")
+        #expect(extended.config.fallback == .bytes, "and the rest is spelled in bytes")
+        #expect(extended.decode(try extended.encode("xyz abc")) == "xyz abc")
     }
 
     @Test("a unit and its canonically equivalent spelling are different tokens")
@@ -274,7 +301,7 @@ struct EncodingTests {
     func badConfigurations() throws {
         #expect(throws: TokenizerError.self) { try Tokenizer.build(corpus: "a", config: TokenizerConfig(minCount: 0)) }
         #expect(throws: TokenizerError.self) { try Tokenizer.build(corpus: "a", config: TokenizerConfig(maxSize: 0)) }
-        #expect(throws: TokenizerError.self) {
+        #expect(throws: Never.self, "a limit with fallback scalars spells what it leaves out in bytes") {
             try Tokenizer.build(corpus: "aab", config: TokenizerConfig(unit: .scalar, fallback: .scalars, maxSize: 1))
         }
         #expect(throws: Never.self) {

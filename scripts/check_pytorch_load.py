@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks that a charlm run loads into PyTorch and computes what charlm computes.
 
-Builds `rnn = nn.LSTM/GRU/RNN(vocab, hidden, layers, batch_first=True)` and
+Builds `rnn = nn.LSTM/GRU/RNN(vocab, hidden, layers, batch_first=True)` (after
+`embedding = nn.Embedding(vocab, width)` for a model trained with --embedding) and
 `out = nn.Linear(hidden, vocab)` from RUN/config.json, loads RUN/model.safetensors with
 `load_state_dict(safetensors.torch.load_file(...), strict=True)`, then evaluates the loss on a
 text file exactly as charlm's evaluator does (ids from `charlm tokenizer encode`) and compares
@@ -32,17 +33,18 @@ def main():
     a = p.parse_args()
     config = json.load(open(os.path.join(a.run, "config.json")))
     m, t = config["model"], config["training"]
-    model = CharRNN(m["cell"], m["vocabulary_size"], m["hidden_size"], m["layers"]).double()
+    model = CharRNN(m["cell"], m["vocabulary_size"], m["hidden_size"], m["layers"],
+                     embedding=m.get("embedding_size")).double()
     state_dict = load_file(os.path.join(a.run, "model.safetensors"))
     model.load_state_dict({k: v.double() for k, v in state_dict.items()}, strict=True)
     print(f"loaded {len(state_dict)} tensors into PyTorch {torch.__version__} (strict): " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in state_dict.items()))
     ids = json.loads(subprocess.run([a.charlm, "tokenizer", "encode", os.path.join(a.run, "tokenizer.json"), a.file, "--format", "json"],
                                     check=True, capture_output=True, text=True).stdout)
     ours = json.loads(subprocess.run([a.charlm, "eval", a.run, a.file, "--checkpoint", "latest", "--json"],
-                                     check=True, capture_output=True, text=True).stdout)["loss_nats"]
+                                     check=True, capture_output=True, text=True).stdout)["loss"]
     theirs = evaluate(model, torch.tensor(ids, dtype=torch.long), t["batch_size"], t["seq_length"])
     difference = abs(ours - theirs)
-    print(f"loss on {a.file} ({len(ids) - 1} predictions): charlm {ours:.9f}, PyTorch (float64) {theirs:.9f} nats/char, "
+    print(f"loss on {a.file} ({len(ids) - 1} predictions): charlm {ours:.9f}, PyTorch (float64) {theirs:.9f} nats per unit, "
           f"difference {difference:.2e}")
     # charlm computes in float32: a mean over many predictions agrees to about 1e-7 relative.
     if difference > 1e-6 * max(1.0, abs(theirs)):

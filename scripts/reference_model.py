@@ -1,6 +1,7 @@
 """The model charlm trains, in PyTorch, shared by the reference scripts.
 
-`CharRNN` is one-hot input -> `rnn` (nn.LSTM, nn.GRU or nn.RNN, batch_first) -> dropout ->
+`CharRNN` is one-hot input (or `embedding`, nn.Embedding, for a model trained with
+--embedding) -> `rnn` (nn.LSTM, nn.GRU or nn.RNN, batch_first) -> dropout ->
 `out` (nn.Linear): its state dict has exactly the names of charlm's model.safetensors.
 `evaluate` is charlm's Evaluator: the loss over every unit of a text after the first.
 """
@@ -10,17 +11,20 @@ import torch.nn.functional as F
 
 
 class CharRNN(nn.Module):
-    def __init__(self, cell, vocab, hidden, layers, dropout=0.0):
+    def __init__(self, cell, vocab, hidden, layers, dropout=0.0, embedding=None):
         super().__init__()
         rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
         self.vocab = vocab
-        self.rnn = rnn(vocab, hidden, layers, dropout=dropout if layers > 1 else 0.0, batch_first=True)
+        if embedding:
+            self.embedding = nn.Embedding(vocab, embedding)
+        self.rnn = rnn(embedding or vocab, hidden, layers, dropout=dropout if layers > 1 else 0.0, batch_first=True)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, vocab)
 
     def forward(self, ids, state=None):
         """Logits (batch, steps, vocab) for ids (batch, steps), and the final state."""
-        y, state = self.rnn(F.one_hot(ids, self.vocab).to(self.out.weight.dtype), state)
+        x = self.embedding(ids) if hasattr(self, "embedding") else F.one_hot(ids, self.vocab).to(self.out.weight.dtype)
+        y, state = self.rnn(x, state)
         return self.out(self.drop(y)), state
 
 

@@ -198,9 +198,9 @@ public struct StreamBatcher: Sendable {
 
 /// Which part of a corpus is held out for validation.
 public enum ValidationSplit: Codable, Sendable, Equatable, CustomStringConvertible {
-    /// Blocks of `size` units spread evenly through the text: of every run of blocks, the
-    /// fraction asked for (every tenth block for 10%), so that the held-out text is like the
-    /// whole, whatever order the corpus is in.
+    /// Blocks of `size` units (smaller for a text shorter than 100 of them) spread evenly
+    /// through the text: of every run of blocks, the fraction asked for (every tenth block for
+    /// 10%), so that the held-out text is like the whole, whatever order the corpus is in.
     case blocks(size: Int)
     /// The end of the text (char-rnn's split).
     case tail
@@ -215,6 +215,8 @@ public enum ValidationSplit: Codable, Sendable, Equatable, CustomStringConvertib
             let split = count - Int((Double(count) * fraction).rounded())
             return ([0..<split], [split..<count])
         case .blocks(let size):
+            // A short text has smaller blocks: at least 100 of them, so that it holds some out.
+            let size = max(1, min(size, count / 100))
             var train: [Range<Int>] = [], validation: [Range<Int>] = []
             let blocks = (count + size - 1) / size
             for block in 0..<blocks {

@@ -25,7 +25,7 @@ struct LossPlotFile {
         let train = rows.compactMap { r in r.trainLoss.map { (Double(r.step), $0) } }
         let validation = rows.compactMap { r in r.validationLoss.map { (Double(r.step), $0) } }
         try? DurableFile.write(
-            Data(LossPlot.svg(train: train, validation: validation, title: title).utf8), to: run.plotURL)
+            Data(LossPlot.svg(train: train, validation: validation, title: title, unit: unit).utf8), to: run.plotURL)
     }
 }
 
@@ -33,7 +33,7 @@ struct LossPlotFile {
 /// values that contain every point (nothing is clipped), the legend above the plot area where
 /// it cannot cover a curve, and the loss per unit of the run's tokenizer.
 enum LossPlot {
-    static func svg(train: [(Double, Double)], validation: [(Double, Double)], title: String, unit: String = "char")
+    static func svg(train: [(Double, Double)], validation: [(Double, Double)], title: String, unit: String)
         -> String
     {
         let width = 720.0, height = 460.0, left = 70.0, right = 20.0, top = 64.0, bottom = 55.0
@@ -81,7 +81,7 @@ enum LossPlot {
             height - bottom)
         s +=
             "<text x=\"\(Int((left + width - right) / 2))\" y=\"\(Int(height - 12))\" text-anchor=\"middle\">training "
-                + "step</text>\n"
+            + "step</text>\n"
         s +=
             "<text transform=\"translate(18,\(Int((top + height - bottom) / 2))) rotate(-90)\" text-anchor=\"middle\">"
             + "loss (nats per \(unit))</text>\n"

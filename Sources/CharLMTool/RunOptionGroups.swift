@@ -136,8 +136,21 @@ struct OptimizationOptions: ParsableArguments {
     @Option(help: "Clip the global gradient norm to this; 0 turns clipping off (default 5).")
     var gradClip: Float?
 
-    @Option(help: "Fraction of the corpus, at its end, held out for validation (default 0.1).")
+    @Option(help: "Fraction of the corpus held out for validation (default 0.1).")
     var valFraction: Double?
+
+    @Option(
+        help: ArgumentHelp(
+            "Where the held-out text is: blocks (4096 units, spread evenly through the corpus), blocks:SIZE, "
+                + "or tail (the end, as char-rnn; default blocks).", valueName: "split"),
+        transform: { try ValidationSplit(parsing: $0) })
+    var valSplit: ValidationSplit?
+
+    @Option(
+        help: ArgumentHelp(
+            "Units of the validation split each validation reads, spread through it; the whole split is "
+                + "read once at the end (default 250000; 0: always the whole split).", valueName: "units"))
+    var valSample: Int?
 
     @Option(help: "Validate on this file instead of a split of the corpus.")
     var valFile: String?
@@ -161,6 +174,8 @@ struct OptimizationOptions: ParsableArguments {
         options.set(\.training.optimizer.momentum, to: momentum, as: "--momentum")
         options.set(\.training.gradClip, to: gradClip, as: "--grad-clip")
         options.set(\.training.valFraction, to: valFraction, as: "--val-fraction")
+        options.set(\.training.validationSplit, to: valSplit, as: "--val-split")
+        options.set(\.training.validationSampleSize, to: valSample.map { $0 == 0 ? nil : $0 }, as: "--val-sample")
         options.set(
             \.training.validationFile, to: valFile.map { .some(URL(fileURLWithPath: $0).standardizedFileURL.path) },
             as: "--val-file")
@@ -201,7 +216,7 @@ struct LimitOptions: ParsableArguments {
 
 /// How often training validates, saves and reports, and on how many threads.
 struct ReportingOptions: ParsableArguments {
-    @Option(help: "Validate over the whole validation split, and checkpoint, every this many steps (default 250).")
+    @Option(help: "Validate (see --val-sample) and checkpoint every this many steps (default 250).")
     var evalEvery: Int?
 
     @Option(help: "Print a short sample every this many steps; 0 never (default 1000).")

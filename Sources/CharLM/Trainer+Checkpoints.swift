@@ -53,7 +53,8 @@ extension Trainer {
     func validationLoss(on span: TokenSpan, step: Int, onEvent: (TrainingEvent) -> Void) throws -> Double {
         let t = config.training
         var reported = -1.0
-        return try Evaluator.evaluate(
+        let started = Date()
+        let loss = try Evaluator.evaluate(
             network: network, span: span, batchSize: t.batchSize, seqLength: t.seqLength, threads: t.threads
         ) { fraction in
             if fraction - reported >= 0.01 || fraction == 1 {
@@ -61,6 +62,8 @@ extension Trainer {
                 onEvent(.validating(step: step, fraction: fraction, units: span.count))
             }
         }.nats
+        validationSecondsPerUnit = Date().timeIntervalSince(started) / Double(max(span.count, 1))
+        return loss
     }
 
     /// Early stopping and plateau decay count scheduled validations only, against the best

@@ -33,6 +33,9 @@ public final class Trainer: @unchecked Sendable {
     var startNotices: [String] = []
     /// Held while this trainer may write the run.
     var lock: DirectoryLock?
+    /// Seconds the last validation took per unit, to keep time for the validation at the end
+    /// within a time limit.
+    var validationSecondsPerUnit: Double?
 
     init(
         run: RunDirectory, config: RunConfig, tokenizer: Tokenizer, corpus: Corpus, network: Network,
@@ -196,9 +199,18 @@ public final class Trainer: @unchecked Sendable {
             hidden.reset()
         }
         if let epochs = t.epochs, state.epoch >= epochs { return .epochs }
-        if let limit = t.timeLimit, session.elapsed >= limit { return .time }
+        if let limit = t.timeLimit, session.elapsed + finalValidationSeconds(session) >= limit { return .time }
         if interrupted { return .interrupted }
         return nil
+    }
+
+    /// How long the validations `finish` runs would take if training stopped now, estimated
+    /// from the last one: a time limit covers them, so that `--time 10m` ends in 10 minutes.
+    private func finalValidationSeconds(_ session: Session) -> Double {
+        guard let perUnit = validationSecondsPerUnit, state.step > 0 else { return 0 }
+        var units = session.evaluatedAtStep == state.step ? 0 : validationSample.count
+        if validationSample.count < corpus.validation.count { units += corpus.validation.count }
+        return perUnit * Double(units)
     }
 
     /// Saves on the way out: a checkpoint when interrupted, a last validation (and best/) when

@@ -6,7 +6,7 @@ import Foundation
 /// `charlm eval RUN FILE`: how well a model predicts a text.
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Loss, bits per character and perplexity of a model on a text file.",
+        abstract: "Loss, bits per unit and per character, and perplexity of a model on a text file.",
         discussion:
             "Uses the run's batch and sequence length by default, so that on the validation text it reports the "
             + "trainer's validation loss."
@@ -66,11 +66,16 @@ struct Eval: ParsableCommand {
                 }
             }
             if showProgress { Console.note("\r\u{1B}[K", newline: false) }
+            // Bits per character of the text (a grapheme of the normalized text), whatever the
+            // model's unit: models with other units or vocabulary limits compare on it.
+            // The first character is context, not predicted (as the first unit is).
+            let characters = model.tokenizer.decode(ids.ids(0..<ids.count)).count - 1
+            let characterBits = result.totalNats / log(2) / Double(max(characters, 1))
             if json {
                 Console.out(
                     Console.json([
                         "file": file, "units": result.count, "unit": unit, "loss": result.nats,
-                        "bits": result.bitsPerCharacter,
+                        "bits": result.bitsPerCharacter, "chars": characters, "char_bits": characterBits,
                         "perplexity": result.perplexity, "model": model.weightsURL.path,
                     ]) + "\n")
             } else {
@@ -78,6 +83,8 @@ struct Eval: ParsableCommand {
                     String(format: "%@: %d %@s predicted\n", file, result.count, unit)
                         + String(format: "loss        %.4f nats/%@\n", result.nats, unit)
                         + String(format: "bits/%@   %.4f\n", unit, result.bitsPerCharacter)
+                        + String(
+                            format: "bits per character of the text  %.4f (%d characters)\n", characterBits, characters)
                         + String(format: "perplexity  %.3f\n", result.perplexity))
             }
         }

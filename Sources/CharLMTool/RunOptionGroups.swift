@@ -192,7 +192,7 @@ struct LimitOptions: ParsableArguments {
     @Option(help: "Stop after this many passes over the training split (default 50 when no other limit is given).")
     var epochs: Int?
 
-    @Option(help: "Stop after this much training time in total, e.g. 10m, 1h30m, 90s.")
+    @Option(help: "Stop after this much training time in total, e.g. 10m, 1h30m, 90s, the last validation included.")
     var time: Duration?
 
     @Option(help: "Stop when this many validations in a row bring no improvement; 0 never stops early (default 8).")

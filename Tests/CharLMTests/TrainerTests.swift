@@ -226,4 +226,27 @@ import Testing
             if batch == 1 { #expect(abs(r.nats - single.nats) < 1e-6, "one stream: chunking does not change the loss") }
         }
     }
+
+    /// A time limit covers the validation that ends the run: with validation known to be slow,
+    /// training stops as soon as finishing would overrun the limit, not after the limit.
+    @Test func aTimeLimitKeepsTimeForTheLastValidation() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        var training = smallTraining(steps: 50, evalEvery: 1000)
+        training.maxSteps = nil
+        training.timeLimit = 3600
+        let trainer = try Trainer.start(
+            corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("run"),
+            config: smallConfig(training: training))
+        trainer.validationSecondsPerUnit = 3600.0 / Double(trainer.corpus.validation.count)
+        let summary = try trainer.train()
+        #expect(summary.reason == .time && summary.step == 1, "one step, then the last validation would overrun")
+
+        var fast = training
+        fast.timeLimit = 1
+        let quick = try Trainer.start(
+            corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("quick"),
+            config: smallConfig(training: fast))
+        #expect(try quick.train().step > 1, "no validation measured yet: nothing is reserved")
+    }
 }

@@ -145,6 +145,8 @@ import Testing
         let nats = try #require(result["loss"] as? Double), bpc = try #require(result["bits"] as? Double)
         #expect(result["unit"] as? String == "char")
         #expect(abs(bpc - nats / log(2)) < 1e-9)
+        #expect(result["chars"] as? Int == result["units"] as? Int, "one char per unit without a vocabulary limit")
+        #expect(abs(try #require(result["char_bits"] as? Double) - bpc) < 1e-9)
 
         let info = try Self.charlm(["info", "runs/brackets"], in: dir)
         #expect(

@@ -87,6 +87,19 @@ import Testing
             "\(train.stderr)")
         let svg = try String(contentsOf: dir.appendingPathComponent("runs/brackets/loss.svg"), encoding: .utf8)
         #expect(svg.contains("nats per byte"))
+
+        // eval: losses per byte, and bits per character of the text to compare with char models.
+        try String(repeating: "(αβ [γ δ]) ", count: 300).write(
+            to: dir.appendingPathComponent("greek.txt"), atomically: true, encoding: .utf8)
+        let greek = try CLI.charlm(["train", "greek.txt", "--max-steps", "3", "--unit", "byte"] + CLI.small, in: dir)
+        #expect(greek.status == 0, "\(greek.stderr)")
+        let eval = try CLI.charlm(["eval", "runs/greek", "greek.txt", "--json"], in: dir)
+        let e = try #require(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
+        let units = try #require(e["units"] as? Int), chars = try #require(e["chars"] as? Int)
+        let bits = try #require(e["bits"] as? Double), charBits = try #require(e["char_bits"] as? Double)
+        #expect(e["unit"] as? String == "byte")
+        #expect(Double(units) / Double(chars) > 1.3, "four of every 11 characters are two bytes")
+        #expect(abs(charBits - bits * Double(units) / Double(chars)) < 1e-9)
     }
 
     @Test func trainAcceptsEveryTokenizerOption() throws {

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """PyTorch reference for `charlm bench train`: training throughput of the same model.
 
-Model: one-hot input -> torch.nn.LSTM/GRU (batch_first) -> nn.Linear, mean cross-entropy,
+Model: one-hot input -> torch.nn.LSTM/GRU (batch_first) -> dropout -> nn.Linear (dropout also
+between layers, as charlm's --dropout), mean cross-entropy,
 Adam, gradient clipping by global norm; one step = forward + backward + clip + optimizer step,
 as charlm measures it. Prints one JSON object per configuration on stdout:
 {"cell": "lstm", "hidden": 256, "layers": 2, "chars_per_s": [...], "median": ...}
 
 Usage: python3 scripts/bench_pytorch_train.py --configs lstm:128,lstm:256 [--threads 2]
-       [--batch 50] [--seq 50] [--vocab 65] [--steps 20] [--repeats 3]
+       [--batch 50] [--seq 50] [--vocab 65] [--layers 2] [--dropout 0] [--steps 20] [--repeats 3]
 """
 import argparse
 import json
@@ -25,7 +26,7 @@ from reference_model import CharRNN, detach  # noqa: E402
 
 def measure(cell, hidden, args):
     torch.manual_seed(0)
-    model = CharRNN(cell, args.vocab, hidden, args.layers)
+    model = CharRNN(cell, args.vocab, hidden, args.layers, dropout=args.dropout).train()
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     ids = torch.randint(0, args.vocab, (args.batch, args.seq + 1))
     state = None
@@ -60,6 +61,7 @@ def main():
     parser.add_argument("--seq", type=int, default=50)
     parser.add_argument("--vocab", type=int, default=65)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -67,7 +69,8 @@ def main():
     for item in args.configs.split(","):
         cell, hidden = item.split(":")
         rates = measure(cell, int(hidden), args)
-        print(json.dumps({"cell": cell, "hidden": int(hidden), "layers": args.layers, "chars_per_s": rates,
+        print(json.dumps({"cell": cell, "hidden": int(hidden), "layers": args.layers, "dropout": args.dropout,
+                          "chars_per_s": rates,
                           "median": statistics.median(rates), "torch": torch.__version__,
                           "threads": torch.get_num_threads()}), flush=True)
 

@@ -17,21 +17,33 @@ struct Bench: ParsableCommand {
 struct ModelSize: ExpressibleByArgument, CustomStringConvertible {
     let cell: CellKind
     let hidden: Int
+    /// Layers given in the size (`lstm:3x1024`), or nil for the command's `--layers`.
+    let layers: Int?
 
     init?(argument: String) {
         let parts = argument.lowercased().split(separator: ":")
-        guard parts.count == 2, let cell = CellKind(rawValue: String(parts[0])), let hidden = Int(parts[1]), hidden >= 1
-        else { return nil }
+        guard parts.count == 2, let cell = CellKind(rawValue: String(parts[0])) else { return nil }
+        let shape = parts[1].split(separator: "x", omittingEmptySubsequences: false)
+        guard let hidden = shape.last.flatMap({ Int($0) }), hidden >= 1, shape.count <= 2 else { return nil }
+        if shape.count == 2 {
+            guard let layers = Int(shape[0]), layers >= 1 else { return nil }
+            self.layers = layers
+        } else {
+            self.layers = nil
+        }
         self.cell = cell
         self.hidden = hidden
     }
 
-    var description: String { "\(cell.rawValue):\(hidden)" }
+    var description: String { "\(cell.rawValue):\(layers.map { "\($0)x" } ?? "")\(hidden)" }
+
+    /// The size's layers, or `fallback` when it names none.
+    func layers(or fallback: Int) -> Int { layers ?? fallback }
 
     static func parseList(_ text: String) throws -> [ModelSize] {
         try text.split(separator: ",").map {
             guard let size = ModelSize(argument: String($0)) else {
-                throw ValidationError("'\($0)' is not CELL:HIDDEN (e.g. lstm:256).")
+                throw ValidationError("'\($0)' is not CELL:HIDDEN or CELL:LAYERSxHIDDEN (e.g. lstm:256, gru:3x1024).")
             }
             return size
         }
@@ -69,10 +81,12 @@ struct BenchTrain: ParsableCommand {
             """
     )
 
-    @Option(help: "Configurations as CELL:HIDDEN, comma-separated.")
-    var configs = "lstm:128,lstm:256,lstm:512,gru:128,gru:256,gru:512"
+    @Option(help: "Configurations as CELL:HIDDEN or CELL:LAYERSxHIDDEN, comma-separated.")
+    var configs = "lstm:128,lstm:256,lstm:512,lstm:3x1024,gru:128,gru:256,gru:512,gru:3x1024"
 
-    @Option(help: "Layers.") var layers = 2
+    @Option(help: "Layers of a configuration that names none.") var layers = 2
+    @Option(help: "Dropout between layers and before the output layer (charlm's default is 0.25).")
+    var dropout: Float = 0
     @Option(help: "Batch size.") var batch = 50
     @Option(help: "Sequence length.") var seqLength = 50
     @Option(help: "Vocabulary size.") var vocab = 65
@@ -89,6 +103,7 @@ struct BenchTrain: ParsableCommand {
                     + "2."
             )
         }
+        if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1).") }
     }
 
     func run() throws {
@@ -106,7 +121,7 @@ struct BenchTrain: ParsableCommand {
                             + "GFLOP/s; x%d threads = %.0f GFLOP/s\n",
                         peak.packed, peak.openBLAS, threads, machinePeak))
                 Console.out(
-                    "\(layers) layers, batch \(batch), sequence \(seqLength), vocabulary \(vocab), \(threads) "
+                    "batch \(batch), sequence \(seqLength), vocabulary \(vocab), dropout \(dropout), \(threads) "
                         + "threads; median of \(repeats) x \(steps) steps\n\n"
                 )
                 Console.out(
@@ -116,8 +131,9 @@ struct BenchTrain: ParsableCommand {
                 Console.out("|---|---:|---:|---:|---:|---:|---:|\n")
             }
             for size in sizes {
+                let layers = size.layers(or: layers)
                 let config = NetworkConfig(
-                    cell: size.cell, vocabularySize: vocab, hiddenSize: size.hidden, layers: layers)
+                    cell: size.cell, vocabularySize: vocab, hiddenSize: size.hidden, layers: layers, dropout: dropout)
                 let ours = try Benchmark.training(
                     config: config, batchSize: batch, seqLength: seqLength, steps: steps, repeats: repeats,
                     threads: threads)
@@ -127,10 +143,10 @@ struct BenchTrain: ParsableCommand {
                     let r = reference.first(
                         "bench_pytorch_train.py",
                         [
-                            "--configs", size.description, "--threads", String(threads), "--batch", String(batch),
-                            "--seq", String(seqLength),
-                            "--vocab", String(vocab), "--layers", String(layers), "--steps", String(steps), "--repeats",
-                            String(repeats),
+                            "--configs", "\(size.cell.rawValue):\(size.hidden)", "--threads", String(threads),
+                            "--batch", String(batch), "--seq", String(seqLength), "--vocab", String(vocab),
+                            "--layers", String(layers), "--dropout", String(dropout), "--steps", String(steps),
+                            "--repeats", String(repeats),
                         ])
                     pytorch = r.result?["median"] as? Double
                     if let e = r.error { note = e }
@@ -138,7 +154,7 @@ struct BenchTrain: ParsableCommand {
                 let ratio = pytorch.map { ours.median / $0 }
                 if json {
                     var object: [String: Any] = [
-                        "cell": size.cell.rawValue, "hidden": size.hidden, "layers": layers,
+                        "cell": size.cell.rawValue, "hidden": size.hidden, "layers": layers, "dropout": dropout,
                         "charlm_chars_per_s": ours.median,
                         "charlm_runs": ours.charactersPerSecond, "gflops": ours.gflops, "peak_gflops": machinePeak,
                         "rss_warm": ours.residentAfterWarmup, "rss_end": ours.residentAtEnd,
@@ -168,19 +184,21 @@ struct BenchTrain: ParsableCommand {
 struct BenchGenerate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generation throughput, one sample and a batch, against an eager PyTorch sampling loop.",
+        abstract: "Generation throughput, one sample and a batch, against the strongest PyTorch sampling loop.",
         discussion: """
             Times sampling one character at a time (temperature 1) after a 20-character prompt, for one \
-            sample and for --batch samples generated together, with the PyTorch reference \
-            (scripts/bench_pytorch_generate.py: a module call and torch.multinomial per character) \
-            run right after each charlm measurement. Also reports the time to the first character.
+            sample and for --batch samples generated together, with the PyTorch reference run right \
+            after each charlm measurement. The reference (scripts/bench_pytorch_generate.py) times three \
+            loops and the ratio is to the fastest: nn.LSTM/GRU called per character, the same with \
+            oneDNN off, and the cells written out with torch.mv (torch.mm for a batch). Also reports \
+            the time to the first character.
             """
     )
 
-    @Option(help: "Configurations as CELL:HIDDEN, comma-separated.")
+    @Option(help: "Configurations as CELL:HIDDEN or CELL:LAYERSxHIDDEN, comma-separated.")
     var configs = "lstm:128,lstm:256,lstm:512"
 
-    @Option(help: "Layers.") var layers = 2
+    @Option(help: "Layers of a configuration that names none.") var layers = 2
     @Option(help: "Vocabulary size.") var vocab = 65
     @Option(help: "Characters per sample.") var length = 2000
     @Option(help: "Samples in the batched measurement.") var batch = 32
@@ -202,35 +220,36 @@ struct BenchGenerate: ParsableCommand {
             let json = reference.json
             if !json {
                 Console.out(
-                    "kernels: \(BLAS.info.summary)\n\(layers) layers, vocabulary \(vocab); median of \(repeats) "
-                        + "runs\n\n"
+                    "kernels: \(BLAS.info.summary)\nvocabulary \(vocab); median of \(repeats) runs\n\n"
                 )
                 Console.out(
-                    "| model | charlm 1 sample | PyTorch 1 sample | ratio | charlm \(batch) samples | PyTorch "
-                        + "\(batch) samples | first character | first character, model load included |\n"
+                    "| model | charlm 1 sample | PyTorch 1 sample, best loop | ratio | charlm \(batch) samples "
+                        + "| PyTorch \(batch) samples, best loop | ratio | first character "
+                        + "| first character, model load included |\n"
                 )
-                Console.out("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+                Console.out("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
             }
             for size in sizes {
+                let layers = size.layers(or: layers)
                 let config = NetworkConfig(
                     cell: size.cell, vocabularySize: vocab, hiddenSize: size.hidden, layers: layers)
                 let single = try Benchmark.generation(config: config, samples: 1, length: length, repeats: repeats)
                 let batched = try Benchmark.generation(
                     config: config, samples: batch, length: max(1, length / 4), repeats: repeats)
                 let fromDisk = try Benchmark.firstCharacterFromDisk(config: config, repeats: repeats)
-                var refSingle: Double?, refBatch: Double?
+                var refSingle: [String: Any]?, refBatch: [String: Any]?
                 if !reference.noPytorch {
                     for (samples, slot) in [(1, 0), (batch, 1)] {
                         let r = reference.first(
                             "bench_pytorch_generate.py",
                             [
-                                "--configs", size.description, "--threads", String(threads), "--samples",
+                                "--configs", "\(size.cell.rawValue):\(size.hidden)", "--threads", String(threads),
+                                "--samples",
                                 String(samples),
                                 "--length", String(referenceLength), "--repeats", String(repeats), "--vocab",
                                 String(vocab), "--layers", String(layers),
                             ])
-                        let value = r.result?["median"] as? Double
-                        if slot == 0 { refSingle = value } else { refBatch = value }
+                        if slot == 0 { refSingle = r.result } else { refBatch = r.result }
                         if let e = r.error { Console.note("charlm: PyTorch reference skipped: \(e)") }
                     }
                 }
@@ -241,20 +260,33 @@ struct BenchGenerate: ParsableCommand {
                         "first_char_ms": single.firstCharacterSeconds * 1000,
                         "first_char_with_load_ms": fromDisk * 1000,
                     ]
-                    if let refSingle {
-                        object["pytorch_single"] = refSingle; object["ratio_single"] = single.median / refSingle
+                    for (name, charlm, ref) in [
+                        ("single", single.median, refSingle), ("batch", batched.median, refBatch),
+                    ] {
+                        guard let ref, let best = ref["median"] as? Double else { continue }
+                        object["pytorch_\(name)"] = best
+                        object["pytorch_\(name)_loop"] = ref["best"]
+                        object["pytorch_\(name)_loops"] = ref["loops"]
+                        object["ratio_\(name)"] = charlm / best
                     }
-                    if let refBatch { object["pytorch_batch"] = refBatch }
                     Console.out(Console.json(object) + "\n")
                 } else {
                     let fmt = { (x: Double?) in x.map { Int($0).formatted() } ?? "–" }
+                    let reference = { (ref: [String: Any]?, charlm: Double) -> String in
+                        guard let ref, let best = ref["median"] as? Double else { return "– | –" }
+                        return "\(fmt(best)) (\(ref["best"] as? String ?? "?")) | "
+                            + String(format: "%.1f×", charlm / best)
+                    }
                     Console.out(
                         "| \(layers)x\(size.hidden) \(size.cell.rawValue.uppercased()) | \(fmt(single.median)) | "
-                            + "\(fmt(refSingle)) | "
-                            + "\(refSingle.map { String(format: "%.0f×", single.median / $0) } ?? "–") | "
-                            + "\(fmt(batched.median)) | \(fmt(refBatch)) | "
+                            + "\(reference(refSingle, single.median)) | \(fmt(batched.median)) | "
+                            + "\(reference(refBatch, batched.median)) | "
                             + String(
                                 format: "%.1f ms | %.1f ms |\n", single.firstCharacterSeconds * 1000, fromDisk * 1000))
+                    if let loops = refSingle?["loops"] as? [String: Double] {
+                        let each = loops.sorted { $0.value > $1.value }.map { "\($0.key) \(fmt($0.value))" }
+                        Console.note("PyTorch loops, 1 sample, chars/s: " + each.joined(separator: ", "))
+                    }
                 }
             }
         }

@@ -154,6 +154,30 @@ import Testing
             "\(info.stdout)")
     }
 
+    /// `bench train` sizes may name their layers (`lstm:3x1024`) and take a dropout; a size it
+    /// cannot read is a usage error naming both forms.
+    @Test func benchSizesNameTheirLayers() throws {
+        let dir = Self.temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bench = try Self.charlm(
+            [
+                "bench", "train", "--configs", "gru:3x8,lstm:8", "--layers", "1", "--dropout", "0.25", "--steps", "1",
+                "--repeats", "1", "--batch", "2", "--seq-length", "3", "--no-pytorch", "--json",
+            ], in: dir)
+        #expect(bench.status == 0, "\(bench.stderr)")
+        let rows = bench.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        #expect(rows.map { $0["layers"] as? Int } == [3, 1])
+        #expect(rows.map { $0["cell"] as? String } == ["gru", "lstm"])
+        #expect(
+            rows.allSatisfy { ($0["dropout"] as? Double) == 0.25 && ($0["charlm_chars_per_s"] as? Double ?? 0) > 0 })
+        for bad in ["lstm:3x", "lstm:0x8", "lstm:2x2x8", "lstm"] {
+            let refused = try Self.charlm(["bench", "train", "--configs", bad, "--no-pytorch"], in: dir)
+            #expect(refused.status == 64 && refused.stderr.contains("CELL:LAYERSxHIDDEN"), "\(bad): \(refused.stderr)")
+        }
+    }
+
     /// OpenBLAS falls back to its generic "Prescott" table on CPUs newer than the build; charlm
     /// must move it to a tuned table unless the user chose one.
     @Test func aGenericOpenBLASKernelIsReplacedUnlessTheUserChoseOne() throws {

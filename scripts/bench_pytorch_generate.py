@@ -48,6 +48,8 @@ def cells_loop(model, prompt, length, trace=None):
     b_ih = [getattr(rnn, f"bias_ih_l{k}") for k in range(layers)]
     b_hh = [getattr(rnn, f"bias_hh_l{k}") for k in range(layers)]
     table = (w_ih[0].t() + (b_ih[0] + b_hh[0] if cell == "LSTM" else b_ih[0])).contiguous()  # (V, G)
+    # LSTM sums its two biases once; GRU keeps b_hh apart (the reset gate multiplies it), and so
+    # does the tanh RNN here, for simplicity.
     bias = [b_ih[k] + b_hh[k] for k in range(layers)]
     w_out, b_out = model.out.weight, model.out.bias
     shape = (hidden,) if single else (samples, hidden)
@@ -68,6 +70,8 @@ def cells_loop(model, prompt, length, trace=None):
                 i, f, g, o = gates.chunk(4, dim=-1)
                 c[k] = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(g)
                 h[k] = torch.sigmoid(o) * torch.tanh(c[k])
+            elif cell == "RNN_TANH":
+                h[k] = torch.tanh(gi + product(w_hh[k], h[k]) + b_hh[k])
             else:
                 gh = product(w_hh[k], h[k]) + b_hh[k]
                 ir, iz, in_ = gi.chunk(3, dim=-1)
@@ -93,7 +97,7 @@ LOOPS = ["module", "module-no-onednn", "cells"]
 def check(args):
     """The hand-written cells give nn.LSTM's / nn.GRU's logits on the same weights."""
     worst = 0.0
-    for cell in ("lstm", "gru"):
+    for cell in ("lstm", "gru", "rnn"):
         for samples in (1, 3):
             torch.manual_seed(1)
             model = CharRNN(cell, args.vocab, 48, args.layers).eval()

@@ -165,11 +165,14 @@ public final class Trainer: @unchecked Sendable {
         var lastValidation: Double?
         /// The step of the last validation (a run that ends elsewhere is validated at its end).
         var evaluatedAtStep: Int
+        /// The step this session started at.
+        let firstStep: Int
 
         init(elapsedBefore: Double, lastValidation: Double?, evaluatedAtStep: Int) {
             self.elapsedBefore = elapsedBefore
             self.lastValidation = lastValidation
             self.evaluatedAtStep = evaluatedAtStep
+            firstStep = evaluatedAtStep
         }
 
         /// Training time of the whole run so far.
@@ -205,9 +208,16 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// How long the validations `finish` runs would take if training stopped now, estimated
-    /// from the last one: a time limit covers them, so that `--time 10m` ends in 10 minutes.
+    /// from the last one (or, before any, from the training steps: a forward pass alone costs
+    /// about a third of a training step, so half of one per unit is a safe guess): a time
+    /// limit covers them, so that `--time 10m` ends in 10 minutes.
     private func finalValidationSeconds(_ session: Session) -> Double {
-        guard let perUnit = validationSecondsPerUnit, state.step > 0 else { return 0 }
+        guard state.step > 0 else { return 0 }
+        let steps = state.step - session.firstStep
+        let trained = Date().timeIntervalSince(session.started)
+        let unitsPerStep = Double(config.training.batchSize * config.training.seqLength)
+        let estimate = steps > 0 ? 0.5 * trained / (Double(steps) * unitsPerStep) : nil
+        guard let perUnit = validationSecondsPerUnit ?? estimate else { return 0 }
         var units = session.evaluatedAtStep == state.step ? 0 : validationSample.count
         if validationSample.count < corpus.validation.count { units += corpus.validation.count }
         return perUnit * Double(units)
@@ -225,14 +235,21 @@ public final class Trainer: @unchecked Sendable {
             state.elapsedSeconds = session.elapsed
             try saveLatest(onEvent: onEvent)
         default:
+            // A run stopped by its time limit has used it, the last validations included (they
+            // run inside it): resuming with the same limit must stop at once, not train on for
+            // the time they were given.
+            let limit = config.training.timeLimit
+            let elapsed = reason == .time ? max(session.elapsed, limit ?? 0) : session.elapsed
             if session.evaluatedAtStep != state.step && state.step > 0 {
                 // For the user only: it updates best/ but not the counters that steer training, so
                 // that extending the limit later continues as one uninterrupted run would.
                 guard
-                    let loss = try validate(
-                        step: state.step, scheduled: false, elapsed: session.elapsed, onEvent: onEvent)
+                    let loss = try validate(step: state.step, scheduled: false, elapsed: elapsed, onEvent: onEvent)
                 else { return }
                 session.lastValidation = loss
+            } else if reason == .time && state.step > 0 && state.elapsedSeconds < elapsed {
+                state.elapsedSeconds = elapsed
+                try saveLatest(onEvent: onEvent)
             }
             // The summary gives the loss on the whole validation split, which scheduled
             // validations may only sample.

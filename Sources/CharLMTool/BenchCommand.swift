@@ -255,7 +255,8 @@ struct BenchGenerate: ParsableCommand {
                 }
                 if json {
                     var object: [String: Any] = [
-                        "cell": size.cell.rawValue, "hidden": size.hidden, "charlm_single": single.median,
+                        "cell": size.cell.rawValue, "hidden": size.hidden, "layers": layers,
+                        "charlm_single": single.median,
                         "charlm_batch": batched.median, "batch": batch,
                         "first_char_ms": single.firstCharacterSeconds * 1000,
                         "first_char_with_load_ms": fromDisk * 1000,

@@ -66,25 +66,30 @@ struct Eval: ParsableCommand {
                 }
             }
             if showProgress { Console.note("\r\u{1B}[K", newline: false) }
-            // Bits per character of the text (a grapheme of the normalized text), whatever the
-            // model's unit: models with other units or vocabulary limits compare on it.
-            // The first character is context, not predicted (as the first unit is).
-            let characters = model.tokenizer.decode(ids.ids(0..<ids.count)).count - 1
-            let characterBits = result.totalNats / log(2) / Double(max(characters, 1))
+            // Bits per character of the text (a grapheme of the normalized text, counted on the
+            // text itself, not on what the vocabulary makes of it), whatever the model's unit:
+            // models with other units or vocabulary limits compare on it. The first character is
+            // context, not predicted (as the first unit is).
+            let text = model.tokenizer.normalize(String(decoding: try Data(contentsOf: url), as: UTF8.self))
+            let characters = max(text.count - 1, 0)
+            let characterBits = characters > 0 ? result.totalNats / log(2) / Double(characters) : nil
             if json {
-                Console.out(
-                    Console.json([
-                        "file": file, "units": result.count, "unit": unit, "loss": result.nats,
-                        "bits": result.bitsPerCharacter, "chars": characters, "char_bits": characterBits,
-                        "perplexity": result.perplexity, "model": model.weightsURL.path,
-                    ]) + "\n")
+                var object: [String: Any] = [
+                    "file": file, "units": result.count, "unit": unit, "loss": result.nats,
+                    "bits": result.bitsPerCharacter, "chars": characters,
+                    "perplexity": result.perplexity, "model": model.weightsURL.path,
+                ]
+                if let characterBits { object["char_bits"] = characterBits }
+                Console.out(Console.json(object) + "\n")
             } else {
+                let perCharacter = characterBits.map {
+                    String(format: "bits per character of the text  %.4f (%d characters)\n", $0, characters)
+                }
                 Console.out(
                     String(format: "%@: %d %@s predicted\n", file, result.count, unit)
                         + String(format: "loss        %.4f nats/%@\n", result.nats, unit)
                         + String(format: "bits/%@   %.4f\n", unit, result.bitsPerCharacter)
-                        + String(
-                            format: "bits per character of the text  %.4f (%d characters)\n", characterBits, characters)
+                        + (perCharacter ?? "")
                         + String(format: "perplexity  %.3f\n", result.perplexity))
             }
         }

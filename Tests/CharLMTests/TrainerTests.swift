@@ -241,12 +241,18 @@ import Testing
         trainer.validationSecondsPerUnit = 3600.0 / Double(trainer.corpus.validation.count)
         let summary = try trainer.train()
         #expect(summary.reason == .time && summary.step == 1, "one step, then the last validation would overrun")
+        let again = try Trainer.resume(runDirectory: dir.appendingPathComponent("run")).train()
+        #expect(again.reason == .time && again.step == 1, "the limit is used up: the same limit stops a resume at once")
 
         var fast = training
         fast.timeLimit = 1
+        fast.epochs = 1_000_000
         let quick = try Trainer.start(
             corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("quick"),
             config: smallConfig(training: fast))
-        #expect(try quick.train().step > 1, "no validation measured yet: nothing is reserved")
+        let quickSummary = try quick.train()
+        #expect(
+            quickSummary.reason == .time && quickSummary.step > 1,
+            "before any validation the reserve is a guess from the steps: small here")
     }
 }

@@ -100,6 +100,12 @@ import Testing
         #expect(e["unit"] as? String == "byte")
         #expect(Double(units) / Double(chars) > 1.3, "four of every 11 characters are two bytes")
         #expect(abs(charBits - bits * Double(units) / Double(chars)) < 1e-9)
+
+        // One character in two bytes: one byte predicted, no character, so no bits per character.
+        try "γ".write(to: dir.appendingPathComponent("one.txt"), atomically: true, encoding: .utf8)
+        let one = try CLI.charlm(["eval", "runs/greek", "one.txt", "--json"], in: dir)
+        let o = try #require(try JSONSerialization.jsonObject(with: Data(one.stdout.utf8)) as? [String: Any])
+        #expect(o["units"] as? Int == 1 && o["chars"] as? Int == 0 && o["char_bits"] == nil, "\(one.stdout)")
     }
 
     @Test func trainAcceptsEveryTokenizerOption() throws {

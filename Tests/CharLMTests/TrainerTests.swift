@@ -244,15 +244,14 @@ import Testing
         let again = try Trainer.resume(runDirectory: dir.appendingPathComponent("run")).train()
         #expect(again.reason == .time && again.step == 1, "the limit is used up: the same limit stops a resume at once")
 
-        var fast = training
-        fast.timeLimit = 1
-        fast.epochs = 1_000_000
-        let quick = try Trainer.start(
-            corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("quick"),
-            config: smallConfig(training: fast))
-        let quickSummary = try quick.train()
-        #expect(
-            quickSummary.reason == .time && quickSummary.step > 1,
-            "before any validation the reserve is a guess from the steps: small here")
+        // Before any validation the reserve is a guess from the steps' time: far below an hour
+        // here, so an hour's limit lets the step limit end the run.
+        var hour = training
+        hour.maxSteps = 5
+        let bounded = try Trainer.start(
+            corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("hour"),
+            config: smallConfig(training: hour))
+        let boundedSummary = try bounded.train()
+        #expect(boundedSummary.reason == .maxSteps && boundedSummary.step == 5)
     }
 }

@@ -79,7 +79,9 @@ public enum Benchmark {
 
     /// Times generation one unit at a time (sampling with temperature 1 included) for
     /// `samples` streams in one batch, after a 20-unit prompt.
-    public static func generation(config: NetworkConfig, samples: Int, length: Int, repeats: Int) throws
+    public static func generation(
+        config: NetworkConfig, samples: Int, length: Int, repeats: Int, precision: WeightPrecision = .int8
+    ) throws
         -> GenerationResult
     {
         let network = try Network(config: config, seed: 1)
@@ -90,7 +92,7 @@ public enum Benchmark {
             var rng = SeededGenerator(seed: UInt64(r))
             var sampler = StandardSampler(options: SamplingOptions(temperature: 1))
             let start = DispatchTime.now().uptimeNanoseconds
-            let session = InferenceSession(network: network, batchSize: samples)
+            let session = InferenceSession(network: network, batchSize: samples, precision: precision)
             let prompt = (0..<(20 * samples)).map { Int32($0 % v) }
             var logits = try session.feed(prompt)
             var next = [Int32](repeating: 0, count: samples)
@@ -112,7 +114,9 @@ public enum Benchmark {
     /// Seconds from opening a saved model (config, tokenizer, weights) to its first generated
     /// character after a 20-character prompt: what a user waits for, minus process start.
     /// Best of `repeats`.
-    public static func firstCharacterFromDisk(config: NetworkConfig, repeats: Int) throws -> Double {
+    public static func firstCharacterFromDisk(
+        config: NetworkConfig, repeats: Int, precision: WeightPrecision = .int8
+    ) throws -> Double {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "charlm-bench-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -138,7 +142,7 @@ public enum Benchmark {
             let start = DispatchTime.now().uptimeNanoseconds
             let model = try LanguageModel.load(directory, checkpoint: .latest)
             let generation = try BatchGeneration(
-                model: model, request: GenerationRequest(prompt: prompt, length: 1, seed: 1))
+                model: model, request: GenerationRequest(prompt: prompt, length: 1, seed: 1, precision: precision))
             try generation.step { _, _ in }
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }

@@ -14,10 +14,14 @@ public struct GenerationRequest: Sendable {
     public var numSamples: Int
     /// A sample ends when its text contains one of these (the stop string is not returned).
     public var stop: [String]
+    /// How the weights are stored while generating: int8 (the default) reads a quarter of
+    /// the bytes per character; its held-out loss is within a few thousandths of a nat of
+    /// float32's (measured in the README), and `.f32` computes exactly what was trained.
+    public var precision: WeightPrecision
 
     public init(
         prompt: String = "", length: Int = 500, options: SamplingOptions = SamplingOptions(), seed: UInt64 = 0,
-        numSamples: Int = 1, stop: [String] = []
+        numSamples: Int = 1, stop: [String] = [], precision: WeightPrecision = .int8
     ) {
         self.prompt = prompt
         self.length = length
@@ -25,6 +29,7 @@ public struct GenerationRequest: Sendable {
         self.seed = seed
         self.numSamples = numSamples
         self.stop = stop
+        self.precision = precision
     }
 
     public func validate() throws {
@@ -79,7 +84,7 @@ public final class BatchGeneration {
         promptIDs = ids
         promptText = model.tokenizer.decode(ids)
         let n = request.numSamples
-        session = InferenceSession(network: model.network, batchSize: n)
+        session = InferenceSession(network: model.network, batchSize: n, precision: request.precision)
         samplers = Array(repeating: StandardSampler(options: request.options), count: n)
         generators = (0..<n).map { SeededGenerator(seed: request.seed &+ UInt64($0)) }
         decoders = Array(repeating: StreamingDecoder(tokenizer: model.tokenizer), count: n)

@@ -188,7 +188,7 @@ public struct SafeTensors: Sendable {
     public init(contentsOf url: URL) throws {
         let data: Data
         do {
-            data = try Data(contentsOf: url, options: .alwaysMapped)
+            data = try Self.mapped(url) ?? Data(contentsOf: url, options: .alwaysMapped)
         } catch {
             if !FileManager.default.fileExists(atPath: url.path) {
                 throw CharLMError.missingFile(path: url.path, hint: "")
@@ -196,6 +196,25 @@ public struct SafeTensors: Sendable {
             throw CharLMError.invalidFile(path: url.path, reason: "cannot read: \(error.localizedDescription)")
         }
         try self.init(data: data, source: url.path)
+    }
+
+    /// The file mapped read-only with its pages populated up front (one system call instead of
+    /// a page fault per few pages while the weights are copied), or nil where that is not
+    /// available (then Foundation maps it).
+    private static func mapped(_ url: URL) -> Data? {
+        #if os(Linux)
+        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size > 0 else { return nil }
+        let length = Int(info.st_size)
+        let base = mmap(nil, length, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0)
+        guard let base, base != MAP_FAILED else { return nil }
+        return Data(bytesNoCopy: base, count: length, deallocator: .custom { pointer, count in munmap(pointer, count) })
+        #else
+        return nil
+        #endif
     }
 
     /// The float32 values of tensor `name`, checked against `shape` when given.
@@ -236,16 +255,24 @@ public struct SafeTensors: Sendable {
             throw CharLMError.invalidFile(
                 path: source, reason: "tensor '\(name)' has shape \(t.shape), expected \(shape)")
         }
-        var finite = true
+        guard let base = destination.baseAddress, t.count > 0 else { return true }
         t.bytes.withUnsafeBytes { raw in
+            #if _endian(little)
+            UnsafeMutableRawPointer(base).copyMemory(from: raw.baseAddress!, byteCount: t.count * 4)
+            #else
             for i in 0..<t.count {
-                let value = Float(
+                destination[i] = Float(
                     bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
-                finite = finite && value.isFinite
-                destination[i] = value
             }
+            #endif
         }
-        return finite
+        // A float is NaN or infinite when its exponent bits are all ones; OR-ing the test over
+        // the whole tensor (no early exit) lets the loop run in vector registers.
+        return UnsafeRawPointer(base).withMemoryRebound(to: UInt32.self, capacity: t.count) { bits in
+            var nonFinite: UInt32 = 0
+            for i in 0..<t.count { nonFinite |= (bits[i] & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0 }
+            return nonFinite == 0
+        }
     }
 
     /// The int64 values of tensor `name`.

@@ -205,6 +205,8 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Timings per configuration (the median is reported).") var repeats = 3
     @Option(help: "Threads for the PyTorch reference.") var threads = BatchRunner.defaultThreads
     @Option(help: "Characters per sample for the (slow) PyTorch loop.") var referenceLength = 300
+    @Option(help: "Weight precision of charlm's generation: int8 (the default of generate) or f32.")
+    var precision: WeightPrecision = .int8
     @OptionGroup var reference: ReferenceOptions
 
     func validate() throws {
@@ -220,7 +222,8 @@ struct BenchGenerate: ParsableCommand {
             let json = reference.json
             if !json {
                 Console.out(
-                    "kernels: \(BLAS.info.summary)\nvocabulary \(vocab); median of \(repeats) runs\n\n"
+                    "kernels: \(BLAS.info.summary)\ncharlm weights \(precision.rawValue), one sample on "
+                        + "\(BatchRunner.defaultThreads) threads; vocabulary \(vocab); median of \(repeats) runs\n\n"
                 )
                 Console.out(
                     "| model | charlm 1 sample | PyTorch 1 sample, best loop | ratio | charlm \(batch) samples "
@@ -233,10 +236,12 @@ struct BenchGenerate: ParsableCommand {
                 let layers = size.layers(or: layers)
                 let config = NetworkConfig(
                     cell: size.cell, vocabularySize: vocab, hiddenSize: size.hidden, layers: layers)
-                let single = try Benchmark.generation(config: config, samples: 1, length: length, repeats: repeats)
+                let single = try Benchmark.generation(
+                    config: config, samples: 1, length: length, repeats: repeats, precision: precision)
                 let batched = try Benchmark.generation(
-                    config: config, samples: batch, length: max(1, length / 4), repeats: repeats)
-                let fromDisk = try Benchmark.firstCharacterFromDisk(config: config, repeats: repeats)
+                    config: config, samples: batch, length: max(1, length / 4), repeats: repeats, precision: precision)
+                let fromDisk = try Benchmark.firstCharacterFromDisk(
+                    config: config, repeats: repeats, precision: precision)
                 var refSingle: [String: Any]?, refBatch: [String: Any]?
                 if !reference.noPytorch {
                     for (samples, slot) in [(1, 0), (batch, 1)] {
@@ -257,7 +262,7 @@ struct BenchGenerate: ParsableCommand {
                     var object: [String: Any] = [
                         "cell": size.cell.rawValue, "hidden": size.hidden, "layers": layers,
                         "charlm_single": single.median,
-                        "charlm_batch": batched.median, "batch": batch,
+                        "charlm_batch": batched.median, "batch": batch, "precision": precision.rawValue,
                         "first_char_ms": single.firstCharacterSeconds * 1000,
                         "first_char_with_load_ms": fromDisk * 1000,
                     ]

@@ -13,6 +13,7 @@ import Foundation
 // `RunConfig` (NetworkConfig, TokenizerConfig or TrainingConfig) that it sets.
 
 extension CellKind: ExpressibleByArgument {}
+extension WeightPrecision: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension NaNPolicy: ExpressibleByArgument {}
 extension NormalizationForm: ExpressibleByArgument {}

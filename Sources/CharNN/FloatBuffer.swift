@@ -15,16 +15,40 @@ public final class FloatBuffer: @unchecked Sendable {
     public let count: Int
     let pointer: UnsafeMutablePointer<Float>
     private let allocation: UnsafeMutableRawPointer
+    /// Bytes mapped for a large buffer (0: the buffer came from calloc).
+    private let mappedBytes: Int
+
+    /// Buffers this large are mapped on their own and asked to use 2 MB pages where the
+    /// system offers them (Linux's transparent huge pages): a 13 MB model then costs a
+    /// handful of page faults instead of thousands, and fewer TLB misses while it runs.
+    static let hugePageThreshold = 4 << 20
 
     /// Allocates `count` floats set to zero. Large buffers come zeroed from the system
-    /// (calloc), so untouched pages cost nothing.
+    /// (calloc or mmap), so untouched pages cost nothing.
     public init(count: Int) {
         precondition(count >= 0, "FloatBuffer count must not be negative")
         self.count = count
-        guard let raw = calloc(max(count, 1) * MemoryLayout<Float>.stride + 64, 1) else {
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        #if os(Linux)
+        if bytes >= Self.hugePageThreshold {
+            let huge = 2 << 20
+            let length = bytes + huge
+            let raw = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            if let raw, raw != MAP_FAILED {
+                let aligned = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: raw) + huge - 1) & ~(huge - 1))!
+                _ = madvise(aligned, (bytes + huge - 1) & ~(huge - 1), MADV_HUGEPAGE)
+                allocation = raw
+                mappedBytes = length
+                pointer = aligned.bindMemory(to: Float.self, capacity: max(count, 1))
+                return
+            }
+        }
+        #endif
+        guard let raw = calloc(bytes + 64, 1) else {
             fatalError("out of memory allocating \(count) floats")
         }
         allocation = raw
+        mappedBytes = 0
         let aligned = (Int(bitPattern: raw) + 63) & ~63
         pointer = UnsafeMutableRawPointer(bitPattern: aligned)!.bindMemory(to: Float.self, capacity: max(count, 1))
     }
@@ -38,7 +62,11 @@ public final class FloatBuffer: @unchecked Sendable {
     }
 
     deinit {
-        free(allocation)
+        if mappedBytes > 0 {
+            munmap(allocation, mappedBytes)
+        } else {
+            free(allocation)
+        }
     }
 
     /// Calls `body` with the buffer's memory.

@@ -6,26 +6,55 @@
 /// let logits = try session.feed([3, 7, 1])   // prime with a prompt
 /// let next = try session.feed([sampledID])    // then one id per step
 /// ```
+///
+/// One stream (`batchSize` 1) is stepped by a kernel built for it: the weights in `precision`,
+/// the work of each step split by hidden unit over `threads` threads. Several streams run as
+/// batched products on float32 weights rounded to `precision`, so that a batch computes what
+/// the single stream does.
 public final class InferenceSession: @unchecked Sendable {
     public let network: Network
     public let batchSize: Int
+    public let precision: WeightPrecision
     /// The streams' current state.
     public let state: RecurrentState
-    private let workspace: Workspace
     private let chunkLength: Int
+    private let batched: (network: Network, workspace: Workspace)?
+    private let stepper: SingleStreamStepper?
+    private let logitsBuffer: FloatBuffer
 
-    /// - Parameter chunkLength: steps per forward pass when a long prompt is fed.
-    public init(network: Network, batchSize: Int = 1, chunkLength: Int = 64) {
+    /// - Parameters:
+    ///   - chunkLength: steps per forward pass when a long prompt is fed to several streams.
+    ///   - precision: how the weights are stored for this session.
+    ///   - threads: threads for one stream (default: every core).
+    public init(
+        network: Network, batchSize: Int = 1, chunkLength: Int = 64, precision: WeightPrecision = .f32,
+        threads: Int = BatchRunner.defaultThreads
+    ) {
         precondition(batchSize >= 1 && chunkLength >= 1, "batch size and chunk length must be positive")
         BLAS.ensureReady()
         self.network = network
         self.batchSize = batchSize
         self.chunkLength = chunkLength
+        self.precision = precision
         state = RecurrentState(config: network.config, batchSize: batchSize)
-        workspace = Workspace(
-            config: network.config, parameterCount: network.parameterCount, rows: batchSize, steps: chunkLength,
-            training: false)
+        logitsBuffer = FloatBuffer(count: batchSize * network.config.vocabularySize)
+        if batchSize == 1, let stepper = SingleStreamStepper(network: network, precision: precision, threads: threads) {
+            self.stepper = stepper
+            batched = nil
+        } else {
+            stepper = nil
+            let rounded = network.rounded(to: precision)
+            batched = (
+                rounded,
+                Workspace(
+                    config: network.config, parameterCount: network.parameterCount, rows: batchSize,
+                    steps: chunkLength, training: false)
+            )
+        }
     }
+
+    /// Threads that step one stream (1 for a batch, whose products run on the caller's thread).
+    public var threads: Int { stepper?.threads ?? 1 }
 
     /// Sets every stream back to the zero state.
     public func reset() {
@@ -42,6 +71,19 @@ public final class InferenceSession: @unchecked Sendable {
         for id in ids where id < 0 || id >= vocab {
             throw NetworkError.invalidInput("id \(id) outside the vocabulary 0..<\(vocab)")
         }
+        if let stepper {
+            stepper.setState(state)
+            for (i, id) in ids.enumerated() {
+                stepper.step(id, logits: i == ids.count - 1 ? logitsBuffer.pointer : nil)
+            }
+            stepper.getState(state)
+        } else if let (network, workspace) = batched {
+            feedBatched(ids, network: network, workspace: workspace)
+        }
+        return Array(UnsafeBufferPointer(start: logitsBuffer.pointer, count: logitsBuffer.count))
+    }
+
+    private func feedBatched(_ ids: [Int32], network: Network, workspace: Workspace) {
         let steps = ids.count / batchSize
         let packed = network.packedForward()
         let B = batchSize
@@ -56,9 +98,9 @@ public final class InferenceSession: @unchecked Sendable {
             workspace.storeState(state, rowStart: 0, afterSteps: n)
             if start + n == steps {
                 network.outputLogits(workspace, packed, firstStep: n - 1, steps: 1, dropout: false)
+                logitsBuffer.pointer.update(from: workspace.logits[0], count: logitsBuffer.count)
             }
             start += n
         }
-        return Array(UnsafeBufferPointer(start: workspace.logits[0], count: B * network.config.vocabularySize))
     }
 }

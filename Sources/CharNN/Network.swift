@@ -17,6 +17,8 @@ public final class Network: @unchecked Sendable {
     /// (training) and a forward-only one (inference). Locked, so that inference sessions on
     /// several threads can share one network.
     private let packCache = Mutex<(full: PackedWeights?, forward: PackedWeights?)>((nil, nil))
+    /// The int8-rounded copy (`rounded(to:)`), made on first use.
+    let roundedCache = Mutex<Network?>(nil)
 
     /// A network initialised as PyTorch does: every recurrent weight and bias uniform in
     /// ±1/√hidden, the output layer uniform in ±1/√hidden (nn.Linear's default for fan-in hidden).
@@ -49,6 +51,7 @@ public final class Network: @unchecked Sendable {
     /// Passes already running keep the packed copies they started with.
     public func parametersDidChange() {
         packCache.withLock { $0 = (nil, nil) }
+        roundedCache.withLock { $0 = nil }
     }
 
     /// Replaces one tensor's values.

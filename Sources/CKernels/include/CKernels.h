@@ -74,6 +74,47 @@ void ck_exp(long n, const float *x, float *y);
 void ck_sigmoid(long n, const float *x, float *y);
 void ck_tanh_backward(long n, const float *y, const float *dy, float *dx);
 
+// MARK: - Single-stream steps (generation)
+
+enum { CK_CELL_LSTM = 0, CK_CELL_GRU = 1, CK_CELL_RNN = 2 };
+enum { CK_PRECISION_F32 = 0, CK_PRECISION_INT8 = 1 };
+
+/// Per-row int8 quantization of `rows` rows of K floats (row stride ld): scale[r] = max|row| / 127
+/// (1 for a zero row), q[r][k] = round(w / scale[r]) (row stride ldq).
+void ck_quantize_rows(int rows, int K, const float *w, long ld, int8_t *q, long ldq, float *scale);
+/// Replaces each row of w (rows x K) by the values its int8 quantization represents (q * scale):
+/// float32 weights that compute what the int8 ones do.
+void ck_round_rows_to_int8(int rows, int K, float *w);
+
+/// A network's weights as PyTorch lays them out (weight_ih_l{k} is (G, inputs), row-major).
+typedef struct {
+    int cell;           // CK_CELL_
+    int layers, vocab, hidden;
+    int embedding;      // width of the input embedding, or 0: one-hot inputs
+    int precision;      // CK_PRECISION_
+    int threads;        // threads for one stream (the caller's included)
+    const float *embeddingWeight;  // (vocab, embedding) or NULL
+    const float *const *wih, *const *whh, *const *bih, *const *bhh;  // per layer
+    const float *outWeight, *outBias;  // (vocab, hidden), (vocab)
+} ck_stepper_desc;
+
+typedef struct ck_stepper ck_stepper;
+
+/// Copies (and, for int8, quantizes) the weights; starts the worker threads. NULL when memory
+/// or a thread cannot be had, or the description is invalid.
+ck_stepper *ck_stepper_create(const ck_stepper_desc *desc);
+void ck_stepper_destroy(ck_stepper *stepper);
+/// Threads actually used (fewer than asked when the hidden size is small).
+int ck_stepper_threads(const ck_stepper *stepper);
+/// Bytes of weights read per step.
+size_t ck_stepper_weight_bytes(const ck_stepper *stepper);
+/// The state, (layers, hidden) each; c only for an LSTM (NULL otherwise).
+void ck_stepper_set_state(ck_stepper *stepper, const float *h, const float *c);
+void ck_stepper_get_state(const ck_stepper *stepper, float *h, float *c);
+/// Feeds one id (0 <= id < vocab, unchecked) and, when `logits` is not NULL, writes the
+/// next-id logits (vocab floats). Not thread-safe: one caller at a time.
+void ck_stepper_step(ck_stepper *stepper, int id, float *logits);
+
 // MARK: - Softmax
 
 /// Cross-entropy of each row against its target, summed (nats). The logits are replaced by

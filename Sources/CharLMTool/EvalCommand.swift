@@ -30,6 +30,13 @@ struct Eval: ParsableCommand {
     @Option(help: "Which checkpoint of a run directory: best, latest, or step-N (kept with --keep-checkpoints).")
     var checkpoint: LanguageModel.Checkpoint = .best
 
+    @Option(
+        help: ArgumentHelp(
+            "Weights to evaluate: f32 (as trained) or int8 (what generation uses by default: each weight matrix "
+                + "rounded to 8 bits per row).",
+            valueName: "precision"))
+    var precision: WeightPrecision = .f32
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -55,7 +62,8 @@ struct Eval: ParsableCommand {
             let showProgress = Console.stderrIsTerminal && !json && ids.count > 200_000
             let start = Date()
             let result = try Evaluator.evaluate(
-                network: model.network, span: ids, batchSize: batch ?? model.config.training.batchSize,
+                network: model.network.rounded(to: precision), span: ids,
+                batchSize: batch ?? model.config.training.batchSize,
                 seqLength: seqLength ?? model.config.training.seqLength, threads: threads
             ) { fraction in
                 if showProgress {
@@ -77,7 +85,7 @@ struct Eval: ParsableCommand {
                 var object: [String: Any] = [
                     "file": file, "units": result.count, "unit": unit, "loss": result.nats,
                     "bits": result.bitsPerCharacter, "chars": characters,
-                    "perplexity": result.perplexity, "model": model.weightsURL.path,
+                    "perplexity": result.perplexity, "model": model.weightsURL.path, "precision": precision.rawValue,
                 ]
                 if let characterBits { object["char_bits"] = characterBits }
                 Console.out(Console.json(object) + "\n")
@@ -87,6 +95,7 @@ struct Eval: ParsableCommand {
                 }
                 Console.out(
                     String(format: "%@: %d %@s predicted\n", file, result.count, unit)
+                        + (precision == .f32 ? "" : "weights     \(precision.rawValue)\n")
                         + String(format: "loss        %.4f nats/%@\n", result.nats, unit)
                         + String(format: "bits/%@   %.4f\n", unit, result.bitsPerCharacter)
                         + (perCharacter ?? "")

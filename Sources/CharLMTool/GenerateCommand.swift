@@ -1,5 +1,6 @@
 import ArgumentParser
 import CharLM
+import CharNN
 import Foundation
 
 extension LanguageModel.Checkpoint: ExpressibleByArgument {
@@ -57,6 +58,13 @@ struct Generate: ParsableCommand {
     @Option(help: "Which checkpoint of a run directory: best, latest, or step-N (kept with --keep-checkpoints).")
     var checkpoint: LanguageModel.Checkpoint = .best
 
+    @Option(
+        help: ArgumentHelp(
+            "Weights while generating: int8 (a quarter of the memory traffic; what `charlm eval --precision int8` "
+                + "measures) or f32 (exactly as trained).",
+            valueName: "precision"))
+    var precision: WeightPrecision = .int8
+
     func validate() throws {
         if length < 0 { throw ValidationError("--length must not be negative.") }
         if numSamples < 1 || numSamples > 10_000 { throw ValidationError("--num-samples must be between 1 and 10000.") }
@@ -88,13 +96,13 @@ struct Generate: ParsableCommand {
                 prompt: promptText, length: length,
                 options: SamplingOptions(
                     temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty),
-                seed: baseSeed, numSamples: numSamples, stop: stop)
+                seed: baseSeed, numSamples: numSamples, stop: stop, precision: precision)
             let generation = try BatchGeneration(model: model, request: request)
             if json {
                 let samples = try generation.run()
                 var object: [String: Any] = [
                     "prompt": generation.promptText, "seed": baseSeed, "model": model.weightsURL.path,
-                    "temperature": Double(temperature), "length": length,
+                    "temperature": Double(temperature), "length": length, "precision": precision.rawValue,
                     "samples": samples.map { s -> [String: Any] in
                         [
                             "text": s.text, "tokens": s.tokens.map(Int.init), "seed": s.seed,

@@ -154,6 +154,48 @@ import Testing
             "\(info.stdout)")
     }
 
+    /// Generation reads int8 weights by default; `eval --precision int8` measures what that
+    /// costs. On a trained model the held-out loss must stay within 0.002 nats of float32's.
+    @Test func int8WeightsCostAtMostTwoThousandthsOfANat() throws {
+        let dir = Self.temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let train = try Self.charlm(
+            [
+                "train", Self.corpus, "--max-steps", "120", "--hidden", "64", "--batch", "16", "--seq-length", "32",
+                "--eval-every", "120", "--sample-every", "0", "--quiet",
+            ], in: dir)
+        #expect(train.status == 0, "\(train.stderr)")
+        func loss(_ precision: String) throws -> (Double, Int) {
+            let r = try Self.charlm(
+                ["eval", "runs/brackets", Self.corpus, "--precision", precision, "--json"], in: dir)
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stderr)")
+            #expect(object["precision"] as? String == precision)
+            return (try #require(object["loss"] as? Double), try #require(object["units"] as? Int))
+        }
+        let (exact, units) = try loss("f32")
+        let (rounded, _) = try loss("int8")
+        #expect(units > 1000)
+        // Character frequencies alone give 3.12 nats on this text: the model has learned context.
+        #expect(exact < 2.6, "the model has learned something (loss \(exact))")
+        #expect(exact != rounded, "int8 is really in use")
+        #expect(abs(rounded - exact) <= 0.002, "int8 \(rounded) vs float32 \(exact)")
+
+        for precision in ["int8", "f32"] {
+            let r = try Self.charlm(
+                [
+                    "generate", "runs/brackets", "--prompt", "(", "--length", "40", "--seed", "3", "--json",
+                    "--precision", precision,
+                ], in: dir)
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stderr)")
+            #expect(object["precision"] as? String == precision)
+            #expect((object["text"] as? String)?.count == 40)
+        }
+        let bad = try Self.charlm(["generate", "runs/brackets", "--precision", "int4"], in: dir)
+        #expect(bad.status == 64 && bad.stderr.contains("int8"), "\(bad.stderr)")
+    }
+
     /// `bench train` sizes may name their layers (`lstm:3x1024`) and take a dropout; a size it
     /// cannot read is a usage error naming both forms.
     @Test func benchSizesNameTheirLayers() throws {

@@ -25,6 +25,10 @@
 // MARK: - Instruction-set selection
 
 static _Thread_local int ck_isa_forced = -1;
+static _Thread_local int ck_weight_gradients_route = -1;
+
+void ck_force_weight_gradients(int openBLAS) { ck_weight_gradients_route = openBLAS < 0 ? -1 : openBLAS != 0; }
+int ck_weight_gradients_forced(void) { return ck_weight_gradients_route; }
 
 // The AVX-512 and AVX2 variants are compiled for the x86-64-v4 and x86-64-v3 levels (see
 // vecmath.h), so a CPU must have every feature of the level, not just the headline one: an

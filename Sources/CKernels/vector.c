@@ -90,6 +90,20 @@ CK_VOID_KERNEL(ck_scatter_add_rows, (int n, const int *ids, const float *rows, i
     }
 }
 
+CK_VOID_KERNEL(ck_transpose, (int rows, int cols, const float *x, long ldx, float *y),
+               (rows, cols, x, ldx, y)) {
+    // 16 x 16 tiles: each tile's source rows and destination rows stay in cache.
+    for (int r0 = 0; r0 < rows; r0 += 16) {
+        int r1 = r0 + 16 < rows ? r0 + 16 : rows;
+        for (int c0 = 0; c0 < cols; c0 += 16) {
+            int c1 = c0 + 16 < cols ? c0 + 16 : cols;
+            for (int c = c0; c < c1; c++) {
+                for (int r = r0; r < r1; r++) y[(long)c * rows + r] = x[(long)r * ldx + c];
+            }
+        }
+    }
+}
+
 CK_VOID_KERNEL(ck_transpose_add, (int rows, int cols, const float *x, float *y),
                (rows, cols, x, y)) {
     for (int r = 0; r < rows; r++) {

@@ -18,6 +18,8 @@ public enum BLAS {
         public var selection: String
         /// Instruction set of charlm's own kernels ("avx512", "avx2" or "generic").
         public var kernelISA: String
+        /// Which kernel computes the weight gradients: "openblas" or "packed" (charlm's).
+        public var weightGradients: String = "packed"
 
         /// One line for `charlm info` and `charlm bench`.
         public var summary: String {
@@ -27,7 +29,8 @@ public enum BLAS {
             case "OPENBLAS_CORETYPE": core += " (set by OPENBLAS_CORETYPE)"
             default: break
             }
-            return "OpenBLAS \(core); charlm kernels \(kernelISA)"
+            return "OpenBLAS \(core); charlm kernels \(kernelISA); weight gradients on "
+                + (weightGradients == "openblas" ? "OpenBLAS" : "charlm's kernel")
         }
     }
 
@@ -46,12 +49,45 @@ public enum BLAS {
         case Int(CK_BLAS_UNAVAILABLE): selection = "fixed"
         default: selection = "auto"
         }
+        let core = ck_blas_core_name().map { String(cString: $0) }
         return KernelInfo(
-            openBLASCore: ck_blas_core_name().map { String(cString: $0) },
+            openBLASCore: core,
             openBLASInitialCore: initialCore,
             selection: selection,
-            kernelISA: String(cString: ck_isa_name(ck_isa()))
+            kernelISA: String(cString: ck_isa_name(ck_isa())),
+            weightGradients: weightGradientsChoice(core: core) ? "openblas" : "packed"
         )
+    }
+
+    /// OpenBLAS kernel tables that use AVX2 with FMA, and those that use AVX-512.
+    static let avx2Cores: Set<String> = ["haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"]
+    static let avx512Cores: Set<String> = ["skylakex", "cooperlake", "sapphirerapids"]
+
+    /// Whether OpenBLAS computes the weight gradients: only when its kernel table uses the same
+    /// vector width as charlm's kernels (there its sgemm measures 10-35% faster than the packed
+    /// kernel on large products); with a narrower table (Haswell on an AVX-512 CPU, or a
+    /// generic one such as Prescott, 3-5x slower) charlm's packed kernel does. The rule depends
+    /// only on names, never on a timing, so that a resumed run makes the same choice.
+    /// `CHARLM_WEIGHT_GRADIENTS=openblas|packed` overrides it (for comparisons).
+    private static func weightGradientsChoice(core: String?) -> Bool {
+        switch getenv("CHARLM_WEIGHT_GRADIENTS").map({ String(cString: $0) }) {
+        case "openblas": return true
+        case "packed": return false
+        default: break
+        }
+        guard let core = core?.lowercased() else { return false }
+        switch ck_isa() {
+        case Int32(CK_ISA_AVX512): return avx512Cores.contains(core)
+        case Int32(CK_ISA_AVX2): return avx2Cores.contains(core)
+        default: return true
+        }
+    }
+
+    /// Whether the weight gradients go to OpenBLAS (see `KernelInfo.weightGradients`).
+    /// A route forced on the calling thread (`ck_force_weight_gradients`, for tests) wins.
+    static var weightGradientsOnOpenBLAS: Bool {
+        let forced = ck_weight_gradients_forced()
+        return forced >= 0 ? forced == 1 : setup.weightGradients == "openblas"
     }
 
     /// The kernels in use. The first call (made by everything in CharNN that computes) moves

@@ -34,6 +34,8 @@ public final class BatchRunner: @unchecked Sendable {
         if let e = config.embeddingSize { total += (training ? 2 : 1) * steps * rows * Double(e) }
         if training {
             total += Double(ParameterLayout(config: config).count) + (config.embeddingSize == nil ? v * g : 0)
+            // The weight-gradient scratch: a transposed gradient and a packed activation matrix.
+            total += steps * rows * (max(v, g) + max(h, Double(config.embeddingSize ?? 0)))
         }
         return 4 * total
     }

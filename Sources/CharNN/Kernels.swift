@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 
 /// Swift spellings of the C kernels, taking `Int` sizes. Only CharNN's layers call these.
 enum Kernels {
@@ -29,6 +30,51 @@ enum Kernels {
     @inline(__always)
     static func mul(_ n: Int, _ x: UnsafePointer<Float>, _ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         ck_mul(n, x, m, y)
+    }
+}
+
+extension Kernels {
+    /// Whether the weight gradients go to OpenBLAS's sgemm rather than the packed kernel.
+    static var weightGradientsOnOpenBLAS: Bool { BLAS.weightGradientsOnOpenBLAS }
+
+    /// C (m x n) += Aᵀ B over a whole chunk, where A is (k x m, row stride lda) and B (k x n, row
+    /// stride ldb): a weight gradient (k is rows x steps). Aᵀ is written out and B packed into
+    /// the workspace's scratch, then the packed kernel runs, so that these products, most of a
+    /// backward pass's flops, do not depend on the kernel OpenBLAS picked for this CPU.
+    static func weightGradient(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int, scratch: GradientScratch
+    ) {
+        guard m > 0, n > 0, k > 0 else { return }
+        if weightGradientsOnOpenBLAS {
+            BLAS.gemm(
+                transA: true, transB: false, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: c, ldc: ldc)
+            return
+        }
+        let isa = ck_isa()
+        precondition(
+            m * k <= scratch.transposed.count && ck_packed_size(isa, Int32(k), Int32(n)) <= scratch.packed.count,
+            "weight-gradient scratch too small")
+        ck_transpose(Int32(k), Int32(m), a, lda, scratch.transposed.pointer)
+        ck_pack(isa, Int32(k), Int32(n), b, ldb, 1, scratch.packed.pointer)
+        ck_gemm_packed(
+            isa, Int32(m), Int32(n), Int32(k), scratch.transposed.pointer, Int32(k), scratch.packed.pointer, c,
+            Int32(ldc), 1)
+    }
+}
+
+/// Room for one weight-gradient product's transposed left operand and packed right operand.
+struct GradientScratch {
+    let transposed: FloatBuffer
+    let packed: FloatBuffer
+
+    init(config: NetworkConfig, rows: Int, steps: Int) {
+        let k = rows * steps
+        let m = max(config.vocabularySize, config.gateWidth)
+        let n = max(config.hiddenSize, config.embeddingSize ?? 0)
+        transposed = FloatBuffer(count: m * k)
+        // The widest panel (AVX-512's) needs the most room.
+        packed = FloatBuffer(count: ck_packed_size(Int32(CK_ISA_AVX512), Int32(k), Int32(n)))
     }
 }
 

@@ -13,9 +13,10 @@ extension Network {
         let last = w.layers[config.layers - 1]
 
         // Output layer: dW_out += dlogits^T y, db_out += Σ dlogits, dy = dlogits W_out.
-        BLAS.gemm(
-            transA: true, transB: false, m: V, n: H, k: n, a: dlogits, lda: V, b: top, ldb: H,
-            beta: 1, c: grads.at(layout.outWeight, count: V * H), ldc: H)
+        let scratch = w.gradientScratch!
+        Kernels.weightGradient(
+            m: V, n: H, k: n, a: dlogits, lda: V, b: top, ldb: H, c: grads.at(layout.outWeight, count: V * H), ldc: H,
+            scratch: scratch)
         Kernels.colsumAdd(rows: n, cols: V, x: dlogits, out: grads.at(layout.outBias, count: V))
         Kernels.gemmPacked(
             m: n, n: H, k: V, a: dlogits, lda: V, packed: pk.outBackward!, c: last.dH!.from(0, count: steps), ldc: H,
@@ -62,18 +63,17 @@ extension Network {
             // where dR is the gradient of the recurrent sum (GRU keeps it apart).
             let allGates = dGates.from(0, count: steps)  // (n, G)
             let dRecurrent = config.cell == .gru ? L.dGh!.from(0, count: steps) : allGates  // (n, G)
-            BLAS.gemm(
-                transA: true, transB: false, m: G, n: H, k: n, a: dRecurrent, lda: G, b: h.from(0, count: steps),
-                ldb: H,
-                beta: 1, c: grads.at(layout.weightHH[l], count: G * H), ldc: H)
+            Kernels.weightGradient(
+                m: G, n: H, k: n, a: dRecurrent, lda: G, b: h.from(0, count: steps), ldb: H,
+                c: grads.at(layout.weightHH[l], count: G * H), ldc: H, scratch: scratch)
             Kernels.colsumAdd(rows: n, cols: G, x: allGates, out: grads.at(layout.biasIH[l], count: G))
             Kernels.colsumAdd(rows: n, cols: G, x: dRecurrent, out: grads.at(layout.biasHH[l], count: G))
             if l > 0 {
                 // dW_ih += dGates^T x, and dx = dGates W_ih, the gradient of the layer below.
                 let x = layerOutput(w, l - 1, dropout: dropout, count: steps)
-                BLAS.gemm(
-                    transA: true, transB: false, m: G, n: H, k: n, a: allGates, lda: G, b: x, ldb: H,
-                    beta: 1, c: grads.at(layout.weightIH[l], count: G * H), ldc: H)
+                Kernels.weightGradient(
+                    m: G, n: H, k: n, a: allGates, lda: G, b: x, ldb: H, c: grads.at(layout.weightIH[l], count: G * H),
+                    ldc: H, scratch: scratch)
                 let below = w.layers[l - 1], dx = below.dH!.from(0, count: steps)
                 Kernels.gemmPacked(
                     m: n, n: H, k: G, a: allGates, lda: G, packed: pk.ihBackward[l]!, c: dx, ldc: H, accumulate: false)
@@ -81,9 +81,9 @@ extension Network {
             } else if let E = config.embeddingSize {
                 // Embedded input: dW_ih += dGates^T x, dx = dGates W_ih, scattered into the embedding's rows by id.
                 let x = w.embedded!.from(0, count: steps), dx = w.dEmbedded!.from(0, count: steps)
-                BLAS.gemm(
-                    transA: true, transB: false, m: G, n: E, k: n, a: allGates, lda: G, b: x, ldb: E,
-                    beta: 1, c: grads.at(layout.weightIH[0], count: G * E), ldc: E)
+                Kernels.weightGradient(
+                    m: G, n: E, k: n, a: allGates, lda: G, b: x, ldb: E, c: grads.at(layout.weightIH[0], count: G * E),
+                    ldc: E, scratch: scratch)
                 Kernels.gemmPacked(
                     m: n, n: E, k: G, a: allGates, lda: G, packed: pk.ihBackward[0]!, c: dx, ldc: E, accumulate: false)
                 w.inputs.withUnsafeBufferPointer { ids in

@@ -80,6 +80,8 @@ final class Workspace: @unchecked Sendable {
     /// W_ih transposed (V, G).
     let gradients: FloatBuffer?
     let embeddingGradient: FloatBuffer?
+    /// Training: scratch of the weight-gradient products.
+    let gradientScratch: GradientScratch?
 
     init(config: NetworkConfig, parameterCount: Int, rows: Int, steps: Int, training: Bool) {
         self.rows = rows
@@ -93,6 +95,7 @@ final class Workspace: @unchecked Sendable {
         logits = Steps(
             FloatBuffer(count: rows * steps * config.vocabularySize), rows: rows, width: config.vocabularySize)
         gradients = training ? FloatBuffer(count: parameterCount) : nil
+        gradientScratch = training ? GradientScratch(config: config, rows: rows, steps: steps) : nil
         let oneHot = config.embeddingSize == nil
         embeddingGradient = training && oneHot ? FloatBuffer(count: config.vocabularySize * config.gateWidth) : nil
         embedded = config.embeddingSize.map { Steps(FloatBuffer(count: steps * rows * $0), rows: rows, width: $0) }

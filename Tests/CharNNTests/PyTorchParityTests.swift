@@ -5,8 +5,19 @@ import Testing
 /// Compares the network with PyTorch's `nn.LSTM`/`nn.GRU`/`nn.RNN` + `nn.Linear` on fixtures
 /// made by scripts/make_fixtures.py (weights, ids, initial state -> logits, loss, gradients).
 @Suite struct PyTorchParityTests {
+    /// Weight gradients through OpenBLAS (1) and through the packed kernel (0): which one runs
+    /// depends on the machine, so both are checked everywhere.
     @Test(arguments: ["lstm", "gru", "rnn", "lstm_embedding", "gru_embedding"], [1, 2])
     func forwardAndBackwardMatchPyTorch(cell: String, threads: Int) throws {
+        for openBLAS: Int32 in [0, 1] {
+            ck_force_weight_gradients(openBLAS)
+            defer { ck_force_weight_gradients(-1) }
+            #expect(BLAS.weightGradientsOnOpenBLAS == (openBLAS == 1))
+            try checkForwardAndBackward(cell: cell, threads: threads)
+        }
+    }
+
+    func checkForwardAndBackward(cell: String, threads: Int) throws {
         let fx = try ModelFixture.load(cell)
         let net = try fx.network()
         let runner = BatchRunner(network: net, batchSize: fx.batch, seqLength: fx.steps, threads: threads)
@@ -37,7 +48,11 @@ import Testing
     @Test(arguments: Array(0...ck_isa_detected()))
     func everyInstructionSetMatchesPyTorchOnTwoThreads(isa: Int32) throws {
         #expect(ck_force_isa(isa) == isa)
-        defer { ck_force_isa(-1) }
+        ck_force_weight_gradients(0)
+        defer {
+            ck_force_isa(-1)
+            ck_force_weight_gradients(-1)
+        }
         for cell in ["lstm", "gru", "rnn", "lstm_embedding"] {
             let fx = try ModelFixture.load(cell)
             let net = try fx.network()

@@ -23,6 +23,11 @@ int ck_force_isa(int isa);
 /// The set forced on the calling thread, or -1 when none is.
 int ck_isa_forced_on_thread(void);
 const char *ck_isa_name(int isa);
+/// Forces the weight-gradient products on the calling thread onto OpenBLAS (1) or the packed
+/// kernel (0); a negative value restores charlm's choice. Workers take it on like a forced ISA.
+void ck_force_weight_gradients(int openBLAS);
+/// The route forced on the calling thread, or -1 when none is.
+int ck_weight_gradients_forced(void);
 
 // MARK: - Products against a packed right-hand operand
 
@@ -136,6 +141,8 @@ void ck_fill_rows(int rows, int cols, const float *row, float *out);
 void ck_gather_rows(int n, const int *ids, const float *table, int cols, const float *bias, float *out);
 /// table[ids[i]] += rows[i].
 void ck_scatter_add_rows(int n, const int *ids, const float *rows, int cols, float *table);
+/// y (cols x rows) = transpose of x (rows x cols, row stride ldx).
+void ck_transpose(int rows, int cols, const float *x, long ldx, float *y);
 /// y (cols x rows) += transpose of x (rows x cols).
 void ck_transpose_add(int rows, int cols, const float *x, float *y);
 /// mask[i] = 0 with probability p, else 1/(1-p); element i's draw depends only on (key, offset + i),

@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -8,6 +8,14 @@ let package = Package(
         .library(name: "CharNN", targets: ["CharNN"]),
         .library(name: "CharLM", targets: ["CharLM"]),
         .executable(name: "charlm", targets: ["CharLMTool"]),
+    ],
+    traits: [
+        .trait(
+            name: "MPI",
+            description:
+                "Data-parallel training under mpirun (needs an MPI library: Debian's libopenmpi-dev). "
+                + "`swift build -c release --traits MPI`."
+        )
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -26,13 +34,23 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]
         ),
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]
+        ),
         .target(name: "CKernels"),
 
         // MARK: - Libraries
         .target(name: "CharIO"),
         .target(name: "CharTokenizer", dependencies: ["CUTF8Proc", "CharIO"]),
         .target(name: "CharNN", dependencies: ["CBLAS", "CKernels"]),
-        .target(name: "CharLM", dependencies: ["CharTokenizer", "CharNN", "CharIO"]),
+        .target(
+            name: "CharLM",
+            dependencies: [
+                "CharTokenizer", "CharNN", "CharIO", .target(name: "CMPI", condition: .when(traits: ["MPI"])),
+            ]
+        ),
 
         // MARK: - Command-line tool
         .executableTarget(

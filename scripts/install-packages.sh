@@ -2,11 +2,13 @@
 # Installs the Debian/Ubuntu packages charlm needs (idempotent, quiet; sudo when not root).
 #
 #   scripts/install-packages.sh          building and running charlm
-#   scripts/install-packages.sh --tests  and what the tests use (Unicode data files, prlimit)
+#   scripts/install-packages.sh --tests  and what the tests use (Unicode data files, prlimit, Open MPI)
+#   scripts/install-packages.sh --mpi    and Open MPI, for `swift build --traits MPI`
 set -euo pipefail
 
 packages=(pkg-config libutf8proc-dev libopenblas-dev)
-[ "${1:-}" = "--tests" ] && packages+=(unicode-data bzip2 util-linux)
+[ "${1:-}" = "--tests" ] && packages+=(unicode-data bzip2 util-linux openmpi-bin libopenmpi-dev python3)
+[ "${1:-}" = "--mpi" ] && packages+=(openmpi-bin libopenmpi-dev)
 
 missing=()
 for package in "${packages[@]}"; do

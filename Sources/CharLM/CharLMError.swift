@@ -21,6 +21,8 @@ public enum CharLMError: Error, Equatable, LocalizedError, CustomStringConvertib
     case runInUse(path: String, pid: Int32?)
     /// Stopped on request (a signal) before there was anything to save.
     case interrupted(String)
+    /// The ranks of a distributed job disagree, or MPI failed.
+    case distributed(String)
 
     public var description: String {
         switch self {
@@ -35,6 +37,7 @@ public enum CharLMError: Error, Equatable, LocalizedError, CustomStringConvertib
         case .runInUse(let path, let pid):
             "\(path) is in use by \(pid.map { "process \($0)" } ?? "another process") (one training at a time per run)"
         case .interrupted(let message): message
+        case .distributed(let message): message
         }
     }
 

@@ -34,6 +34,7 @@ extension Trainer {
                     step: step, loss: loss, improved: improved, bestLoss: state.bestValidationLoss ?? loss,
                     bestStep: state.bestStep ?? step)))
         try saveLatest(onEvent: onEvent)
+        guard writes else { return loss }
         if scheduled && config.training.keepCheckpoints > 0 {
             try run.keepCheckpoint(step: step, keep: config.training.keepCheckpoints)
         }
@@ -98,6 +99,7 @@ extension Trainer {
 
     /// Saves the latest checkpoint (see RunDirectory for how) and the metrics log.
     func saveLatest(onEvent: (TrainingEvent) -> Void) throws {
+        guard writes else { return }
         try run.saveLatest(network: network, optimizer: optimizer, hidden: hidden, trainer: state)
         try metrics.write()
         onEvent(.checkpoint(step: state.step, best: false, path: run.url.path))

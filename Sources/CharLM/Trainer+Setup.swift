@@ -28,7 +28,9 @@ extension Trainer {
         }
         try config.training.validate()
         let run = RunDirectory(runDirectory)
-        if run.exists && !overwrite { throw CharLMError.runExists(path: run.url.path) }
+        // Under MPI only rank 0 writes; the others build the same trainer from the same inputs.
+        let writes = Distributed.world?.isLeader ?? true
+        if writes && run.exists && !overwrite { throw CharLMError.runExists(path: run.url.path) }
         try Corpus.checkReadable(corpusURL)
         let source = try initFrom.map { try LanguageModel.load($0, checkpoint: .best) }
         if let source { try checkFineTuning(config, from: source) }
@@ -66,8 +68,10 @@ extension Trainer {
             optimizer: optimizer, hidden: RecurrentState(config: config.model, batchSize: config.training.batchSize),
             state: state, resumedFrom: nil)
         // A step-0 checkpoint, so that even a crash during the first save leaves one to resume.
-        trainer.lock = try run.create(config: config, tokenizer: tokenizer, overwrite: overwrite) { staging in
-            try staging.saveLatest(network: network, optimizer: optimizer, hidden: trainer.hidden, trainer: state)
+        if writes {
+            trainer.lock = try run.create(config: config, tokenizer: tokenizer, overwrite: overwrite) { staging in
+                try staging.saveLatest(network: network, optimizer: optimizer, hidden: trainer.hidden, trainer: state)
+            }
         }
         return trainer
     }
@@ -153,9 +157,14 @@ extension Trainer {
         throws -> Trainer
     {
         let run = RunDirectory(runDirectory)
+        // Under MPI rank 0 locks and tidies the run and writes its config; the others read it
+        // after that (the barrier at the end of rank 0's part).
+        let world = Distributed.world
+        let writes = world?.isLeader ?? true
+        if !writes { try world?.barrier() }
         guard run.exists else { throw CharLMError.missingFile(path: run.url.path, hint: "nothing to resume") }
-        let lock = try run.lock()
-        run.tidy()
+        let lock = writes ? try run.lock() : nil
+        if writes { run.tidy() }
         let (saved, tokenizer) = try run.loadConfig()
         let conflicts = options.conflicts(resuming: saved)
         guard conflicts.isEmpty else {
@@ -198,6 +207,13 @@ extension Trainer {
         let hidden = RecurrentState(config: config.model, batchSize: config.training.batchSize)
         let checkpoint = try run.loadLatest(into: network, optimizer: optimizer, hidden: hidden)
         if let fallback = checkpoint.fallback { notices.append(fallback) }
+        let ranks = world?.size ?? 1
+        if (checkpoint.state.ranks ?? 1) != ranks {
+            notices.append(
+                "on \(ranks) process\(ranks == 1 ? "" : "es") instead of \(checkpoint.state.ranks ?? 1): the data "
+                    + "cursor and the optimizer state carry over, but the batch is split differently, so results differ "
+                    + "from an uninterrupted run in the last bits")
+        }
         let trainer = try Trainer(
             run: run, config: config, tokenizer: tokenizer, corpus: corpus, network: network,
             optimizer: optimizer, hidden: hidden, state: checkpoint.state, resumedFrom: checkpoint.state.step)
@@ -208,7 +224,10 @@ extension Trainer {
                 path: run.trainerStateURL.path,
                 reason: "data cursor \(checkpoint.state.cursor) is past the end of the corpus")
         }
-        try writeDurably(config.jsonData(), to: run.configURL)
+        if writes {
+            try writeDurably(config.jsonData(), to: run.configURL)
+            try world?.barrier()
+        }
         return trainer
     }
 }

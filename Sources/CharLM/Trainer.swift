@@ -36,12 +36,30 @@ public final class Trainer: @unchecked Sendable {
     /// Seconds the last validation took per unit, to keep time for the validation at the end
     /// within a time limit.
     var validationSecondsPerUnit: Double?
+    /// The ranks of a distributed run (nil: this process trains alone). Every rank runs this
+    /// same trainer on identical state; each computes the gradient of its share of the batch's
+    /// streams, the shares are summed, and all take the same step. Only rank 0 writes.
+    let communicator: Communicator?
+    /// This rank's streams of each batch, when distributed.
+    let rows: Range<Int>
+    /// Whether this process writes the run directory (rank 0, or a process alone).
+    var writes: Bool { communicator?.isLeader ?? true }
 
     init(
         run: RunDirectory, config: RunConfig, tokenizer: Tokenizer, corpus: Corpus, network: Network,
-        optimizer: Optimizer, hidden: RecurrentState, state: TrainerState, resumedFrom: Int?
+        optimizer: Optimizer, hidden: RecurrentState, state: TrainerState, resumedFrom: Int?,
+        communicator: Communicator? = Distributed.world
     ) throws {
         let t = config.training
+        self.communicator = communicator
+        rows = communicator?.rows(batchSize: t.batchSize) ?? 0..<t.batchSize
+        var state = state
+        state.ranks = communicator.map(\.size) ?? (state.ranks == nil ? nil : 1)
+        if let communicator, t.batchSize < communicator.size {
+            throw CharLMError.invalidOptions(
+                "a batch of \(t.batchSize) streams cannot be shared by \(communicator.size) ranks; give --batch at least "
+                    + "\(communicator.size)")
+        }
         self.run = run
         self.config = config
         self.tokenizer = tokenizer
@@ -78,7 +96,9 @@ public final class Trainer: @unchecked Sendable {
                 throw CharLMError.invalidOptions("the sample prompt: \(error.localizedDescription)")
             }
         }
-        runner = BatchRunner(network: network, batchSize: t.batchSize, seqLength: t.seqLength, threads: t.threads)
+        runner = BatchRunner(
+            network: network, batchSize: rows.count, seqLength: t.seqLength, threads: t.threads,
+            globalRowOffset: rows.lowerBound, globalBatchSize: t.batchSize)
         metrics = MetricsLog(url: run.metricsURL, layers: config.model.layers)
     }
 
@@ -91,7 +111,8 @@ public final class Trainer: @unchecked Sendable {
     public func train(shouldStop: () -> Bool = { false }, onEvent: (TrainingEvent) -> Void = { _ in }) throws
         -> TrainingSummary
     {
-        if lock == nil { lock = try run.lock() }
+        if lock == nil && writes { lock = try run.lock() }
+        try checkRanksAgree()
         defer {
             lock?.release()
             lock = nil
@@ -104,7 +125,8 @@ public final class Trainer: @unchecked Sendable {
                     runDirectory: run.url.path, resumedFromStep: resumedFrom, parameterCount: network.parameterCount,
                     vocabularySize: tokenizer.vocabularySize, trainUnits: corpus.train.count,
                     validationUnits: corpus.validation.count,
-                    stepsPerEpoch: batcher.chunksPerEpoch, kernels: BLAS.info.summary, threads: runner.threads)))
+                    stepsPerEpoch: batcher.chunksPerEpoch, kernels: BLAS.info.summary, threads: runner.threads,
+                    ranks: communicator?.size ?? 1)))
         for notice in startNotices { onEvent(.notice(notice)) }
 
         var session = Session(
@@ -113,7 +135,14 @@ public final class Trainer: @unchecked Sendable {
         let gradients = FloatBuffer(count: network.parameterCount)
         var reason: TrainingSummary.Reason
         steps: while true {
-            if let stop = limitReached(session, interrupted: shouldStop()) {
+            var timeUp = timeLimitReached(session), interrupted = shouldStop()
+            if let communicator {
+                // Every rank stops at the same step: as soon as one of them says so.
+                let flags = try communicator.max([timeUp ? 1 : 0, interrupted ? 1 : 0])
+                timeUp = flags[0] != 0
+                interrupted = flags[1] != 0
+            }
+            if let stop = limitReached(session, timeUp: timeUp, interrupted: interrupted) {
                 reason = stop
                 break
             }
@@ -193,7 +222,7 @@ public final class Trainer: @unchecked Sendable {
 
     /// Why training must stop before the next step, if it must. Starts a new epoch (with a
     /// fresh hidden state) when the streams have been read to their end.
-    private func limitReached(_ session: Session, interrupted: Bool) -> TrainingSummary.Reason? {
+    private func limitReached(_ session: Session, timeUp: Bool, interrupted: Bool) -> TrainingSummary.Reason? {
         let t = config.training
         if let maxSteps = t.maxSteps, state.step >= maxSteps { return .maxSteps }
         if state.cursor >= batcher.chunksPerEpoch {
@@ -202,9 +231,15 @@ public final class Trainer: @unchecked Sendable {
             hidden.reset()
         }
         if let epochs = t.epochs, state.epoch >= epochs { return .epochs }
-        if let limit = t.timeLimit, session.elapsed + finalValidationSeconds(session) >= limit { return .time }
+        if timeUp { return .time }
         if interrupted { return .interrupted }
         return nil
+    }
+
+    /// Whether the time limit leaves no room for another step and the final validations.
+    private func timeLimitReached(_ session: Session) -> Bool {
+        guard let limit = config.training.timeLimit else { return false }
+        return session.elapsed + finalValidationSeconds(session) >= limit
     }
 
     /// How long the validations `finish` runs would take if training stopped now, estimated
@@ -275,9 +310,11 @@ public final class Trainer: @unchecked Sendable {
         let batch = batcher.batch(chunk: state.cursor)
         let rate = t.optimizer.learningRate * t.schedule.factor(step: step, totalSteps: totalSteps) * state.rateFactor
         hiddenBefore.copy(from: hidden)
-        let loss = try runner.trainStep(
-            inputs: batch.inputs, targets: batch.targets, state: hidden, gradients: gradients,
-            dropoutKey: Self.dropoutKey(seed: t.seed, step: step))
+        let key = Self.dropoutKey(seed: t.seed, step: step)
+        let loss =
+            try communicator.map { try distributedStep(batch, gradients: gradients, dropoutKey: key, $0) }
+            ?? runner.trainStep(
+                inputs: batch.inputs, targets: batch.targets, state: hidden, gradients: gradients, dropoutKey: key)
         state.cursor += 1
         state.step = step
         state.charactersSeen =
@@ -299,6 +336,67 @@ public final class Trainer: @unchecked Sendable {
         state.runningCount += 1
         return .applied(
             ProgressWindow.Step(loss: loss, gradientNorm: norm, clipped: clipped, layerGradientNorms: layerNorms))
+    }
+
+    /// Ranks that were started with different binaries, options, tokenizers or corpora would
+    /// train different models while exchanging gradients: every rank compares a hash of what
+    /// it is about to train with the others' before the first step.
+    private func checkRanksAgree() throws {
+        guard let communicator else { return }
+        var text = (try? String(decoding: config.jsonData(), as: UTF8.self)) ?? ""
+        text += "\u{0}\(tokenizer.vocabulary.map { $0.utf8 })\u{0}\(corpus.train.count) \(corpus.validation.count)"
+        text += "\u{0}\(state.step) \(state.cursor) \(network.parameterCount) \(Distributed.buildIdentifier)"
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        let (low, high) = try communicator.range(of: hash)
+        guard low == high else {
+            throw CharLMError.distributed(
+                "the \(communicator.size) ranks of this job differ (rank \(communicator.rank) has fingerprint "
+                    + String(hash, radix: 16)
+                    + "): every rank must run the same charlm build with the same options on the same corpus and run "
+                    + "directory")
+        }
+    }
+
+    /// This rank's share of a step: its streams forward and back, then the gradients and the
+    /// loss summed over the ranks (the global batch's mean: each share is already divided by
+    /// the global count), and every rank's new hidden state gathered, so that every rank
+    /// leaves the step with the whole batch's state and the same gradient.
+    private func distributedStep(
+        _ batch: (inputs: [Int32], targets: [Int32]), gradients: FloatBuffer, dropoutKey: UInt64,
+        _ communicator: Communicator
+    ) throws -> Double {
+        let t = config.training, T = batch.inputs.count / t.batchSize
+        let ids = (rows.lowerBound * T)..<(rows.upperBound * T)
+        let local = RecurrentState(config: config.model, batchSize: rows.count)
+        for r in 0..<rows.count { local.copy(row: r, from: hidden, row: rows.lowerBound + r) }
+        let share = try runner.trainStep(
+            inputs: Array(batch.inputs[ids]), targets: Array(batch.targets[ids]), state: local, gradients: gradients,
+            dropoutKey: dropoutKey)
+        try gradients.withUnsafeMutableBufferPointer { try communicator.sum($0.baseAddress!, count: $0.count) }
+        let loss = try communicator.sum([share])[0]
+        // (layers, rows, H) of h, then of c: each rank's block, gathered in rank order.
+        func pack(_ state: RecurrentState) -> [Float] { state.h.array + (state.c?.array ?? []) }
+        let perRow = config.model.layers * config.model.hiddenSize * (local.c == nil ? 1 : 2)
+        let counts = (0..<communicator.size).map {
+            Communicator.rows(of: $0, ranks: communicator.size, batchSize: t.batchSize).count * perRow
+        }
+        let all = try communicator.gather(pack(local), counts: counts)
+        var offset = 0
+        for rank in 0..<communicator.size {
+            let theirs = Communicator.rows(of: rank, ranks: communicator.size, batchSize: t.batchSize)
+            let block = RecurrentState(config: config.model, batchSize: theirs.count)
+            block.h.withUnsafeMutableBufferPointer { h in
+                for i in 0..<h.count { h[i] = all[offset + i] }
+                offset += h.count
+            }
+            block.c?.withUnsafeMutableBufferPointer { c in
+                for i in 0..<c.count { c[i] = all[offset + i] }
+                offset += c.count
+            }
+            for r in 0..<theirs.count { hidden.copy(row: theirs.lowerBound + r, from: block, row: r) }
+        }
+        return loss
     }
 
     enum Recovery { case skip, stop }

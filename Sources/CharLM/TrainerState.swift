@@ -47,6 +47,8 @@ public struct TrainerState: Codable, Sendable, Equatable {
     /// Mean training loss since the last validation (for the history).
     public var runningLoss = 0.0
     public var runningCount = 0
+    /// MPI ranks the run last trained on (nil: one process).
+    public var ranks: Int?
 
     public init() {}
 

@@ -23,6 +23,8 @@ public struct TrainingStart: Sendable {
     public let stepsPerEpoch: Int
     public let kernels: String
     public let threads: Int
+    /// MPI ranks training together (1: this process alone).
+    public var ranks: Int = 1
 }
 
 public struct TrainingProgress: Sendable {

@@ -47,7 +47,8 @@ struct Info: ParsableCommand {
                         "grad_clip": Double(t.gradClip),
                     ],
                     "kernels": kernels.summary, "openblas_core": kernels.openBLASCore ?? NSNull(),
-                    "kernel_isa": kernels.kernelISA,
+                    "kernel_isa": kernels.kernelISA, "weight_gradients": kernels.weightGradients,
+                    "distributed": Distributed.isAvailable, "ranks": Distributed.launchedRanks,
                     "unicode_version": Tokenizer.unicodeVersion,
                 ]
                 object["unit"] = model.config.lossUnit
@@ -109,6 +110,7 @@ struct Info: ParsableCommand {
             }
             if let corpus = model.config.corpus { lines.append(("corpus", corpus)) }
             lines.append(("kernels", kernels.summary))
+            lines.append(("distributed", Distributed.summary))
             lines.append(("unicode", "utf8proc \(Tokenizer.utf8procVersion), Unicode \(Tokenizer.unicodeVersion)"))
             let width = lines.map(\.0.count).max() ?? 0
             for (key, value) in lines {

@@ -79,9 +79,26 @@ struct Train: ParsableCommand {
     // MARK: Running
 
     func run() throws {
-        // Before anything is written: a signal from here on stops training cleanly.
+        // MPI first (under mpirun with more than one rank, in a build with the MPI trait),
+        // before any thread starts; then, before anything is written, the signal handlers: a
+        // signal from here on stops training cleanly.
+        let world: Communicator?
+        do { world = try Distributed.start() } catch {
+            Console.note("charlm: error: \(error)")
+            throw ExitCode(1)
+        }
+        defer { Distributed.finish() }
         StopSignal.install()
         Console.onClosedOutput = .stopTraining
+        var options = options
+        if world != nil && reporting.threads == nil {
+            // Ranks sharing a machine share its cores.
+            let threads = max(1, BatchRunner.defaultThreads / Distributed.localRanks)
+            options.set(\.training.threads, to: threads, as: "--threads")
+        }
+        // Only rank 0 reports; the others train quietly beside it.
+        let quiet = quiet || !(world?.isLeader ?? true)
+        let json = json && (world?.isLeader ?? true)
         try Console.run {
             let trainer: Trainer
             if let resume {
@@ -108,8 +125,10 @@ struct Train: ParsableCommand {
             var display = TrainingDisplay(
                 mode: json ? .json : quiet ? .quiet : Console.stderrIsTerminal ? .live : .lines, config: trainer.config,
                 plot: LossPlotFile(run: trainer.run, config: trainer.config))
-            let summary = try trainer.train(shouldStop: { StopSignal.isRequested }, onEvent: { display.show($0) })
-            display.finish(summary)
+            let leader = world?.isLeader ?? true
+            let summary = try trainer.train(
+                shouldStop: { StopSignal.isRequested }, onEvent: { if leader { display.show($0) } })
+            if leader { display.finish(summary) }
             if summary.reason == .diverged { throw ExitCode(1) }
             if summary.reason == .interrupted && StopSignal.exitCode != 0 { throw ExitCode(StopSignal.exitCode) }
         }

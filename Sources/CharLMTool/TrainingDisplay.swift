@@ -47,6 +47,7 @@ struct TrainingDisplay {
                     + "\(s.trainUnits.formatted()) training and \(s.validationUnits.formatted()) validation \(unit)s, "
                     + "\(s.stepsPerEpoch) steps per epoch, \(s.threads) thread\(s.threads == 1 ? "" : "s")")
             line("charlm: kernels: \(s.kernels)")
+            if s.ranks > 1 || Distributed.isAvailable { line("charlm: distributed: \(Distributed.summary)") }
             line("charlm: writing \(s.runDirectory)")
         case .progress(let p):
             lastProgress = p
@@ -198,7 +199,7 @@ struct TrainingDisplay {
                 "event": "started", "run": s.runDirectory, "parameters": s.parameterCount,
                 "vocabulary_size": s.vocabularySize,
                 "train_units": s.trainUnits, "val_units": s.validationUnits, "steps_per_epoch": s.stepsPerEpoch,
-                "kernels": s.kernels, "threads": s.threads, "unit": unit,
+                "kernels": s.kernels, "threads": s.threads, "unit": unit, "ranks": s.ranks,
                 "resumed_from": s.resumedFromStep.map { $0 as Any } ?? NSNull(),
             ]
         case .progress(let p):

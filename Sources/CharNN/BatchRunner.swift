@@ -15,6 +15,12 @@ public final class BatchRunner: @unchecked Sendable {
     public let seqLength: Int
     public let threads: Int
     public let training: Bool
+    /// Where these streams sit in a larger batch split across processes (data-parallel
+    /// training): the first one's index, and the whole batch's size. A training pass then
+    /// gives this part's share of the whole batch's mean gradient and loss (they sum to it),
+    /// and draws the dropout masks of its global rows.
+    public let globalRowOffset: Int
+    public let globalBatchSize: Int
     private let shards: [Shard]
 
     struct Shard {
@@ -47,7 +53,7 @@ public final class BatchRunner: @unchecked Sendable {
     ///   - training: allocate what the backward pass needs.
     public init(
         network: Network, batchSize: Int, seqLength: Int, threads: Int = BatchRunner.defaultThreads,
-        training: Bool = true
+        training: Bool = true, globalRowOffset: Int = 0, globalBatchSize: Int? = nil
     ) {
         precondition(batchSize >= 1 && seqLength >= 1, "batch size and sequence length must be positive")
         precondition(
@@ -57,6 +63,11 @@ public final class BatchRunner: @unchecked Sendable {
         self.batchSize = batchSize
         self.seqLength = seqLength
         self.training = training
+        self.globalRowOffset = globalRowOffset
+        self.globalBatchSize = globalBatchSize ?? batchSize
+        precondition(
+            globalRowOffset >= 0 && globalRowOffset + batchSize <= self.globalBatchSize,
+            "these streams must lie inside the global batch")
         let count = max(1, min(threads, batchSize))
         self.threads = count
         var shards: [Shard] = []
@@ -81,7 +92,8 @@ public final class BatchRunner: @unchecked Sendable {
     ///   - gradients: receives the gradient of the mean loss for every parameter (overwritten).
     ///   - dropoutKey: selects the dropout masks of this pass.
     ///   - initialStateGradient: if given, receives the gradient with respect to the initial state.
-    /// - Returns: the mean loss in nats per character.
+    /// - Returns: the mean loss in nats per character (over the global batch: this part's share
+    ///   of it when the batch is split across processes).
     public func trainStep(
         inputs: [Int32], targets: [Int32], state: RecurrentState, gradients: FloatBuffer,
         dropoutKey: UInt64 = 0, initialStateGradient: RecurrentState? = nil
@@ -91,12 +103,15 @@ public final class BatchRunner: @unchecked Sendable {
         let steps = try load(inputs: inputs, targets: targets, state: state)
         let packed = network.packed()
         let useDropout = network.config.dropout > 0
-        let totalRows = Float(batchSize * steps)
+        let totalRows = Float(globalBatchSize * steps)
         let losses = UnsafeMutableBufferPointer<Double>.allocate(capacity: shards.count)
         defer { losses.deallocate() }
         forEachShard { i, shard in
             let w = shard.workspace
-            let plan = useDropout ? DropoutPlan(key: dropoutKey, rowStart: shard.rowStart, totalRows: batchSize) : nil
+            let plan =
+                useDropout
+                ? DropoutPlan(key: dropoutKey, rowStart: globalRowOffset + shard.rowStart, totalRows: globalBatchSize)
+                : nil
             w.gradients!.zero()
             network.forwardLayers(w, packed, steps: steps, dropout: plan)
             network.outputLogits(w, packed, firstStep: 0, steps: steps, dropout: useDropout)

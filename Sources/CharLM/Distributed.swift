@@ -55,6 +55,11 @@ public enum Distributed {
         world = communicator
         return communicator
         #else
+        if launchedRanks > 1 {
+            throw CharLMError.distributed(
+                "mpirun started \(launchedRanks) copies of a charlm built without MPI, which would each train alone; "
+                    + "build it with `swift build -c release --traits MPI` to train them together")
+        }
         return nil
         #endif
     }
@@ -62,9 +67,11 @@ public enum Distributed {
     /// A fingerprint of the running executable's bytes (ranks compare it at start, so that a
     /// job whose machines run different charlm builds stops with a clear error).
     public static let buildIdentifier: String = {
-        guard let data = FileManager.default.contents(atPath: "/proc/self/exe") ?? CommandLine.arguments.first.flatMap({
-            FileManager.default.contents(atPath: $0)
-        })
+        guard
+            let data = FileManager.default.contents(atPath: "/proc/self/exe")
+                ?? CommandLine.arguments.first.flatMap({
+                    FileManager.default.contents(atPath: $0)
+                })
         else { return "unknown" }
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         data.withUnsafeBytes { raw in

@@ -196,6 +196,25 @@ import Testing
         #expect(bad.status == 64 && bad.stderr.contains("int8"), "\(bad.stderr)")
     }
 
+    /// The ordinary build has no MPI: it says so, and refuses to be started as several ranks
+    /// (each would train alone into the same run) instead of training N separate models.
+    @Test func theDefaultBuildSaysItCannotRunDistributed() throws {
+        let dir = Self.temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let train = try Self.charlm(["train", Self.corpus, "--max-steps", "2"] + Self.small, in: dir)
+        #expect(train.status == 0, "\(train.stderr)")
+        let info = try Self.charlm(["info", "runs/brackets", "--json"], in: dir)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])
+        #expect(object["distributed"] as? Bool == false && object["ranks"] as? Int == 1)
+        let text = try Self.charlm(["info", "runs/brackets"], in: dir)
+        #expect(text.stdout.contains("distributed  not in this build"), "\(text.stdout)")
+        let launched = try Self.charlm(
+            ["train", Self.corpus, "--out", "runs/mpi", "--max-steps", "2"] + Self.small, in: dir,
+            environment: ["OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "0"])
+        #expect(launched.status == 1 && launched.stderr.contains("built without MPI"), "\(launched.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/mpi").path))
+    }
+
     /// `bench train` sizes may name their layers (`lstm:3x1024`) and take a dropout; a size it
     /// cannot read is a usage error naming both forms.
     @Test func benchSizesNameTheirLayers() throws {

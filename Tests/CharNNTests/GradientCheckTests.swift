@@ -124,4 +124,43 @@ import Testing
         #expect(closeness(results[1], results[0]) <= 1)
         #expect(closeness(results[2], results[0]) <= 1)
     }
+
+    /// What each MPI rank computes: runners over parts of a batch, placed in it by
+    /// `globalRowOffset`, give shares of the loss and gradient that sum to the whole batch's,
+    /// dropout included (masks follow the global row), and the parts' final states.
+    @Test func partsOfABatchSumToTheWhole() throws {
+        let config = NetworkConfig(cell: .gru, vocabularySize: 7, hiddenSize: 10, layers: 2, dropout: 0.3)
+        let net = try Network(config: config, seed: 4)
+        let (B, T) = (7, 5)
+        var rng = SeededGenerator(seed: 3)
+        let inputs = (0..<(B * T)).map { _ in Int32(rng.next() % 7) }
+        let targets = (0..<(B * T)).map { _ in Int32(rng.next() % 7) }
+        let whole = BatchRunner(network: net, batchSize: B, seqLength: T, threads: 1)
+        let wholeState = RecurrentState(config: config, batchSize: B)
+        let expected = FloatBuffer(count: net.parameterCount)
+        let loss = try whole.trainStep(
+            inputs: inputs, targets: targets, state: wholeState, gradients: expected, dropoutKey: 21)
+        var sum = [Float](repeating: 0, count: net.parameterCount)
+        var lossSum = 0.0
+        for part in [0..<3, 3..<4, 4..<7] {
+            let runner = BatchRunner(
+                network: net, batchSize: part.count, seqLength: T, threads: 1, globalRowOffset: part.lowerBound,
+                globalBatchSize: B)
+            let state = RecurrentState(config: config, batchSize: part.count)
+            let gradients = FloatBuffer(count: net.parameterCount)
+            let ids = (part.lowerBound * T)..<(part.upperBound * T)
+            lossSum += try runner.trainStep(
+                inputs: Array(inputs[ids]), targets: Array(targets[ids]), state: state, gradients: gradients,
+                dropoutKey: 21)
+            for (i, g) in gradients.array.enumerated() { sum[i] += g }
+            for r in 0..<part.count {
+                let row = Array(state.h.array[(r * 10)..<(r * 10 + 10)])
+                let wholeRow = Array(
+                    wholeState.h.array[((part.lowerBound + r) * 10)..<((part.lowerBound + r) * 10 + 10)])
+                #expect(row == wholeRow, "final state of stream \(part.lowerBound + r)")
+            }
+        }
+        #expect(abs(lossSum - loss) <= 1e-6 * abs(loss))
+        #expect(closeness(sum, expected.array) <= 1)
+    }
 }

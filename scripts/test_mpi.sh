@@ -46,6 +46,15 @@ for dropout in 0 0.25; do
     "$charlm" train "$corpus" --out one-$dropout --max-steps 30 --dropout "$dropout" --threads 2 "${small[@]}" >>log 2>&1
     "${mpirun[@]}" "$charlm" train "$corpus" --out two-$dropout --max-steps 30 --dropout "$dropout" "${small[@]}" >>log 2>&1
     same one-$dropout/model.safetensors two-$dropout/model.safetensors 1e-5 "2 ranks = 1 process, dropout $dropout"
+    # The ranks split each validation's streams and add up the losses: the same validations.
+    if python3 - one-$dropout/trainer_state.json two-$dropout/trainer_state.json <<'PY'
+import json, sys
+a, b = (json.load(open(p))["history"] for p in sys.argv[1:3])
+assert len(a) == len(b) == 3, (len(a), len(b))
+for x, y in zip(a, b):
+    assert abs(x["validation_loss"] - y["validation_loss"]) <= 1e-9 * abs(x["validation_loss"]), (x, y)
+PY
+    then pass "2 ranks validate as 1 process does, dropout $dropout"; else fail "validation losses differ, dropout $dropout"; fi
 done
 
 # Exact resume on the same ranks: 15 + 15 steps against 30 in one go.

@@ -56,7 +56,8 @@ extension Trainer {
         var reported = -1.0
         let started = Date()
         let loss = try Evaluator.evaluate(
-            network: network, span: span, batchSize: t.batchSize, seqLength: t.seqLength, threads: t.threads
+            network: network, span: span, batchSize: t.batchSize, seqLength: t.seqLength, threads: t.threads,
+            communicator: communicator
         ) { fraction in
             if fraction - reported >= 0.01 || fraction == 1 {
                 reported = fraction

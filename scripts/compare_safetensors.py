@@ -19,9 +19,10 @@ def read(path):
         if name == "__metadata__":
             continue
         start, end = info["data_offsets"]
-        if info["dtype"] != "F32":
-            continue
-        tensors[name] = struct.unpack(f"<{(end - start) // 4}f", body[start:end])
+        if info["dtype"] == "F32":
+            tensors[name] = struct.unpack(f"<{(end - start) // 4}f", body[start:end])
+        else:
+            tensors[name] = body[start:end]  # compared byte for byte
     return tensors
 
 
@@ -32,6 +33,9 @@ def main():
     parser.add_argument("--tolerance", type=float, default=1e-5)
     args = parser.parse_args()
     a, b = read(args.a), read(args.b)
+    if not a:
+        print(json.dumps({"error": "no tensors"}))
+        sys.exit(1)
     if a.keys() != b.keys():
         print(json.dumps({"error": "different tensors", "only_a": sorted(a.keys() - b.keys()),
                           "only_b": sorted(b.keys() - a.keys())}))
@@ -41,7 +45,12 @@ def main():
         if len(a[name]) != len(b[name]):
             print(json.dumps({"error": f"{name} has different sizes"}))
             sys.exit(1)
-        d = max((abs(x - y) for x, y in zip(a[name], b[name])), default=0.0)
+        if isinstance(a[name], bytes) or isinstance(b[name], bytes):
+            d = 0.0 if a[name] == b[name] else float("inf")
+        else:
+            # NaN anywhere is a failure: it would compare false and slip through max().
+            d = max((abs(x - y) if x == x and y == y else float("inf") for x, y in zip(a[name], b[name])),
+                    default=0.0)
         if where is None or d > worst:
             worst, where = d, name
     print(json.dumps({"max_abs_diff": worst, "tensor": where, "tolerance": args.tolerance}))

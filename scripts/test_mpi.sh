@@ -81,6 +81,24 @@ else
     fail "different corpora on the ranks were not refused: $status $mismatch"
 fi
 
+# An error on one rank only (rank 0 finds the run directory taken) ends the whole job.
+start=$(date +%s)
+taken=$(timeout 60 "${mpirun[@]}" "$charlm" train "$corpus" --out two-0 --max-steps 5 "${small[@]}" 2>&1)
+status=$?
+if [ $status -ne 0 ] && [ $status -ne 124 ] && grep -q "already exists" <<<"$taken" && grep -q "ending the job" <<<"$taken"; then
+    pass "an error on rank 0 alone ends the job in $(( $(date +%s) - start )) s ($status)"
+else
+    fail "an error on rank 0 alone did not end the job ($status): $taken"
+fi
+
+# Ranks may use different thread counts (machines differ): they still train together.
+if "${mpirun[@]}" bash -c 'exec '"$charlm"' train '"$corpus"' --out threads --max-steps 5 --hidden 32 --batch 9 \
+    --seq-length 16 --sample-every 0 --quiet --threads $((OMPI_COMM_WORLD_RANK + 1))' >>log 2>&1; then
+    pass "ranks with different thread counts train together"
+else
+    fail "ranks with different thread counts were refused"
+fi
+
 # A rank killed with SIGKILL: the job ends, the run survives.
 "${mpirun[@]}" "$charlm" train "$corpus" --out killed --max-steps 1000000 --hidden 32 --batch 8 --seq-length 16 \
     --eval-every 5 --sample-every 0 --quiet >killed.log 2>&1 &

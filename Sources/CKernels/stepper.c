@@ -46,11 +46,14 @@ CK_VOID_KERNEL(ck_quantize_rows, (int rows, int K, const float *w, long ld, int8
     for (int r = 0; r < rows; r++) {
         const float *row = w + (long)r * ld;
         float m = 0.0f;
+        int finite = 1;
         for (int k = 0; k < K; k++) {
             float a = __builtin_fabsf(row[k]);
+            finite &= a <= 3.402823466e38f;
             m = a > m ? a : m;
         }
-        float s = m > 0.0f ? m / 127.0f : 1.0f;
+        // A row holding NaN or an infinity: its scale is NaN, so its products are NaN.
+        float s = !finite ? __builtin_nanf("") : m > 0.0f ? m / 127.0f : 1.0f;
         float inverse = 1.0f / s;
         scale[r] = s;
         int8_t *out = q + (long)r * ldq;
@@ -59,6 +62,7 @@ CK_VOID_KERNEL(ck_quantize_rows, (int rows, int K, const float *w, long ld, int8
             float v = __builtin_rintf(row[k] * inverse);
             v = v > 127.0f ? 127.0f : v;
             v = v < -127.0f ? -127.0f : v;
+            v = v == v ? v : 0.0f;
             out[k] = (int8_t)v;
         }
     }
@@ -216,12 +220,17 @@ static inline __attribute__((always_inline)) void ck_rows_apply_f32(const ck_row
 // CK_FLUSH / 8 * 2 * 127 * 32767 < 2^31.
 #define CK_FLUSH 2048
 
+// Returns the scale, or NaN when x holds a NaN or an infinity (the product is then NaN, as a
+// float32 product would be; converting NaN to an integer would be undefined).
 static inline __attribute__((always_inline)) float ck_quantize_vector(int K, const float *x, int16_t *xq) {
     float m = 0.0f;
+    int finite = 1;
     for (int k = 0; k < K; k++) {
         float a = __builtin_fabsf(x[k]);
+        finite &= a <= 3.402823466e38f;
         m = a > m ? a : m;
     }
+    if (!finite) return __builtin_nanf("");
     float scale = m > 0.0f ? m / 32767.0f : 1.0f, inverse = 1.0f / scale;
     for (int k = 0; k < K; k++) {
         float v = __builtin_rintf(x[k] * inverse);
@@ -312,6 +321,10 @@ static inline __attribute__((always_inline)) void ck_rows_apply(const ck_rows *m
         return;
     }
     float xscale = ck_quantize_vector(m->K, x, xq);
+    if (xscale != xscale) {
+        for (int r = 0; r < m->rows; r++) y[r] = xscale;
+        return;
+    }
 #if defined(__x86_64__)
     if (level >= 3) {
         ck_rows_apply_q_avx2(m, xq, xscale, y);

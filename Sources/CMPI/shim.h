@@ -5,9 +5,13 @@
 #include <mpi.h>
 #include <stdint.h>
 
-static inline int charlm_mpi_init(void) {
+/// Starts MPI; `funneled` is set when the library allows MPI calls from the main thread of a
+/// threaded process (MPI_THREAD_FUNNELED), which is how charlm uses it.
+static inline int charlm_mpi_init(int *funneled) {
     int provided = 0;
-    return MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    int code = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    *funneled = provided >= MPI_THREAD_FUNNELED;
+    return code;
 }
 static inline int charlm_mpi_initialized(void) {
     int flag = 0;

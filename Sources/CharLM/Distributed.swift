@@ -24,7 +24,7 @@ public enum Distributed {
     /// before MPI starts; 1 without a launcher.
     public static var launchedRanks: Int {
         let environment = ProcessInfo.processInfo.environment
-        for key in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"] {
+        for key in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS"] {
             if let value = environment[key].flatMap(Int.init), value >= 1 { return value }
         }
         return 1
@@ -48,10 +48,23 @@ public enum Distributed {
     public static func start() throws -> Communicator? {
         #if MPI
         guard world == nil, launchedRanks > 1 else { return world }
-        guard charlm_mpi_init() == charlm_mpi_success() else {
+        var funneled: Int32 = 0
+        guard charlm_mpi_init(&funneled) == charlm_mpi_success() else {
             throw CharLMError.distributed("MPI did not start (MPI_Init_thread failed)")
         }
-        let communicator = Communicator(rank: Int(charlm_mpi_rank()), size: Int(charlm_mpi_size()))
+        guard funneled != 0 else {
+            charlm_mpi_finalize()
+            throw CharLMError.distributed(
+                "this MPI library does not allow MPI calls in a threaded process (MPI_THREAD_FUNNELED)")
+        }
+        let size = Int(charlm_mpi_size())
+        // A launcher variable seen in a single-process context (a batch script's environment):
+        // MPI says one rank, so this is an ordinary run.
+        guard size > 1 else {
+            charlm_mpi_finalize()
+            return nil
+        }
+        let communicator = Communicator(rank: Int(charlm_mpi_rank()), size: size)
         world = communicator
         return communicator
         #else

@@ -18,6 +18,8 @@ public struct GenerationRequest: Sendable {
     /// the bytes per character; its held-out loss is within a few thousandths of a nat of
     /// float32's (measured in the README), and `.f32` computes exactly what was trained.
     public var precision: WeightPrecision
+    /// Threads that step one sample (default: every core).
+    public var threads: Int = BatchRunner.defaultThreads
 
     public init(
         prompt: String = "", length: Int = 500, options: SamplingOptions = SamplingOptions(), seed: UInt64 = 0,
@@ -84,7 +86,8 @@ public final class BatchGeneration {
         promptIDs = ids
         promptText = model.tokenizer.decode(ids)
         let n = request.numSamples
-        session = InferenceSession(network: model.network, batchSize: n, precision: request.precision)
+        session = InferenceSession(
+            network: model.network, batchSize: n, precision: request.precision, threads: max(1, request.threads))
         samplers = Array(repeating: StandardSampler(options: request.options), count: n)
         generators = (0..<n).map { SeededGenerator(seed: request.seed &+ UInt64($0)) }
         decoders = Array(repeating: StreamingDecoder(tokenizer: model.tokenizer), count: n)

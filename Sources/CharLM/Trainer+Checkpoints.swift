@@ -118,9 +118,10 @@ extension Trainer {
         let model = LanguageModel(
             tokenizer: tokenizer, network: network, config: config, trainerState: state, weightsURL: run.modelURL)
         let t = config.training
-        let request = GenerationRequest(
+        var request = GenerationRequest(
             prompt: t.samplePrompt, length: length, options: SamplingOptions(temperature: t.sampleTemperature),
             seed: seed)
+        request.threads = t.threads
         return t.samplePrompt + (try model.generate(request).first?.text ?? "")
     }
 }

@@ -343,7 +343,10 @@ public final class Trainer: @unchecked Sendable {
     /// it is about to train with the others' before the first step.
     private func checkRanksAgree() throws {
         guard let communicator else { return }
-        var text = (try? String(decoding: config.jsonData(), as: UTF8.self)) ?? ""
+        // Threads are per rank (machines may differ); everything else must agree.
+        var shared = config
+        shared.training.threads = 1
+        var text = (try? String(decoding: shared.jsonData(), as: UTF8.self)) ?? ""
         text += "\u{0}\(tokenizer.vocabulary.map { $0.utf8 })\u{0}\(corpus.train.count) \(corpus.validation.count)"
         text += "\u{0}\(state.step) \(state.cursor) \(network.parameterCount) \(Distributed.buildIdentifier)"
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325

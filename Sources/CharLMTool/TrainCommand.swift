@@ -99,38 +99,58 @@ struct Train: ParsableCommand {
         // Only rank 0 reports; the others train quietly beside it.
         let quiet = quiet || !(world?.isLeader ?? true)
         let json = json && (world?.isLeader ?? true)
-        try Console.run {
-            let trainer: Trainer
-            if let resume {
-                trainer = try Trainer.resume(
-                    runDirectory: URL(fileURLWithPath: resume), corpus: corpus.map { URL(fileURLWithPath: $0) },
-                    options: options)
-            } else {
-                let corpus = corpus!
-                let directory = out ?? Self.defaultRunDirectory(for: corpus)
-                if !quiet && !json { Console.note("charlm: reading \(corpus)") }
-                // A fine-tuned model keeps its shape and tokenizer unless options say otherwise (which is refused).
-                var base = RunConfig()
-                if let initFrom {
-                    let source = try LanguageModel.load(URL(fileURLWithPath: initFrom))
-                    base.model = source.config.model
-                    base.tokenizer = source.config.tokenizer
-                }
-                trainer = try Trainer.start(
-                    corpus: URL(fileURLWithPath: corpus), runDirectory: URL(fileURLWithPath: directory),
-                    config: options.applied(to: base), overwrite: overwrite,
-                    initFrom: initFrom.map { URL(fileURLWithPath: $0) },
-                    shouldStop: { StopSignal.isRequested })
+        var status: Int32 = 0
+        if let world {
+            // An error on one rank (a run that exists, a full disk) must end the whole job: the
+            // other ranks wait in a collective call that would never return, and MPI_Finalize
+            // would wait for them. MPI_Abort stops every rank, after this one printed why.
+            do {
+                try Console.run { status = try train(quiet: quiet, json: json, options: options, world: world) }
+            } catch let exit as ExitCode {
+                Console.note("charlm: rank \(world.rank) of \(world.size) failed; ending the job")
+                Distributed.abort(code: exit.rawValue)
             }
-            var display = TrainingDisplay(
-                mode: json ? .json : quiet ? .quiet : Console.stderrIsTerminal ? .live : .lines, config: trainer.config,
-                plot: LossPlotFile(run: trainer.run, config: trainer.config))
-            let leader = world?.isLeader ?? true
-            let summary = try trainer.train(
-                shouldStop: { StopSignal.isRequested }, onEvent: { if leader { display.show($0) } })
-            if leader { display.finish(summary) }
-            if summary.reason == .diverged { throw ExitCode(1) }
-            if summary.reason == .interrupted && StopSignal.exitCode != 0 { throw ExitCode(StopSignal.exitCode) }
+        } else {
+            try Console.run { status = try train(quiet: quiet, json: json, options: options, world: nil) }
         }
+        // Ends every rank alike (a diverged run, a signal): MPI finishes normally.
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    /// Trains; returns the exit status of a run that ended (1 when it diverged, the signal's
+    /// when interrupted), and throws only on errors.
+    private func train(quiet: Bool, json: Bool, options: RunOptions, world: Communicator?) throws -> Int32 {
+        let trainer: Trainer
+        if let resume {
+            trainer = try Trainer.resume(
+                runDirectory: URL(fileURLWithPath: resume), corpus: corpus.map { URL(fileURLWithPath: $0) },
+                options: options)
+        } else {
+            let corpus = corpus!
+            let directory = out ?? Self.defaultRunDirectory(for: corpus)
+            if !quiet && !json { Console.note("charlm: reading \(corpus)") }
+            // A fine-tuned model keeps its shape and tokenizer unless options say otherwise (which is refused).
+            var base = RunConfig()
+            if let initFrom {
+                let source = try LanguageModel.load(URL(fileURLWithPath: initFrom))
+                base.model = source.config.model
+                base.tokenizer = source.config.tokenizer
+            }
+            trainer = try Trainer.start(
+                corpus: URL(fileURLWithPath: corpus), runDirectory: URL(fileURLWithPath: directory),
+                config: options.applied(to: base), overwrite: overwrite,
+                initFrom: initFrom.map { URL(fileURLWithPath: $0) },
+                shouldStop: { StopSignal.isRequested })
+        }
+        var display = TrainingDisplay(
+            mode: json ? .json : quiet ? .quiet : Console.stderrIsTerminal ? .live : .lines, config: trainer.config,
+            plot: LossPlotFile(run: trainer.run, config: trainer.config))
+        let leader = world?.isLeader ?? true
+        let summary = try trainer.train(
+            shouldStop: { StopSignal.isRequested }, onEvent: { if leader { display.show($0) } })
+        if leader { display.finish(summary) }
+        if summary.reason == .diverged { return 1 }
+        if summary.reason == .interrupted && StopSignal.exitCode != 0 { return StopSignal.exitCode }
+        return 0
     }
 }

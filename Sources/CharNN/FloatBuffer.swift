@@ -32,7 +32,8 @@ public final class FloatBuffer: @unchecked Sendable {
         #if os(Linux)
         if bytes >= Self.hugePageThreshold {
             let huge = 2 << 20
-            let length = bytes + huge
+            // Room for a 2 MB-aligned start and a whole number of 2 MB pages after it.
+            let length = bytes + 2 * huge
             let raw = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
             if let raw, raw != MAP_FAILED {
                 let aligned = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: raw) + huge - 1) & ~(huge - 1))!

@@ -7,6 +7,10 @@
 /// let next = try session.feed([sampledID])    // then one id per step
 /// ```
 ///
+/// A session takes the network's weights as they are when it is made (one stream copies them
+/// into its kernel, a batch at int8 precision uses a rounded copy): make a new session after
+/// the weights change.
+///
 /// One stream (`batchSize` 1) is stepped by a kernel built for it: the weights in `precision`,
 /// the work of each step split by hidden unit over `threads` threads. Several streams run as
 /// batched products on float32 weights rounded to `precision`, so that a batch computes what
@@ -55,6 +59,9 @@ public final class InferenceSession: @unchecked Sendable {
 
     /// Threads that step one stream (1 for a batch, whose products run on the caller's thread).
     public var threads: Int { stepper?.threads ?? 1 }
+
+    /// Whether the single-stream kernel runs this session (one stream, and it could be made).
+    var usesSingleStreamKernel: Bool { stepper != nil }
 
     /// Sets every stream back to the zero state.
     public func reset() {

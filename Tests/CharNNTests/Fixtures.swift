@@ -93,6 +93,8 @@ func closeness(_ actual: [Float], _ expected: [Float], rtol: Double = 1e-5, atol
     let scale = expected.map { abs(Double($0)) }.max() ?? 0
     var worst = 0.0
     for (a, b) in zip(actual, expected) {
+        // NaN compares false with everything: it would slip through max().
+        if a.isNaN || b.isNaN { return .infinity }
         let allowed = rtol * abs(Double(b)) + atol * scale + 1e-30
         worst = max(worst, abs(Double(a) - Double(b)) / allowed)
     }

@@ -153,11 +153,14 @@ import Testing
                 inputs: Array(inputs[ids]), targets: Array(targets[ids]), state: state, gradients: gradients,
                 dropoutKey: 21)
             for (i, g) in gradients.array.enumerated() { sum[i] += g }
-            for r in 0..<part.count {
-                let row = Array(state.h.array[(r * 10)..<(r * 10 + 10)])
-                let wholeRow = Array(
-                    wholeState.h.array[((part.lowerBound + r) * 10)..<((part.lowerBound + r) * 10 + 10)])
-                #expect(row == wholeRow, "final state of stream \(part.lowerBound + r)")
+            // h is (layers, rows, hidden): every layer's row of every stream of this part.
+            for l in 0..<2 {
+                for r in 0..<part.count {
+                    let at = (l * part.count + r) * 10, wholeAt = (l * B + part.lowerBound + r) * 10
+                    #expect(
+                        Array(state.h.array[at..<(at + 10)]) == Array(wholeState.h.array[wholeAt..<(wholeAt + 10)]),
+                        "final state of layer \(l), stream \(part.lowerBound + r)")
+                }
             }
         }
         #expect(abs(lossSum - loss) <= 1e-6 * abs(loss))

@@ -41,19 +41,26 @@ static int ck_padded(int n) { return (n + CK_PAD - 1) / CK_PAD * CK_PAD; }
 
 // MARK: - Quantization
 
+// The largest |x[k]|, or NaN when x holds a NaN or an infinity (a NaN compares false, so a
+// plain maximum would skip it).
+static inline __attribute__((always_inline)) float ck_max_abs(int K, const float *x) {
+    float m = 0.0f;
+    int finite = 1;
+    for (int k = 0; k < K; k++) {
+        float a = __builtin_fabsf(x[k]);
+        finite &= a <= 3.402823466e38f;
+        m = a > m ? a : m;
+    }
+    return finite ? m : __builtin_nanf("");
+}
+
 CK_VOID_KERNEL(ck_quantize_rows, (int rows, int K, const float *w, long ld, int8_t *q, long ldq, float *scale),
                (rows, K, w, ld, q, ldq, scale)) {
     for (int r = 0; r < rows; r++) {
         const float *row = w + (long)r * ld;
-        float m = 0.0f;
-        int finite = 1;
-        for (int k = 0; k < K; k++) {
-            float a = __builtin_fabsf(row[k]);
-            finite &= a <= 3.402823466e38f;
-            m = a > m ? a : m;
-        }
-        // A row holding NaN or an infinity: its scale is NaN, so its products are NaN.
-        float s = !finite ? __builtin_nanf("") : m > 0.0f ? m / 127.0f : 1.0f;
+        // A row holding NaN or an infinity gets a NaN scale, so that its products are NaN.
+        float m = ck_max_abs(K, row);
+        float s = m != m ? m : m > 0.0f ? m / 127.0f : 1.0f;
         float inverse = 1.0f / s;
         scale[r] = s;
         int8_t *out = q + (long)r * ldq;
@@ -223,14 +230,8 @@ static inline __attribute__((always_inline)) void ck_rows_apply_f32(const ck_row
 // Returns the scale, or NaN when x holds a NaN or an infinity (the product is then NaN, as a
 // float32 product would be; converting NaN to an integer would be undefined).
 static inline __attribute__((always_inline)) float ck_quantize_vector(int K, const float *x, int16_t *xq) {
-    float m = 0.0f;
-    int finite = 1;
-    for (int k = 0; k < K; k++) {
-        float a = __builtin_fabsf(x[k]);
-        finite &= a <= 3.402823466e38f;
-        m = a > m ? a : m;
-    }
-    if (!finite) return __builtin_nanf("");
+    float m = ck_max_abs(K, x);
+    if (m != m) return m;
     float scale = m > 0.0f ? m / 32767.0f : 1.0f, inverse = 1.0f / scale;
     for (int k = 0; k < K; k++) {
         float v = __builtin_rintf(x[k] * inverse);

@@ -64,17 +64,12 @@ public final class BatchGeneration {
     public let promptText: String
     public let promptIDs: [Int32]
     private let session: InferenceSession
-    private var samplers: [StandardSampler]
-    private var generators: [SeededGenerator]
-    private var decoders: [StreamingDecoder]
-    private var history: [[Int32]]
-    private var pending: [String]
-    public private(set) var samples: [GeneratedSample]
-    private var active: [Bool]
+    private var streams: [SampleStream]
     private var logits: [Float]
-    /// For vocabularies with byte tokens: what keeps each sample valid UTF-8.
-    private var utf8Guards: [ValidUTF8Guard]?
     public private(set) var steps = 0
+
+    /// The samples so far.
+    public var samples: [GeneratedSample] { streams.map(\.sample) }
 
     /// Encodes the prompt and primes the network with it.
     /// - Throws: `CharLMError.badPrompt` or `.invalidOptions`.
@@ -88,101 +83,36 @@ public final class BatchGeneration {
         let n = request.numSamples
         session = InferenceSession(
             network: model.network, batchSize: n, precision: request.precision, threads: max(1, request.threads))
-        samplers = Array(repeating: StandardSampler(options: request.options), count: n)
-        generators = (0..<n).map { SeededGenerator(seed: request.seed &+ UInt64($0)) }
-        decoders = Array(repeating: StreamingDecoder(tokenizer: model.tokenizer), count: n)
-        history = Array(repeating: ids, count: n)
-        pending = Array(repeating: "", count: n)
-        samples = (0..<n).map {
-            GeneratedSample(text: "", tokens: [], stoppedBy: nil, seed: request.seed &+ UInt64($0))
-        }
-        active = Array(repeating: request.length > 0, count: n)
         let utf8Guard = ValidUTF8Guard(tokenizer: model.tokenizer)
-        utf8Guards = utf8Guard.hasByteTokens ? Array(repeating: utf8Guard, count: n) : nil
+        streams = (0..<n).map {
+            SampleStream(
+                tokenizer: model.tokenizer, promptIDs: ids, length: request.length, options: request.options,
+                seed: request.seed &+ UInt64($0), stop: request.stop, utf8Guard: utf8Guard)
+        }
         let prime = ids.isEmpty ? [model.startID] : ids
         logits = try session.feed((0..<n).flatMap { _ in prime })
     }
 
     /// Whether every sample has finished.
-    public var isFinished: Bool { !active.contains(true) }
+    public var isFinished: Bool { !streams.contains { $0.isActive } }
 
     /// Generates one unit for every unfinished sample; calls `emit(sample, text)` with the text
     /// that became final (possibly empty while a stop string might be forming).
     public func step(_ emit: (Int, String) -> Void) throws {
         guard !isFinished else { return }
         let v = model.tokenizer.vocabularySize
-        var next = [Int32](repeating: 0, count: request.numSamples)
-        for i in 0..<request.numSamples {
-            guard active[i] else {
-                next[i] = samples[i].tokens.last ?? promptIDs.last ?? 0
+        var next = [Int32](repeating: 0, count: streams.count)
+        for i in streams.indices {
+            guard streams[i].isActive else {
+                next[i] = streams[i].lastID
                 continue
             }
-            var row = Array(logits[(i * v)..<((i + 1) * v)])
-            let room = request.length - samples[i].tokens.count
-            if let utf8Guard = utf8Guards?[i] {
-                // Tokens that would make the text invalid UTF-8 cannot be drawn.
-                for id in 0..<v where !utf8Guard.allows(Int32(id), room: room) { row[id] = -.infinity }
-            }
-            let window = history[i].suffix(request.options.repetitionWindow)
-            let id = samplers[i].sample(logits: row, recent: window, using: &generators[i])
-            utf8Guards?[i].accept(id)
+            let (id, text) = try streams[i].advance(logits: logits[(i * v)..<((i + 1) * v)])
             next[i] = id
-            history[i].append(id)
-            samples[i].tokens.append(id)
-            pending[i] += try decoders[i].push(id)
-            if samples[i].tokens.count >= request.length { pending[i] += decoders[i].finish() }
-            emit(i, release(i, final: samples[i].tokens.count >= request.length))
-            if samples[i].tokens.count >= request.length || samples[i].stoppedBy != nil { active[i] = false }
+            emit(i, text)
         }
         steps += 1
         if !isFinished { logits = try session.feed(next) }
-    }
-
-    /// Moves the part of sample i's pending text that cannot begin a stop string into its
-    /// text, and returns it; on a stop string, ends the sample there.
-    ///
-    /// Stop strings are matched on UTF-8 bytes (a match of valid UTF-8 inside valid UTF-8
-    /// always starts and ends on scalar boundaries), so a stop string fires wherever its
-    /// scalars appear, as in OpenAI's API, even inside a grapheme cluster.
-    private func release(_ i: Int, final: Bool) -> String {
-        let text = Array(pending[i].utf8)
-        var earliest: (offset: Int, stop: String)?
-        for stop in request.stop {
-            if let offset = Self.firstOffset(of: Array(stop.utf8), in: text), offset < (earliest?.offset ?? .max) {
-                earliest = (offset, stop)
-            }
-        }
-        if let earliest {
-            samples[i].stoppedBy = earliest.stop
-            let out = String(decoding: text[..<earliest.offset], as: UTF8.self)
-            pending[i] = ""
-            samples[i].text += out
-            return out
-        }
-        var keep = 0
-        if !final {
-            for stop in request.stop {
-                let stopBytes = Array(stop.utf8)
-                for length in stride(from: min(stopBytes.count - 1, text.count), to: 0, by: -1)
-                where text.suffix(length).elementsEqual(stopBytes.prefix(length)) {
-                    keep = max(keep, length)
-                    break
-                }
-            }
-        }
-        let out = String(decoding: text.prefix(text.count - keep), as: UTF8.self)
-        pending[i] = String(decoding: text.suffix(keep), as: UTF8.self)
-        samples[i].text += out
-        return out
-    }
-
-    /// Byte offset of the first occurrence of `needle` in `haystack`.
-    static func firstOffset(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
-        guard !needle.isEmpty, needle.count <= haystack.count else { return nil }
-        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
-            if haystack[start..<(start + needle.count)].elementsEqual(needle) { return start }
-        }
-        return nil
     }
 
     /// Runs to the end.

@@ -13,7 +13,10 @@ struct CharLMCommand: ParsableCommand {
               charlm generate runs/corpus --prompt "The "  continues the prompt
             """,
         version: "0.1.0",
-        subcommands: [Train.self, Generate.self, Eval.self, Info.self, TokenizerCommand.self, Bench.self]
+        subcommands: [
+            Train.self, Generate.self, Eval.self, Serve.self, Explain.self, Info.self, TokenizerCommand.self,
+            Bench.self,
+        ]
     )
 
     static func main() {

@@ -111,3 +111,76 @@ public final class InferenceSession: @unchecked Sendable {
         }
     }
 }
+
+/// Steps a changing set of streams one id at a time, each stream keeping its own state: the
+/// rows of a serving batch, which streams join and leave between steps.
+///
+/// ```swift
+/// let stepper = StreamStepper(network: net)
+/// let a = RecurrentState(config: net.config, batchSize: 1), b = RecurrentState(config: net.config, batchSize: 1)
+/// let logits = stepper.step([3, 7], states: [a, b])   // (2, vocabularySize); a and b advance
+/// ```
+///
+/// A stream's logits do not depend on which other streams share its step: every row is
+/// computed by the same products in the same order (tested), so a seeded sample is the same
+/// alone or in a crowd. Weights are taken as they are when the stepper is made.
+public final class StreamStepper: @unchecked Sendable {
+    public let network: Network
+    public let precision: WeightPrecision
+    private let packed: PackedWeights
+    private var workspaces: [Int: Workspace] = [:]
+
+    public init(network: Network, precision: WeightPrecision = .f32) {
+        BLAS.ensureReady()
+        let rounded = network.rounded(to: precision)
+        self.network = rounded
+        self.precision = precision
+        packed = rounded.packedForward()
+    }
+
+    /// Feeds `ids[i]` to the stream whose state is `states[i]` (each of batch size 1), advances
+    /// the states, and returns the next-id logits, (ids.count, vocabularySize).
+    public func step(_ ids: [Int32], states: [RecurrentState]) throws -> [Float] {
+        precondition(ids.count == states.count, "one state per id")
+        let config = network.config
+        let V = config.vocabularySize, H = config.hiddenSize
+        for id in ids where id < 0 || Int(id) >= V {
+            throw NetworkError.invalidInput("id \(id) outside the vocabulary 0..<\(V)")
+        }
+        for state in states where !state.matches(config, batchSize: 1) {
+            throw NetworkError.invalidInput("a state does not fit this network with one stream")
+        }
+        let n = ids.count
+        guard n > 0 else { return [] }
+        let w = workspace(rows: n)
+        w.inputs.replaceSubrange(0..<n, with: ids)
+        for (l, L) in w.layers.enumerated() {
+            for (r, state) in states.enumerated() {
+                (L.h[0] + r * H).update(from: state.h(layer: l, row: 0, rows: 1), count: H)
+                if let c = L.c, let stateC = state.c(layer: l, row: 0, rows: 1) {
+                    (c[0] + r * H).update(from: stateC, count: H)
+                }
+            }
+        }
+        network.forwardLayers(w, packed, steps: 1, dropout: nil)
+        for (l, L) in w.layers.enumerated() {
+            for (r, state) in states.enumerated() {
+                state.h(layer: l, row: 0, rows: 1).update(from: L.h[1] + r * H, count: H)
+                if let c = L.c, let stateC = state.c(layer: l, row: 0, rows: 1) {
+                    stateC.update(from: c[1] + r * H, count: H)
+                }
+            }
+        }
+        network.outputLogits(w, packed, firstStep: 0, steps: 1, dropout: false)
+        return Array(UnsafeBufferPointer(start: w.logits[0], count: n * V))
+    }
+
+    /// A one-step workspace of `rows` rows, made the first time that many streams step together.
+    private func workspace(rows: Int) -> Workspace {
+        if let w = workspaces[rows] { return w }
+        let w = Workspace(
+            config: network.config, parameterCount: network.parameterCount, rows: rows, steps: 1, training: false)
+        workspaces[rows] = w
+        return w
+    }
+}

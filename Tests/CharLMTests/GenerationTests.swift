@@ -166,8 +166,8 @@ import Testing
                     seed: 1, numSamples: 3, stop: [stop]))
             for sample in samples where sample.stoppedBy != nil { #expect(!sample.text.contains(stop)) }
         }
-        #expect(BatchGeneration.firstOffset(of: Array("\u{FFFD}\0".utf8), in: Array("ab\u{FFFD}\0c".utf8)) == 2)
-        #expect(BatchGeneration.firstOffset(of: Array("cd".utf8), in: Array("abc".utf8)) == nil)
+        #expect(SampleStream.firstOffset(of: Array("\u{FFFD}\0".utf8), in: Array("ab\u{FFFD}\0c".utf8)) == 2)
+        #expect(SampleStream.firstOffset(of: Array("cd".utf8), in: Array("abc".utf8)) == nil)
     }
 
     @Test func unknownPromptCharactersAreNamed() throws {

@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "CharTokenizer", targets: ["CharTokenizer"]),
         .library(name: "CharNN", targets: ["CharNN"]),
         .library(name: "CharLM", targets: ["CharLM"]),
+        .library(name: "CharServe", targets: ["CharServe"]),
         .executable(name: "charlm", targets: ["CharLMTool"]),
     ],
     traits: [
@@ -52,11 +53,14 @@ let package = Package(
             ]
         ),
 
+        // `charlm serve`: an HTTP/1.1 server and the OpenAI-compatible API on CharLM's engine.
+        .target(name: "CharServe", dependencies: ["CharLM"]),
+
         // MARK: - Command-line tool
         .executableTarget(
             name: "CharLMTool",
             dependencies: [
-                "CharLM",
+                "CharLM", "CharServe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -66,5 +70,6 @@ let package = Package(
         .testTarget(name: "CharNNTests", dependencies: ["CharNN"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CharLMTests", dependencies: ["CharLM"]),
         .testTarget(name: "CharLMToolTests", dependencies: ["CharLMTool"]),
+        .testTarget(name: "CharServeTests", dependencies: ["CharServe", "CharLM", "CharNN"]),
     ]
 )

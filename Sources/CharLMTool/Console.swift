@@ -1,5 +1,6 @@
 import ArgumentParser
 import CharLM
+import CharServe
 import Foundation
 import Synchronization
 #if canImport(Glibc)
@@ -125,21 +126,7 @@ enum Console {
     }
 
     /// A JSON line from a dictionary of plain values; NaN and infinities become null.
-    static func json(_ object: [String: Any]) -> String {
-        func clean(_ value: Any) -> Any {
-            switch value {
-            case let d as Double: return d.isFinite ? d : NSNull()
-            case let f as Float: return f.isFinite ? Double(f) : NSNull()
-            case let a as [Any]: return a.map(clean)
-            case let o as [String: Any]: return o.mapValues(clean)
-            default: return value
-            }
-        }
-        let data =
-            (try? JSONSerialization.data(
-                withJSONObject: clean(object), options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }
+    static func json(_ object: [String: Any]) -> String { JSON.encode(object) }
 }
 
 /// Parses "10m", "90s", "1h30m", "2.5h" or a plain number of seconds.

@@ -1,5 +1,4 @@
 import CharLM
-import CharTokenizer
 import Foundation
 
 /// A JSON value as a client sent it, kinds kept apart (a boolean is not a number).
@@ -190,8 +189,14 @@ struct CompletionParameters {
     }
 }
 
-struct ServeLimits: Sendable {
-    var maxTokens = 4096
-    var maxPromptUnits = 8192
-    var maxN = 16
+public struct ServeLimits: Sendable {
+    public var maxTokens = 4096
+    public var maxPromptUnits = 8192
+    public var maxN = 16
+
+    public init(maxTokens: Int = 4096, maxPromptUnits: Int = 8192, maxN: Int = 16) {
+        self.maxTokens = maxTokens
+        self.maxPromptUnits = maxPromptUnits
+        self.maxN = maxN
+    }
 }

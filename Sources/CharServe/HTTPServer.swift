@@ -7,27 +7,29 @@ import Glibc
 /// A small HTTP/1.1 server on POSIX sockets: one thread per connection, keep-alive, bodies by
 /// Content-Length only, and hard limits on everything a client sends. `charlm serve` runs on
 /// it (see `ServeCommand` for why not a framework).
-final class HTTPServer: @unchecked Sendable {
-    struct Limits: Sendable {
-        var maxBodyBytes = 1 << 20
-        var maxHeaderBytes = 16 << 10
-        var maxConnections = 256
+public final class HTTPServer: @unchecked Sendable {
+    public struct Limits: Sendable {
+        public var maxBodyBytes = 1 << 20
+        public var maxHeaderBytes = 16 << 10
+        public var maxConnections = 256
         /// Seconds a client has to send a request's head and body once it starts.
-        var requestSeconds = 15
+        public var requestSeconds = 15
         /// Seconds an idle keep-alive connection stays open.
-        var idleSeconds = 60
+        public var idleSeconds = 60
+
+        public init() {}
     }
 
-    let limits: Limits
+    public let limits: Limits
     private let listener: Int32
     /// The address and port actually bound (the port is chosen by the system for port 0).
-    let boundDescription: String
-    let port: Int
+    public let boundDescription: String
+    public let port: Int
     private let lock = NSLock()
     private var connections = 0
 
     /// Binds and listens; throws a message naming the address on failure.
-    init(host: String, port: Int, limits: Limits) throws {
+    public init(host: String, port: Int, limits: Limits) throws {
         self.limits = limits
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
@@ -69,7 +71,7 @@ final class HTTPServer: @unchecked Sendable {
 
     /// Accepts connections until the process ends; each is served on its own thread by `handler`,
     /// which is called once per request and must answer it through the connection.
-    func run(_ handler: @escaping @Sendable (HTTPRequest, HTTPConnection) -> Void) -> Never {
+    public func run(_ handler: @escaping @Sendable (HTTPRequest, HTTPConnection) -> Void) -> Never {
         while true {
             var address = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -127,29 +129,66 @@ final class HTTPServer: @unchecked Sendable {
     }
 }
 
-struct ServeError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct ServeError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// One parsed request.
-struct HTTPRequest: Sendable {
-    var method: String
+public struct HTTPRequest: Sendable {
+    public var method: String
     /// The path, without the query.
-    var path: String
-    var query: String
-    var headers: [(name: String, value: String)]
-    var body: [UInt8]
-    var keepAlive: Bool
+    public var path: String
+    public var query: String
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+    public var keepAlive: Bool
 
     /// The first header of that name (case-insensitive).
-    func header(_ name: String) -> String? {
+    public func header(_ name: String) -> String? {
         headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
     }
 }
 
+extension HTTPRequest {
+    public struct HeadError: Error, Equatable {
+        public var status: Int
+        public var message: String
+    }
+
+    /// Parses a request head (without its final blank line): the request line, then headers.
+    /// The body is left empty. Total: never traps, whatever the bytes.
+    public static func parseHead(_ bytes: ArraySlice<UInt8>) -> Result<HTTPRequest, HeadError> {
+        let head = String(decoding: bytes, as: UTF8.self)
+        var lines = head.components(separatedBy: "\r\n")
+        let requestLine = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: false)
+        guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1."), !requestLine[0].isEmpty,
+            requestLine[1].hasPrefix("/")
+        else {
+            return .failure(HeadError(status: 400, message: "malformed request line"))
+        }
+        var headers: [(String, String)] = []
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":"), colon != line.startIndex else {
+                return .failure(HeadError(status: 400, message: "malformed header line"))
+            }
+            headers.append(
+                (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        let target = String(requestLine[1])
+        let pathPart = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        var request = HTTPRequest(
+            method: String(requestLine[0]), path: String(pathPart[0]),
+            query: pathPart.count > 1 ? String(pathPart[1]) : "", headers: headers, body: [], keepAlive: true)
+        let connection = request.header("Connection")?.lowercased() ?? ""
+        request.keepAlive =
+            requestLine[2] == "HTTP/1.1" ? !connection.contains("close") : connection.contains("keep-alive")
+        return .success(request)
+    }
+}
+
 /// A client connection: reads requests, writes responses, and tells whether the client left.
-final class HTTPConnection: @unchecked Sendable {
+public final class HTTPConnection: @unchecked Sendable {
     let fd: Int32
     let peer: String
     let limits: HTTPServer.Limits
@@ -219,29 +258,12 @@ final class HTTPConnection: @unchecked Sendable {
             }
             if deadline == nil { deadline = Date().addingTimeInterval(Double(limits.requestSeconds)) }
         }
-        let head = String(decoding: buffer[..<headEnd!], as: UTF8.self)
+        let parsed = HTTPRequest.parseHead(buffer[..<headEnd!])
         buffer.removeFirst(headEnd! + 4)
-        var lines = head.components(separatedBy: "\r\n")
-        let requestLine = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: false)
-        guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1.") else {
-            return .error(400, "malformed request line")
+        guard case .success(var request) = parsed else {
+            if case .failure(let error) = parsed { return .error(error.status, error.message) }
+            return .closed
         }
-        var headers: [(String, String)] = []
-        for line in lines {
-            guard let colon = line.firstIndex(of: ":"), colon != line.startIndex else {
-                return .error(400, "malformed header line")
-            }
-            headers.append(
-                (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
-        }
-        let target = String(requestLine[1])
-        let pathPart = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        var request = HTTPRequest(
-            method: String(requestLine[0]), path: String(pathPart[0]),
-            query: pathPart.count > 1 ? String(pathPart[1]) : "", headers: headers, body: [], keepAlive: true)
-        let connection = request.header("Connection")?.lowercased() ?? ""
-        request.keepAlive =
-            requestLine[2] == "HTTP/1.1" ? !connection.contains("close") : connection.contains("keep-alive")
         if request.header("Transfer-Encoding") != nil {
             return .error(411, "chunked request bodies are not supported: send a Content-Length")
         }
@@ -398,6 +420,6 @@ struct OpenAIError: Error {
             "message": message, "type": type, "param": param.map { $0 as Any } ?? NSNull(),
             "code": code.map { $0 as Any } ?? NSNull(),
         ]
-        return Console.json(["error": error])
+        return JSON.encode(["error": error])
     }
 }

@@ -1,0 +1,369 @@
+import CharLM
+import CharNN
+import Foundation
+
+/// Events of several jobs, handed from the engine's thread to a connection's thread.
+public final class EventQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var events: [(Int, CompletionEvent)] = []
+
+    public func push(_ index: Int, _ event: CompletionEvent) {
+        condition.lock()
+        events.append((index, event))
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Everything queued, waiting up to `timeout` seconds for the first.
+    public func take(timeout: Double) -> [(Int, CompletionEvent)] {
+        condition.lock()
+        defer { condition.unlock() }
+        if events.isEmpty { _ = condition.wait(until: Date().addingTimeInterval(timeout)) }
+        let out = events
+        events.removeAll()
+        return out
+    }
+}
+
+/// Answers the API's requests with one shared engine.
+public final class CompletionService: @unchecked Sendable {
+    public let model: LanguageModel
+    public let name: String
+    public let engine: GenerationEngine
+    public let limits: ServeLimits
+    let apiKey: String?
+    /// Where the one line per request goes.
+    let log: @Sendable (String) -> Void
+    let created = Int(Date().timeIntervalSince1970)
+
+    public init(
+        model: LanguageModel, name: String, engine: GenerationEngine, limits: ServeLimits, apiKey: String?,
+        log: @escaping @Sendable (String) -> Void
+    ) {
+        self.model = model
+        self.name = name
+        self.engine = engine
+        self.limits = limits
+        self.apiKey = apiKey
+        self.log = log
+    }
+
+    public func handle(_ request: HTTPRequest, _ connection: HTTPConnection) {
+        let start = Date()
+        var status = 200
+        var detail = ""
+        do {
+            (status, detail) = try route(request, connection)
+        } catch {
+            status = error.status
+            detail = error.message
+            sendJSON(connection, request, status: status, error.json)
+        }
+        let seconds = String(format: "%.3f", Date().timeIntervalSince(start))
+        log(
+            "\(ISO8601DateFormatter().string(from: Date())) \(connection.peer) \(request.method) \(request.path) "
+                + "\(status) \(seconds)s\(detail.isEmpty ? "" : " " + detail)")
+    }
+
+    private func sendJSON(_ connection: HTTPConnection, _ request: HTTPRequest, status: Int = 200, _ body: String) {
+        var headers = [("Content-Type", "application/json")]
+        if status == 429 { headers.append(("Retry-After", "1")) }
+        connection.send(status: status, headers: headers, body: Array(body.utf8), keepAlive: request.keepAlive)
+    }
+
+    /// Answers one request; returns its status and a detail for the log.
+    private func route(_ request: HTTPRequest, _ connection: HTTPConnection) throws(OpenAIError) -> (Int, String) {
+        let needsKey = request.path.hasPrefix("/v1/") || request.path.hasPrefix("/api/")
+        if needsKey, let apiKey {
+            let given = request.header("Authorization") ?? ""
+            guard Self.constantTimeEqual(Array(given.utf8), Array("Bearer \(apiKey)".utf8)) else {
+                throw OpenAIError(status: 401, message: "missing or wrong API key (Authorization: Bearer KEY)")
+            }
+        }
+        func method(_ allowed: String) throws(OpenAIError) {
+            guard request.method == allowed else {
+                throw OpenAIError(status: 405, message: "\(request.path) takes \(allowed), not \(request.method)")
+            }
+        }
+        switch request.path {
+        case "/", "/index.html":
+            try method("GET")
+            connection.send(
+                status: 200,
+                headers: [
+                    ("Content-Type", "text/html; charset=utf-8"),
+                    (
+                        "Content-Security-Policy",
+                        "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
+                    ),
+                ], body: Array(PlaygroundPage.html.utf8), keepAlive: request.keepAlive)
+            return (200, "")
+        case "/health":
+            try method("GET")
+            let load = engine.load
+            sendJSON(
+                connection, request,
+                JSON.encode(["status": "ok", "running": load.running, "waiting": load.waiting, "model": name]))
+            return (200, "")
+        case "/v1/models":
+            try method("GET")
+            sendJSON(connection, request, JSON.encode(["object": "list", "data": [modelObject]]))
+            return (200, "")
+        case "/v1/models/\(name)":
+            try method("GET")
+            sendJSON(connection, request, JSON.encode(modelObject))
+            return (200, "")
+        case "/v1/completions":
+            try method("POST")
+            return try complete(request, connection)
+        case "/api/trace":
+            try method("POST")
+            return try trace(request, connection)
+        default:
+            if request.path.hasPrefix("/v1/models/") {
+                throw OpenAIError(
+                    status: 404, message: "The model '\(request.path.dropFirst(11))' does not exist", param: "model",
+                    code: "model_not_found")
+            }
+            throw OpenAIError(status: 404, message: "no such endpoint: \(request.method) \(request.path)")
+        }
+    }
+
+    private var modelObject: [String: Any] {
+        let c = model.network.config
+        return [
+            "id": name, "object": "model", "created": created, "owned_by": "charlm",
+            "charlm": [
+                "cell": c.cell.rawValue, "layers": c.layers, "hidden_size": c.hiddenSize,
+                "vocabulary_size": c.vocabularySize,
+            ],
+        ]
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for i in 0..<max(a.count, b.count) { difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0) }
+        return difference == 0
+    }
+
+    // MARK: - Completions
+
+    private struct Choice {
+        var text = ""
+        var units: [UnitLogprob] = []
+        var finish: String?
+        var completionTokens = 0
+        /// UTF-16 offset of the next unit's text (OpenAI's text_offset), echo included.
+        var unitOffset = 0
+    }
+
+    private func complete(_ request: HTTPRequest, _ connection: HTTPConnection) throws(OpenAIError) -> (Int, String) {
+        let p = try CompletionParameters(JSONValue.parseObject(request.body), limits: limits)
+        var promptIDs: [[Int32]] = []
+        for prompt in p.prompts {
+            let ids: [Int32]
+            do {
+                ids = try model.encodePrompt(prompt)
+            } catch {
+                throw OpenAIError(
+                    status: 400, message: "'prompt': \(error.localizedDescription)", param: "prompt",
+                    code: "unknown_characters")
+            }
+            if ids.count > limits.maxPromptUnits {
+                throw OpenAIError(
+                    status: 400,
+                    message:
+                        "'prompt': \(ids.count) units; this server takes at most \(limits.maxPromptUnits) (--max-prompt)",
+                    param: "prompt", code: "prompt_too_long")
+            }
+            promptIDs.append(ids)
+        }
+        let seed = p.seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
+        let queue = EventQueue()
+        var tickets: [GenerationEngine.Ticket] = []
+        // Choice i is sample i % n of prompt i / n, seeded seed + i % n as `charlm generate` seeds
+        // its samples: the same seed gives the same texts as `charlm generate --precision f32`.
+        for i in 0..<(p.prompts.count * p.n) {
+            let job = CompletionJob(
+                promptIDs: promptIDs[i / p.n], maxTokens: p.maxTokens, options: p.options,
+                seed: seed &+ UInt64(i % p.n),
+                stop: p.stop, logprobs: p.logprobs)
+            do {
+                tickets.append(try engine.submit(job) { event in queue.push(i, event) })
+            } catch {
+                for t in tickets { engine.cancel(t) }
+                if case GenerationEngine.EngineError.busy = error {
+                    throw OpenAIError(
+                        status: 429, message: "the server is busy: too many samples waiting; retry shortly")
+                }
+                throw OpenAIError(status: 503, message: "the server is shutting down")
+            }
+        }
+        let id = "cmpl-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        let echoes = p.prompts.map { p.echo ? model.tokenizer.decode(try! model.encodePrompt($0)) : "" }
+        var choices = [Choice](repeating: Choice(), count: tickets.count)
+        for i in choices.indices {
+            choices[i].text = echoes[i / p.n]
+            choices[i].unitOffset = echoes[i / p.n].utf16.count
+        }
+        var finished = 0
+        var usage: [String: Any] {
+            let prompt = (0..<choices.count).reduce(0) { $0 + promptIDs[$1 / p.n].count }
+            let completion = choices.reduce(0) { $0 + $1.completionTokens }
+            return ["prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion]
+        }
+        func chunk(_ index: Int, text: String, units: [UnitLogprob], finish: String?, offset: Int = 0) -> [String: Any] {
+            [
+                "id": id, "object": "text_completion", "created": Int(Date().timeIntervalSince1970), "model": name,
+                "choices": [
+                    [
+                        "index": index, "text": text, "finish_reason": finish.map { $0 as Any } ?? NSNull(),
+                        "logprobs": p.logprobs == nil ? NSNull() : Self.logprobsObject(units, offset: offset),
+                    ] as [String: Any]
+                ],
+            ]
+        }
+        if p.stream {
+            connection.startChunks(
+                status: 200,
+                headers: [
+                    ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"),
+                ])
+            if p.echo {
+                for i in choices.indices where !echoes[i / p.n].isEmpty {
+                    connection.sendChunk(Self.event(chunk(i, text: echoes[i / p.n], units: [], finish: nil)))
+                }
+            }
+        }
+        var lastCheck = Date()
+        while finished < choices.count {
+            let events = queue.take(timeout: 0.05)
+            // A client that left is noticed within 50 ms, between events or while waiting.
+            if -lastCheck.timeIntervalSinceNow >= 0.05 || events.isEmpty, connection.clientGone {
+                for t in tickets { engine.cancel(t) }
+                return (499, "client closed the connection; generation stopped")
+            }
+            if -lastCheck.timeIntervalSinceNow >= 0.05 { lastCheck = Date() }
+            for (i, event) in events {
+                switch event {
+                case .text(let text, let units):
+                    let offset = choices[i].unitOffset
+                    choices[i].unitOffset += units.reduce(0) { $0 + $1.unit.utf16.count }
+                    choices[i].text += text
+                    choices[i].units += units
+                    if p.stream && (!text.isEmpty || !units.isEmpty) {
+                        connection.sendChunk(
+                            Self.event(chunk(i, text: text, units: units, finish: nil, offset: offset)))
+                    }
+                case .finished(let reason, let count):
+                    choices[i].finish = reason
+                    choices[i].completionTokens = count
+                    finished += 1
+                    if p.stream { connection.sendChunk(Self.event(chunk(i, text: "", units: [], finish: reason))) }
+                }
+            }
+            if p.stream && connection.broken {
+                for t in tickets { engine.cancel(t) }
+                return (499, "client closed the connection; generation stopped")
+            }
+        }
+        let completion = choices.reduce(0) { $0 + $1.completionTokens }
+        if p.stream {
+            if p.includeUsage {
+                connection.sendChunk(
+                    Self.event([
+                        "id": id, "object": "text_completion", "created": Int(Date().timeIntervalSince1970),
+                        "model": name, "choices": [Any](), "usage": usage,
+                    ]))
+            }
+            connection.sendChunk(Array("data: [DONE]\n\n".utf8))
+            connection.endChunks()
+        } else {
+            let body: [String: Any] = [
+                "id": id, "object": "text_completion", "created": Int(Date().timeIntervalSince1970), "model": name,
+                "choices": choices.enumerated().map { i, c -> [String: Any] in
+                    [
+                        "index": i, "text": c.text, "finish_reason": c.finish ?? "length",
+                        "logprobs": p.logprobs == nil
+                            ? NSNull() : Self.logprobsObject(c.units, offset: echoes[i / p.n].count),
+                    ]
+                },
+                "usage": usage,
+            ]
+            sendJSON(connection, request, JSON.encode(body))
+        }
+        return (200, "n=\(choices.count) units=\(completion)\(p.stream ? " stream" : "")")
+    }
+
+    static func event(_ object: [String: Any]) -> [UInt8] {
+        Array("data: \(JSON.encode(object))\n\n".utf8)
+    }
+
+    /// OpenAI's legacy completions logprobs: tokens, token_logprobs, top_logprobs, text_offset.
+    static func logprobsObject(_ units: [UnitLogprob], offset: Int) -> [String: Any] {
+        var offsets: [Int] = []
+        var position = offset
+        for u in units {
+            offsets.append(position)
+            position += u.unit.utf16.count
+        }
+        return [
+            "tokens": units.map(\.unit), "token_logprobs": units.map(\.logprob),
+            "top_logprobs": units.map { u -> [String: Any] in
+                var top: [String: Any] = [:]
+                for (unit, logprob) in u.top { top[unit] = logprob }
+                return top
+            },
+            "text_offset": offsets,
+        ]
+    }
+
+    // MARK: - Neuron view
+
+    /// `POST /api/trace {"text", "layer"?, "unit"?, "kind"?}`: the surprise of every unit of the
+    /// text, one neuron's activation over it, and the neurons that best follow simple properties
+    /// of the text (what `charlm explain` computes).
+    private func trace(_ request: HTTPRequest, _ connection: HTTPConnection) throws(OpenAIError) -> (Int, String) {
+        let object = try JSONValue.parseObject(request.body)
+        let f = Fields(object: object)
+        guard case .string(let text)? = f.present("text") else { throw f.bad("text", "expected a string") }
+        let config = model.network.config
+        let layer = try f.int("layer", in: 0...Int64(config.layers - 1))
+        let unit = try f.int("unit", in: 0...Int64(config.hiddenSize - 1))
+        var kind = ActivationTrace.Kind.hidden
+        if let value = f.present("kind") {
+            guard case .string(let s) = value, let k = ActivationTrace.Kind(rawValue: s),
+                k == .hidden || config.cell == .lstm
+            else {
+                throw f.bad("kind", config.cell == .lstm ? "expected \"hidden\" or \"cell\"" : "expected \"hidden\"")
+            }
+            kind = k
+        }
+        let maxUnits = limits.maxPromptUnits + limits.maxTokens
+        let trace: ActivationTrace
+        do {
+            trace = try model.trace(text, maxUnits: maxUnits)
+        } catch {
+            throw OpenAIError(status: 400, message: "'text': \(error.localizedDescription)", param: "text")
+        }
+        let explanation = Explanation(trace: trace, top: 3)
+        var body: [String: Any] = [
+            "units": trace.units, "bits": trace.bits.map(Double.init), "layers": config.layers,
+            "hidden_size": config.hiddenSize,
+            "kinds": config.cell == .lstm ? ["cell", "hidden"] : ["hidden"],
+            "suggested": explanation.neurons.flatMap { property, best in
+                best.map { n -> [String: Any] in
+                    [
+                        "property": property.rawValue, "layer": n.layer, "unit": n.unit, "kind": n.kind.rawValue,
+                        "correlation": n.correlation,
+                    ]
+                }
+            },
+        ]
+        if let layer, let unit {
+            body["values"] = trace.activations(layer: layer, unit: unit, kind: kind)!.map(Double.init)
+        }
+        sendJSON(connection, request, JSON.encode(body))
+        return (200, "units=\(trace.units.count)")
+    }
+}

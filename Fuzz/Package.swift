@@ -3,7 +3,7 @@
 // them). Not part of the charlm package: every target here needs `-sanitize=fuzzer`.
 import PackageDescription
 
-let readers = ["FuzzSafeTensors", "FuzzTokenizerFile", "FuzzRunConfig", "FuzzTrainerState", "FuzzPrompt"]
+let readers = ["FuzzSafeTensors", "FuzzTokenizerFile", "FuzzRunConfig", "FuzzTrainerState", "FuzzPrompt", "FuzzHTTP"]
 
 let package = Package(
     name: "charlm-fuzz",
@@ -11,7 +11,7 @@ let package = Package(
     targets: [.target(name: "FuzzSupport")] + readers.map { name in
         .executableTarget(
             name: name,
-            dependencies: ["FuzzSupport"] + ["CharLM", "CharNN", "CharTokenizer"].map { .product(name: $0, package: "charlm") }
+            dependencies: ["FuzzSupport"] + ["CharLM", "CharNN", "CharTokenizer", "CharServe"].map { .product(name: $0, package: "charlm") }
         )
     }
 )

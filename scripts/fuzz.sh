@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../Fuzz"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(FuzzSafeTensors FuzzTokenizerFile FuzzRunConfig FuzzTrainerState FuzzPrompt)
+[ "${#targets[@]}" -gt 0 ] || targets=(FuzzSafeTensors FuzzTokenizerFile FuzzRunConfig FuzzTrainerState FuzzPrompt FuzzHTTP)
 
 swift build -c release --scratch-path .build-fuzz \
     -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address 2>&1 | grep -v "prohibited flag" | tail -3

@@ -399,11 +399,18 @@ public final class HTTPConnection: @unchecked Sendable {
 }
 
 /// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
-struct OpenAIError: Error {
-    var status: Int
-    var message: String
-    var param: String?
-    var code: String?
+public struct OpenAIError: Error, Sendable {
+    public var status: Int
+    public var message: String
+    public var param: String?
+    public var code: String?
+
+    public init(status: Int, message: String, param: String? = nil, code: String? = nil) {
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+    }
 
     var type: String {
         switch status {

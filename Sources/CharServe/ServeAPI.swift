@@ -2,10 +2,10 @@ import CharLM
 import Foundation
 
 /// A JSON value as a client sent it, kinds kept apart (a boolean is not a number).
-enum JSONValue: Decodable, Equatable {
+public enum JSONValue: Decodable, Equatable, Sendable {
     case null, bool(Bool), int(Int64), double(Double), string(String), array([JSONValue]), object([String: JSONValue])
 
-    init(from decoder: Decoder) throws {
+    public init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() {
             self = .null
@@ -24,7 +24,7 @@ enum JSONValue: Decodable, Equatable {
         }
     }
 
-    static func parseObject(_ bytes: [UInt8]) throws(OpenAIError) -> [String: JSONValue] {
+    public static func parseObject(_ bytes: [UInt8]) throws(OpenAIError) -> [String: JSONValue] {
         let value: JSONValue
         do {
             value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
@@ -105,17 +105,17 @@ struct Fields {
 }
 
 /// A parsed `POST /v1/completions`.
-struct CompletionParameters {
-    var prompts: [String]
-    var maxTokens: Int
-    var options: SamplingOptions
-    var n: Int
-    var seed: UInt64?
-    var stop: [String]
-    var stream: Bool
-    var includeUsage: Bool
-    var logprobs: Int?
-    var echo: Bool
+public struct CompletionParameters: Sendable {
+    public var prompts: [String]
+    public var maxTokens: Int
+    public var options: SamplingOptions
+    public var n: Int
+    public var seed: UInt64?
+    public var stop: [String]
+    public var stream: Bool
+    public var includeUsage: Bool
+    public var logprobs: Int?
+    public var echo: Bool
 
     /// Every field OpenAI's completions endpoint takes; the ones charlm cannot honour must keep
     /// their neutral value.
@@ -125,7 +125,7 @@ struct CompletionParameters {
         "best_of", "logit_bias", "suffix",
     ]
 
-    init(_ object: [String: JSONValue], limits: ServeLimits) throws(OpenAIError) {
+    public init(_ object: [String: JSONValue], limits: ServeLimits) throws(OpenAIError) {
         let f = Fields(object: object)
         for key in object.keys.sorted() where !Self.known.contains(key) {
             throw OpenAIError(

@@ -58,6 +58,8 @@ enum PlaygroundPage {
         let activations = null; // per unit of `traced`, or null
         let traced = null;      // units as the model read them for the neuron view
         let controller = null;
+        // For tests: network reads and screen updates during the last generation.
+        window.charlmStats = {reads: 0, paints: 0};
 
         function headers() {
           const h = {"Content-Type": "application/json"};
@@ -138,9 +140,21 @@ enum PlaygroundPage {
             if (!res.ok) { $("status").textContent = "error: " + await errorText(res); return; }
             const reader = res.body.getReader(), decoder = new TextDecoder();
             let buffer = "";
+            window.charlmStats = {reads: 0, paints: 0};
+            let lastPaint = -1;
+            const paint = () => { if (lastPaint !== units.length) { window.charlmStats.paints++; lastPaint = units.length; }
+                                  if (controller) requestAnimationFrame(paint); };
+            requestAnimationFrame(paint);
+            const signal = controller.signal;
+            let yielded = performance.now();
             for (;;) {
               const {done, value} = await reader.read();
               if (done) break;
+              window.charlmStats.reads++;
+              // Buffered data resolves reads without ever leaving the loop: let the page paint
+              // and the Stop button work every frame or so.
+              if (performance.now() - yielded > 16) { await new Promise(r => setTimeout(r, 0)); yielded = performance.now(); }
+              if (signal.aborted) { reader.cancel().catch(() => {}); throw new DOMException("stopped", "AbortError"); }
               buffer += decoder.decode(value, {stream: true});
               let end;
               while ((end = buffer.indexOf("\n\n")) >= 0) {

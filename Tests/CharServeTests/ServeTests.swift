@@ -43,6 +43,20 @@ import Testing
         }
     }
 
+    @Test func handWrittenJSONParses() throws {
+        let tricky = ["", "plain", "\"quoted\" \\ back", "\n\r\t\u{0}\u{1F}\u{7F}", "\u{2028}\u{2029}", "é👋🏽日本", "\u{FFFD}"]
+        for text in tricky {
+            let json = "[\(JSON.quote(text))]"
+            let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String]
+            #expect(parsed == [text], "\(text.debugDescription) → \(json)")
+        }
+        for value in [0.0, -0.0, 1.5, -1e-300, 123456789.125, -2.5e-7] {
+            let parsed = try JSONSerialization.jsonObject(with: Data("[\(JSON.number(value))]".utf8)) as? [Double]
+            #expect(parsed == [value])
+        }
+        #expect(JSON.number(.nan) == "null" && JSON.number(-.infinity) == "null")
+    }
+
     func parameters(_ json: String, limits: ServeLimits = ServeLimits()) throws(OpenAIError) -> CompletionParameters {
         try CompletionParameters(JSONValue.parseObject(Array(json.utf8)), limits: limits)
     }

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""The playground page of `charlm serve` in a real browser: Debian's chromium, headless, driven
+by Selenium through chromium-driver. Types a prompt, generates, checks that streamed text
+arrives coloured by probability, switches to the neuron view and checks that the text is
+coloured by a neuron's activation, then clicks a suggested neuron. Saves screenshots.
+
+    python3 scripts/test_browser.py http://127.0.0.1:PORT ARTIFACT_DIR
+"""
+import os
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+
+def main():
+    base, artifacts = sys.argv[1], sys.argv[2]
+    os.makedirs(artifacts, exist_ok=True)
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,1000"):
+        options.add_argument(flag)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    failures = 0
+
+    def check(ok, what):
+        nonlocal failures
+        print(("ok: " if ok else "FAIL: ") + what, flush=True)
+        failures += 0 if ok else 1
+
+    try:
+        driver.get(base + "/")
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: "lstm" in d.find_element(By.ID, "model").text or "gru" in d.find_element(By.ID, "model").text)
+        check(True, "the page loads and names the model: " + driver.find_element(By.ID, "model").text)
+        prompt = driver.find_element(By.ID, "prompt")
+        prompt.clear()
+        prompt.send_keys("(lynx [")
+        for field, value in (("max", "1000"), ("seed", "3")):
+            box = driver.find_element(By.ID, field)
+            box.clear()
+            box.send_keys(value)
+        driver.find_element(By.ID, "generate").click()
+        wait.until(lambda d: d.find_element(By.ID, "status").text.startswith(("done", "error")))
+        status = driver.find_element(By.ID, "status").text
+        check(status == "done: 1000 characters", f"generation finished ({status!r})")
+        stats = driver.execute_script("return window.charlmStats")
+        check(stats["reads"] >= 2 and stats["paints"] >= 2,
+              f"the text arrived in pieces and was shown as it came ({stats})")
+        out = driver.execute_script("return document.getElementById('out').textContent")
+        check(out.startswith("(lynx [") and len(out) == len("(lynx [") + 1000,
+              f"the prompt and 1000 characters shown ({len(out)})")
+        coloured = driver.execute_script(
+            "return [...document.querySelectorAll('#out span')].filter(s => s.style.backgroundColor).length")
+        check(coloured == 1000, f"each generated character coloured by its probability ({coloured})")
+        driver.save_screenshot(os.path.join(artifacts, "serve-probability.png"))
+
+        Select(driver.find_element(By.ID, "mode")).select_by_value("neuron")
+        wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("layer "))
+        values = driver.execute_script(
+            "return [...document.querySelectorAll('#out span')].map(s => s.style.backgroundColor)")
+        check(len(values) == len("(lynx [") + 1000 and all(v.startswith("rgb") for v in values),
+              f"neuron view: every character coloured by the activation ({len(values)})")
+        check(len(set(values)) > 5, "the colours vary along the text")
+        suggestions = driver.find_elements(By.CSS_SELECTOR, "#suggestions button")
+        check(len(suggestions) >= 3, f"{len(suggestions)} neurons suggested for simple properties")
+        depth = [b for b in suggestions if b.text.startswith("bracket depth")]
+        label = (depth or suggestions)[0].text
+        (depth or suggestions)[0].click()  # the list is rebuilt: read the label first
+        wait.until(lambda d: "unit " + label.split(" unit ")[1].split(" ")[0] in d.find_element(By.ID, "status").text)
+        check(True, "a suggestion shows its neuron: " + label)
+        driver.save_screenshot(os.path.join(artifacts, "serve-neuron.png"))
+        # Stop: a long generation can be stopped from the page.
+        Select(driver.find_element(By.ID, "mode")).select_by_value("probability")
+        box = driver.find_element(By.ID, "max")
+        box.clear()
+        box.send_keys("100000")
+        # A user who clicks Stop 150 ms after Generate (in the page's own clock: WebDriver polls too slowly).
+        driver.execute_script(
+            "document.getElementById('generate').click();"
+            "setTimeout(() => document.getElementById('stop').click(), 150);")
+        wait.until(lambda d: d.find_element(By.ID, "status").text.startswith(("stopped", "done")))
+        status = driver.find_element(By.ID, "status").text
+        check(status.startswith("stopped") and int(status.split()[2]) < 100000, "Stop ends a generation: " + status)
+        logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        check(not logs, f"no errors in the browser console {logs[:2]}")
+    finally:
+        driver.quit()
+    print(f"{failures} failures")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

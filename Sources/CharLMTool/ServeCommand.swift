@@ -108,4 +108,3 @@ struct Serve: ParsableCommand {
         return name.isEmpty ? "charlm" : name
     }
 }
-

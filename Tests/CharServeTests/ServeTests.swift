@@ -5,7 +5,7 @@ import Testing
 @testable import CharServe
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 @Suite struct RequestParsingTests {
@@ -14,17 +14,20 @@ import Testing
     }
 
     @Test func requestHeads() throws {
-        let ok = try head("POST /v1/completions?x=1 HTTP/1.1\r\nHost: a\r\nContent-Type:  application/json \r\nconnection: Close")
-            .get()
+        let ok = try head(
+            "POST /v1/completions?x=1 HTTP/1.1\r\nHost: a\r\nContent-Type:  application/json \r\nconnection: Close"
+        )
+        .get()
         #expect(ok.method == "POST" && ok.path == "/v1/completions" && ok.query == "x=1")
         #expect(ok.header("content-type") == "application/json" && ok.header("HOST") == "a")
         #expect(!ok.keepAlive, "Connection: close, any case")
         #expect(try head("GET / HTTP/1.1").get().keepAlive, "HTTP/1.1 keeps the connection by default")
         #expect(try !head("GET / HTTP/1.0").get().keepAlive, "HTTP/1.0 closes by default")
         #expect(try head("GET / HTTP/1.0\r\nConnection: keep-alive").get().keepAlive)
-        for bad in ["", "GET /", "GET / HTTP/2", "GET  / HTTP/1.1", "GET nothing HTTP/1.1", "GET / HTTP/1.1\r\n: x",
-            "GET / HTTP/1.1\r\nno colon", "\u{FFFD}\0 / HTTP/1.1 extra"]
-        {
+        for bad in [
+            "", "GET /", "GET / HTTP/2", "GET  / HTTP/1.1", "GET nothing HTTP/1.1", "GET / HTTP/1.1\r\n: x",
+            "GET / HTTP/1.1\r\nno colon", "\u{FFFD}\0 / HTTP/1.1 extra",
+        ] {
             guard case .failure(let error) = head(bad) else {
                 Issue.record("accepted \(bad.debugDescription)")
                 continue
@@ -34,7 +37,8 @@ import Testing
     }
 
     @Test func jsonKindsStayApart() throws {
-        let object = try JSONValue.parseObject(Array(#"{"a": true, "b": 1, "c": 1.5, "d": "x", "e": null, "f": [1], "g": {}}"#.utf8))
+        let object = try JSONValue.parseObject(
+            Array(#"{"a": true, "b": 1, "c": 1.5, "d": "x", "e": null, "f": [1], "g": {}}"#.utf8))
         #expect(object["a"] == .bool(true) && object["b"] == .int(1) && object["c"] == .double(1.5))
         #expect(object["d"] == .string("x") && object["e"] == .null && object["f"] == .array([.int(1)]))
         #expect(object["g"] == .object([:]))
@@ -44,7 +48,9 @@ import Testing
     }
 
     @Test func handWrittenJSONParses() throws {
-        let tricky = ["", "plain", "\"quoted\" \\ back", "\n\r\t\u{0}\u{1F}\u{7F}", "\u{2028}\u{2029}", "é👋🏽日本", "\u{FFFD}"]
+        let tricky = [
+            "", "plain", "\"quoted\" \\ back", "\n\r\t\u{0}\u{1F}\u{7F}", "\u{2028}\u{2029}", "é👋🏽日本", "\u{FFFD}",
+        ]
         for text in tricky {
             let json = "[\(JSON.quote(text))]"
             let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String]
@@ -90,7 +96,8 @@ import Testing
             (#"{"temperature": "hot"}"#, "temperature"), (#"{"temperature": -0.1}"#, "temperature"),
             (#"{"top_p": 0}"#, "top_p"), (#"{"top_p": 1.5}"#, "top_p"), (#"{"n": 0}"#, "n"), (#"{"n": 17}"#, "n"),
             (#"{"prompt": 5}"#, "prompt"), (#"{"prompt": []}"#, "prompt"), (#"{"prompt": [1, 2]}"#, "prompt"),
-            (#"{"stop": ["a", "b", "c", "d", "e"]}"#, "stop"), (#"{"stop": ""}"#, "stop"), (#"{"stream": 1}"#, "stream"),
+            (#"{"stop": ["a", "b", "c", "d", "e"]}"#, "stop"), (#"{"stop": ""}"#, "stop"),
+            (#"{"stream": 1}"#, "stream"),
             (#"{"logprobs": 6}"#, "logprobs"), (#"{"frequency_penalty": 0.5}"#, "frequency_penalty"),
             (#"{"best_of": 3}"#, "best_of"), (#"{"logit_bias": {"1": 2}}"#, "logit_bias"), (#"{"seed": 1.5}"#, "seed"),
             (#"{"model": 3}"#, "model"), (#"{"stream_options": true}"#, "stream_options"), (#"{"wat": 1}"#, "wat"),
@@ -114,12 +121,16 @@ final class TestServer: @unchecked Sendable {
     let service: CompletionService
     let port: Int
 
-    init(limits: ServeLimits = ServeLimits(maxTokens: 100_000), maxBatch: Int = 8, maxWaiting: Int = 16, apiKey: String? = nil)
+    init(
+        limits: ServeLimits = ServeLimits(maxTokens: 100_000), maxBatch: Int = 8, maxWaiting: Int = 16,
+        apiKey: String? = nil
+    )
         throws
     {
         let model = try TestServer.model()
         let engine = GenerationEngine(model: model, maxBatch: maxBatch, maxWaiting: maxWaiting, threads: 1)
-        service = CompletionService(model: model, name: "brackets", engine: engine, limits: limits, apiKey: apiKey) { _ in
+        service = CompletionService(model: model, name: "brackets", engine: engine, limits: limits, apiKey: apiKey) {
+            _ in
         }
         var httpLimits = HTTPServer.Limits()
         httpLimits.maxBodyBytes = 64 << 10
@@ -133,7 +144,8 @@ final class TestServer: @unchecked Sendable {
     static let trained: Result<LanguageModel, Error> = Result {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
-        let run = FileManager.default.temporaryDirectory.appendingPathComponent("charlm-serve-\(UUID().uuidString.prefix(8))")
+        let run = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "charlm-serve-\(UUID().uuidString.prefix(8))")
         var config = RunConfig()
         config.model = NetworkConfig(cell: .lstm, vocabularySize: 0, hiddenSize: 24, layers: 2, dropout: 0)
         config.training.batchSize = 8
@@ -247,12 +259,14 @@ final class TestServer: @unchecked Sendable {
         let texts = choices.map { $0["text"] as? String ?? "" }
         #expect(texts == (b["choices"] as? [[String: Any]])?.map { $0["text"] as? String ?? "" }, "a seed repeats")
         #expect(Set(texts).count > 1, "the samples differ")
-        #expect(choices.allSatisfy { $0["finish_reason"] as? String == "length" && ($0["text"] as? String)?.count == 40 })
+        #expect(
+            choices.allSatisfy { $0["finish_reason"] as? String == "length" && ($0["text"] as? String)?.count == 40 })
         let usage = a["usage"] as? [String: Int]
         #expect(usage == ["prompt_tokens": 21, "completion_tokens": 120, "total_tokens": 141])
         // The same request streamed: chunks of each choice add up to the same texts.
         let stream = try server.request(
-            "POST", "/v1/completions", body: #"{"prompt": "(lynx [", "max_tokens": 40, "seed": 5, "n": 3, "stream": true}"#)
+            "POST", "/v1/completions",
+            body: #"{"prompt": "(lynx [", "max_tokens": 40, "seed": 5, "n": 3, "stream": true}"#)
         #expect(stream.contains("Content-Type: text/event-stream") && stream.contains("Transfer-Encoding: chunked"))
         let events = TestServer.events(stream)
         #expect(events.last == "[DONE]")
@@ -274,12 +288,19 @@ final class TestServer: @unchecked Sendable {
             return (TestServer.status(response), e?["param"] as? String, e?["message"] as? String ?? "")
         }
         #expect(error(try server.request("POST", "/v1/completions", body: "{nope")).0 == 400)
-        #expect(error(try server.request("POST", "/v1/completions", body: #"{"max_tokens": "9"}"#)) == (400, "max_tokens", "'max_tokens': expected an integer"))
-        #expect(error(try server.request("POST", "/v1/completions", body: #"{"max_tokens": 1000000000}"#)).1 == "max_tokens")
+        #expect(
+            error(try server.request("POST", "/v1/completions", body: #"{"max_tokens": "9"}"#)) == (
+                400, "max_tokens", "'max_tokens': expected an integer"
+            ))
+        #expect(
+            error(try server.request("POST", "/v1/completions", body: #"{"max_tokens": 1000000000}"#)).1 == "max_tokens"
+        )
         let unseen = error(try server.request("POST", "/v1/completions", body: #"{"prompt": "日本 (ant"}"#))
         #expect(unseen.0 == 400 && unseen.1 == "prompt" && unseen.2.contains("U+65E5"))
         // A body over the limit is refused before it is read, and the client sees the 413.
-        let big = "POST /v1/completions HTTP/1.1\r\nContent-Length: 10485760\r\n\r\n" + String(repeating: "x", count: 10 << 20)
+        let big =
+            "POST /v1/completions HTTP/1.1\r\nContent-Length: 10485760\r\n\r\n"
+            + String(repeating: "x", count: 10 << 20)
         #expect(TestServer.status(try server.exchange(Array(big.utf8))) == 413)
         let hugeHead = "GET / HTTP/1.1\r\nX: " + String(repeating: "y", count: 40_000) + "\r\n\r\n"
         #expect(TestServer.status(try server.exchange(Array(hugeHead.utf8))) == 431)
@@ -323,8 +344,11 @@ final class TestServer: @unchecked Sendable {
     @Test func anAPIKeyGuardsTheAPI() throws {
         let guarded = try TestServer(apiKey: "s3cret")
         #expect(TestServer.status(try guarded.request("GET", "/v1/models")) == 401)
-        #expect(TestServer.status(try guarded.request("GET", "/v1/models", headers: ["Authorization: Bearer nope"])) == 401)
-        #expect(TestServer.status(try guarded.request("GET", "/v1/models", headers: ["Authorization: Bearer s3cret"])) == 200)
+        #expect(
+            TestServer.status(try guarded.request("GET", "/v1/models", headers: ["Authorization: Bearer nope"])) == 401)
+        #expect(
+            TestServer.status(try guarded.request("GET", "/v1/models", headers: ["Authorization: Bearer s3cret"]))
+                == 200)
         #expect(TestServer.status(try guarded.request("POST", "/api/trace", body: #"{"text": "("}"#)) == 401)
         #expect(TestServer.status(try guarded.request("GET", "/")) == 200, "the page itself is public")
         #expect(TestServer.status(try guarded.request("GET", "/health")) == 200)
@@ -336,7 +360,9 @@ final class TestServer: @unchecked Sendable {
         let object = TestServer.json(response)
         let units = try #require(object["units"] as? [String])
         #expect(units.joined() == "(ant [bee] cat)\n")
-        #expect((object["values"] as? [Double])?.count == units.count && (object["bits"] as? [Double])?.count == units.count)
+        #expect(
+            (object["values"] as? [Double])?.count == units.count && (object["bits"] as? [Double])?.count == units.count
+        )
         #expect((object["suggested"] as? [[String: Any]])?.isEmpty == false)
         let bad = try server.request("POST", "/api/trace", body: #"{"text": "(", "layer": 9, "unit": 0}"#)
         #expect(TestServer.status(bad) == 400 && bad.contains("layer"))

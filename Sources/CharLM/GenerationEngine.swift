@@ -115,7 +115,8 @@ public final class GenerationEngine: @unchecked Sendable {
         self.maxWaiting = maxWaiting
         steppers = (0..<threads).map { _ in StreamStepper(network: model.network, precision: .f32) }
         utf8Guard = ValidUTF8Guard(tokenizer: model.tokenizer)
-        let thread = Thread { [unowned self] in self.loop() }
+        // The thread keeps the engine alive until `shutdown`.
+        let thread = Thread { self.loop() }
         thread.name = "charlm-engine"
         thread.stackSize = 8 << 20
         self.thread = thread
@@ -150,15 +151,14 @@ public final class GenerationEngine: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Ends the engine's thread after the current step; running jobs get no more events.
+    /// Ends the engine's thread after the current step (call it when done with the engine: the
+    /// thread holds it); running jobs get no more events.
     public func shutdown() {
         condition.lock()
         stopped = true
         condition.signal()
         condition.unlock()
     }
-
-    deinit { shutdown() }
 
     private func loop() {
         while true {

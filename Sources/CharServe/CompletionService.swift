@@ -35,6 +35,9 @@ public final class CompletionService: @unchecked Sendable {
     /// Where the one line per request goes.
     let log: @Sendable (String) -> Void
     let created = Int(Date().timeIntervalSince1970)
+    private let traceLock = NSLock()
+    /// Units of text `/api/trace` reads at most (the rest is left out).
+    public static let maxTraceUnits = 4096
 
     public init(
         model: LanguageModel, name: String, engine: GenerationEngine, limits: ServeLimits, apiKey: String?,
@@ -185,7 +188,7 @@ public final class CompletionService: @unchecked Sendable {
         let queue = EventQueue()
         var tickets: [GenerationEngine.Ticket] = []
         // Choice i is sample i % n of prompt i / n, seeded seed + i % n as `charlm generate` seeds
-        // its samples: the same seed gives the same texts as `charlm generate --precision f32`.
+        // its samples.
         for i in 0..<(p.prompts.count * p.n) {
             let job = CompletionJob(
                 promptIDs: promptIDs[i / p.n], maxTokens: p.maxTokens, options: p.options,
@@ -195,15 +198,19 @@ public final class CompletionService: @unchecked Sendable {
                 tickets.append(try engine.submit(job) { event in queue.push(i, event) })
             } catch {
                 for t in tickets { engine.cancel(t) }
-                if case GenerationEngine.EngineError.busy = error {
+                switch error {
+                case GenerationEngine.EngineError.busy:
                     throw OpenAIError(
                         status: 429, message: "the server is busy: too many samples waiting; retry shortly")
+                case GenerationEngine.EngineError.stopped:
+                    throw OpenAIError(status: 503, message: "the server is shutting down")
+                default:
+                    throw OpenAIError(status: 400, message: error.localizedDescription)
                 }
-                throw OpenAIError(status: 503, message: "the server is shutting down")
             }
         }
         let id = "cmpl-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        let echoes = p.prompts.map { p.echo ? model.tokenizer.decode(try! model.encodePrompt($0)) : "" }
+        let echoes = promptIDs.map { p.echo ? model.tokenizer.decode($0) : "" }
         var choices = [Choice](repeating: Choice(), count: tickets.count)
         for i in choices.indices {
             choices[i].text = echoes[i / p.n]
@@ -370,10 +377,13 @@ public final class CompletionService: @unchecked Sendable {
             }
             kind = k
         }
-        let maxUnits = limits.maxPromptUnits + limits.maxTokens
+        // One trace at a time, of at most `maxTraceUnits` units: a trace holds every neuron's
+        // value at every unit (33 MB for 4096 units of a 2x512 LSTM).
+        traceLock.lock()
+        defer { traceLock.unlock() }
         let trace: ActivationTrace
         do {
-            trace = try model.trace(text, maxUnits: maxUnits)
+            trace = try model.trace(text, maxUnits: Self.maxTraceUnits)
         } catch {
             throw OpenAIError(status: 400, message: "'text': \(error.localizedDescription)", param: "text")
         }

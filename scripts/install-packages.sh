@@ -26,6 +26,8 @@ fi
 # The serve tests' clients: the official OpenAI client and Selenium (scripts/test_serve.sh).
 if [ "${1:-}" = "--tests" ] && ! python3 -c "import openai, selenium" 2>/dev/null; then
     echo "==> pip installing openai selenium"
-    python3 -m pip install --quiet --disable-pip-version-check openai selenium 2>&1 | grep -v "^WARNING: Running pip as" || true
+    # A system Python (PEP 668) refuses plain installs: then into the user's site.
+    python3 -m pip install --quiet --disable-pip-version-check openai selenium 2>/dev/null ||
+        python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages openai selenium
     python3 -c "import openai, selenium"
 fi

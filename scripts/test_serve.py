@@ -33,7 +33,10 @@ def raw(base, method, path, body=None, headers=None):
     """One request on its own connection: (status, headers, body bytes)."""
     u = urllib.parse.urlparse(base)
     c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-    c.request(method, path, body=body, headers=headers or {})
+    headers = dict(headers or {})
+    if body is not None:
+        headers.setdefault("Content-Type", "application/json")
+    c.request(method, path, body=body, headers=headers)
     r = c.getresponse()
     data = r.read()
     c.close()
@@ -120,6 +123,12 @@ def bad_input_checks(base):
     check(s == 400 and error_of(d)["param"] == "n", "n as a string: 400 naming n")
     s, _, d = raw(base, "POST", "/v1/completions", body=b"x" * (10 << 20))
     check(s == 413 and error_of(d)["type"] == "invalid_request_error", "a 10 MB body: 413")
+    s, _, d = raw(base, "POST", "/v1/completions", body=b'{"prompt": "("}', headers={"Content-Type": "text/plain"})
+    check(s == 415, "a text/plain post (what a cross-site form can send): 415")
+    s, _, d = raw(base, "GET", "/v1/models", headers={"Host": "attacker.example"})
+    check(s == 403, "another host name without an API key (DNS rebinding): 403")
+    s, _, d = raw(base, "POST", "/v1/completions", body=b"[" * 100000 + b"]" * 100000)
+    check(s == 400 and "nests" in error_of(d)["message"], "deeply nested JSON: 400")
     s, _, d = raw(base, "GET", "/v1/nothing")
     check(s == 404 and "error" in json.loads(d), "an unknown path: 404 in OpenAI's shape")
     s, _, _ = raw(base, "GET", "/%2e%2e/%2e%2e/etc/passwd")
@@ -129,7 +138,8 @@ def bad_input_checks(base):
     body = b'{"prompt": "(", "max_tokens": 4000, "stream": true}'
     for _ in range(3):
         sock = socket.create_connection((u.hostname, u.port))
-        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
         sock.recv(2000)
         sock.close()
     deadline = time.time() + 5
@@ -146,7 +156,7 @@ async def stream_once(host, port, body):
     start = time.perf_counter()
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        writer.write(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        writer.write(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")

@@ -49,6 +49,8 @@ public enum CompletionEvent: Sendable, Equatable {
     /// The sample ended: `stop` (a stop string) or `length` (`maxTokens`), after
     /// `completionTokens` units.
     case finished(reason: String, completionTokens: Int)
+    /// The sample could not go on (a bug: ids come from the tokenizer and the sampler).
+    case failed(String)
 }
 
 /// Generates for many clients at once by continuous batching: every step feeds one id of each
@@ -72,11 +74,33 @@ public final class GenerationEngine: @unchecked Sendable {
     /// A submitted job; `cancel` stops it at the next step.
     public final class Ticket: @unchecked Sendable {
         fileprivate let job: CompletionJob
-        fileprivate let events: @Sendable (CompletionEvent) -> Void
-        fileprivate var cancelled = false
+        private let events: @Sendable (CompletionEvent) -> Void
+        /// Held while an event is delivered, so that once `cancel` returns no event follows
+        /// (recursive: a callback may cancel its own job).
+        private let lock = NSRecursiveLock()
+        private var isCancelled = false
         init(job: CompletionJob, events: @escaping @Sendable (CompletionEvent) -> Void) {
             self.job = job
             self.events = events
+        }
+
+        fileprivate var cancelled: Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return isCancelled
+        }
+
+        fileprivate func cancel() {
+            lock.lock()
+            isCancelled = true
+            lock.unlock()
+        }
+
+        /// Delivers `event` unless the job was cancelled.
+        fileprivate func deliver(_ event: CompletionEvent) {
+            lock.lock()
+            defer { lock.unlock() }
+            if !isCancelled { events(event) }
         }
     }
 
@@ -144,11 +168,9 @@ public final class GenerationEngine: @unchecked Sendable {
         return ticket
     }
 
-    /// Stops `ticket`'s job before its next step; it gets no more events.
+    /// Stops `ticket`'s job before its next step; once this returns it gets no more events.
     public func cancel(_ ticket: Ticket) {
-        condition.lock()
-        ticket.cancelled = true
-        condition.unlock()
+        ticket.cancel()
     }
 
     /// Ends the engine's thread after the current step (call it when done with the engine: the
@@ -170,28 +192,31 @@ public final class GenerationEngine: @unchecked Sendable {
             }
             running.removeAll { $0.ticket.cancelled }
             waiting.removeAll { $0.cancelled }
-            while running.count < maxBatch, !waiting.isEmpty { admit(waiting.removeFirst()) }
+            var empty: [Ticket] = []
+            while running.count < maxBatch, !waiting.isEmpty {
+                if let ticket = admit(waiting.removeFirst()) { empty.append(ticket) }
+            }
             let batch = running
             condition.unlock()
+            // Callbacks run outside the engine's lock: they may submit or cancel.
+            for ticket in empty { ticket.deliver(.finished(reason: "length", completionTokens: 0)) }
             if batch.isEmpty { continue }
             step(batch)
         }
     }
 
-    /// Starts a job (under the lock); a job with nothing to generate ends at once.
-    private func admit(_ ticket: Ticket) {
+    /// Starts a job (under the lock); returns a job with nothing to generate, which ends at once.
+    private func admit(_ ticket: Ticket) -> Ticket? {
         let job = ticket.job
         let stream = SampleStream(
             tokenizer: model.tokenizer, promptIDs: job.promptIDs, length: job.maxTokens, options: job.options,
             seed: job.seed, stop: job.stop, utf8Guard: utf8Guard)
-        guard stream.isActive else {
-            ticket.events(.finished(reason: "length", completionTokens: 0))
-            return
-        }
+        guard stream.isActive else { return ticket }
         running.append(
             Running(
                 ticket: ticket, state: RecurrentState(config: model.network.config, batchSize: 1), stream: stream,
                 prime: job.promptIDs.isEmpty ? [model.startID] : job.promptIDs))
+        return nil
     }
 
     /// One forward step over `batch`, then a sample for every job past its prompt.
@@ -203,7 +228,7 @@ public final class GenerationEngine: @unchecked Sendable {
             logits = try forward(ids, states: batch.map(\.state))
         } catch {
             // Ids come from the tokenizer and the sampler, so this is a bug: end every job.
-            for job in batch { job.ticket.events(.finished(reason: "error: \(error)", completionTokens: 0)) }
+            for job in batch { job.ticket.deliver(.failed("\(error)")) }
             condition.lock()
             running.removeAll { r in batch.contains { $0.ticket === r.ticket } }
             condition.unlock()
@@ -213,10 +238,7 @@ public final class GenerationEngine: @unchecked Sendable {
         var ended: [Ticket] = []
         for i in batch.indices {
             let ticket = batch[i].ticket
-            condition.lock()
-            let cancelled = ticket.cancelled
-            condition.unlock()
-            if cancelled { continue }
+            if ticket.cancelled { continue }
             if batch[i].primed < batch[i].prime.count {
                 batch[i].primed += 1
                 if batch[i].primed < batch[i].prime.count { continue }
@@ -226,13 +248,16 @@ public final class GenerationEngine: @unchecked Sendable {
                 let (id, text) = try batch[i].stream.advance(logits: row)
                 batch[i].next = id
                 let units = ticket.job.logprobs.map { [logprob(of: id, in: row, top: $0)] } ?? []
-                ticket.events(.text(text, units: units))
+                ticket.deliver(.text(text, units: units))
             } catch {
-                ticket.events(.text(batch[i].stream.finish(), units: []))
+                _ = batch[i].stream.finish()
+                ticket.deliver(.failed("\(error)"))
+                ended.append(ticket)
+                continue
             }
             if !batch[i].stream.isActive {
                 let sample = batch[i].stream.sample
-                ticket.events(
+                ticket.deliver(
                     .finished(
                         reason: sample.stoppedBy == nil ? "length" : "stop", completionTokens: sample.tokens.count))
                 ended.append(ticket)

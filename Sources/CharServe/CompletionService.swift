@@ -32,6 +32,8 @@ public final class CompletionService: @unchecked Sendable {
     public let engine: GenerationEngine
     public let limits: ServeLimits
     let apiKey: String?
+    /// Host names accepted in the Host header (nil: any).
+    let allowedHosts: Set<String>?
     /// Where the one line per request goes.
     let log: @Sendable (String) -> Void
     let created = Int(Date().timeIntervalSince1970)
@@ -41,8 +43,9 @@ public final class CompletionService: @unchecked Sendable {
 
     public init(
         model: LanguageModel, name: String, engine: GenerationEngine, limits: ServeLimits, apiKey: String?,
-        log: @escaping @Sendable (String) -> Void
+        allowedHosts: Set<String>? = nil, log: @escaping @Sendable (String) -> Void
     ) {
+        self.allowedHosts = allowedHosts
         self.model = model
         self.name = name
         self.engine = engine
@@ -76,6 +79,20 @@ public final class CompletionService: @unchecked Sendable {
 
     /// Answers one request; returns its status and a detail for the log.
     private func route(_ request: HTTPRequest, _ connection: HTTPConnection) throws(OpenAIError) -> (Int, String) {
+        if let allowedHosts, let host = request.header("Host"), !allowedHosts.contains(Self.hostName(host)) {
+            // A page elsewhere cannot reach a server on this machine through a name it controls
+            // (DNS rebinding): without an API key, only the names of this machine are accepted.
+            throw OpenAIError(
+                status: 403,
+                message: "Host '\(host)' is not this server's; start it with --api-key to accept other names")
+        }
+        if request.method == "POST" {
+            // JSON only: a cross-site form or text/plain post cannot reach the API.
+            let type = request.header("Content-Type")?.lowercased() ?? ""
+            guard type.hasPrefix("application/json") else {
+                throw OpenAIError(status: 415, message: "send the body as JSON, with Content-Type: application/json")
+            }
+        }
         let needsKey = request.path.hasPrefix("/v1/") || request.path.hasPrefix("/api/")
         if needsKey, let apiKey {
             let given = request.header("Authorization") ?? ""
@@ -146,6 +163,15 @@ public final class CompletionService: @unchecked Sendable {
         ]
     }
 
+    /// The host part of a Host header: "127.0.0.1:8080" → "127.0.0.1", "[::1]:80" → "::1".
+    static func hostName(_ header: String) -> String {
+        let value = header.lowercased()
+        if value.hasPrefix("["), let end = value.firstIndex(of: "]") {
+            return String(value[value.index(after: value.startIndex)..<end])
+        }
+        return String(value.split(separator: ":", maxSplits: 1).first ?? "")
+    }
+
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         var difference = UInt8(a.count == b.count ? 0 : 1)
         for i in 0..<max(a.count, b.count) { difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0) }
@@ -165,6 +191,12 @@ public final class CompletionService: @unchecked Sendable {
 
     private func complete(_ request: HTTPRequest, _ connection: HTTPConnection) throws(OpenAIError) -> (Int, String) {
         let p = try CompletionParameters(JSONValue.parseObject(request.body), limits: limits)
+        if p.echo && p.logprobs != nil {
+            throw OpenAIError(
+                status: 400,
+                message: "'echo' with 'logprobs': charlm does not return the prompt's logprobs; leave out one of them",
+                param: "echo", code: "unsupported_value")
+        }
         var promptIDs: [[Int32]] = []
         for prompt in p.prompts {
             let ids: [Int32]
@@ -218,7 +250,8 @@ public final class CompletionService: @unchecked Sendable {
         }
         var finished = 0
         var usage: [String: Any] {
-            let prompt = (0..<choices.count).reduce(0) { $0 + promptIDs[$1 / p.n].count }
+            // Each prompt counts once, however many samples continue it (as OpenAI counts).
+            let prompt = promptIDs.reduce(0) { $0 + $1.count }
             let completion = choices.reduce(0) { $0 + $1.completionTokens }
             return ["prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion]
         }
@@ -237,7 +270,7 @@ public final class CompletionService: @unchecked Sendable {
                 status: 200,
                 headers: [
                     ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"),
-                ])
+                ], request: request)
             if p.echo {
                 for i in choices.indices where !echoes[i / p.n].isEmpty {
                     connection.sendChunk(chunk(i, text: echoes[i / p.n], units: [], finish: nil))
@@ -272,6 +305,13 @@ public final class CompletionService: @unchecked Sendable {
                     choices[i].completionTokens = count
                     finished += 1
                     ends.append((i, reason))
+                case .failed(let message):
+                    for t in tickets { engine.cancel(t) }
+                    let error = OpenAIError(status: 500, message: "generation failed: \(message)")
+                    guard p.stream else { throw error }
+                    connection.sendChunk(Array("data: \(error.json)\n\n".utf8))
+                    connection.endChunks()
+                    return (500, error.message)
                 }
             }
             if p.stream {
@@ -306,7 +346,7 @@ public final class CompletionService: @unchecked Sendable {
                     [
                         "index": i, "text": c.text, "finish_reason": c.finish ?? "length",
                         "logprobs": p.logprobs == nil
-                            ? NSNull() : Self.logprobsObject(c.units, offset: echoes[i / p.n].count),
+                            ? NSNull() : Self.logprobsObject(c.units, offset: echoes[i / p.n].utf16.count),
                     ]
                 },
                 "usage": usage,
@@ -380,14 +420,15 @@ public final class CompletionService: @unchecked Sendable {
         // One trace at a time, of at most `maxTraceUnits` units: a trace holds every neuron's
         // value at every unit (33 MB for 4096 units of a 2x512 LSTM).
         traceLock.lock()
-        defer { traceLock.unlock() }
         let trace: ActivationTrace
         do {
             trace = try model.trace(text, maxUnits: Self.maxTraceUnits)
         } catch {
+            traceLock.unlock()
             throw OpenAIError(status: 400, message: "'text': \(error.localizedDescription)", param: "text")
         }
         let explanation = Explanation(trace: trace, top: 3)
+        traceLock.unlock()
         var body: [String: Any] = [
             "units": trace.units, "bits": trace.bits.map(Double.init), "layers": config.layers,
             "hidden_size": config.hiddenSize,

@@ -16,6 +16,8 @@ public final class HTTPServer: @unchecked Sendable {
         public var requestSeconds = 15
         /// Seconds an idle keep-alive connection stays open.
         public var idleSeconds = 60
+        /// Seconds a write may wait for a client that does not read before the connection is dropped.
+        public var sendSeconds = 30
 
         public init() {}
     }
@@ -105,7 +107,7 @@ public final class HTTPServer: @unchecked Sendable {
                 connections -= 1
                 lock.unlock()
             }
-            thread.stackSize = 1 << 20
+            thread.stackSize = 4 << 20
             thread.start()
         }
     }
@@ -143,6 +145,8 @@ public struct HTTPRequest: Sendable {
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
     public var keepAlive: Bool
+    /// "HTTP/1.1" or "HTTP/1.0".
+    public var version = "HTTP/1.1"
 
     /// The first header of that name (case-insensitive).
     public func header(_ name: String) -> String? {
@@ -159,6 +163,16 @@ extension HTTPRequest {
     /// Parses a request head (without its final blank line): the request line, then headers.
     /// The body is left empty. Total: never traps, whatever the bytes.
     public static func parseHead(_ bytes: ArraySlice<UInt8>) -> Result<HTTPRequest, HeadError> {
+        // Control characters (other than CR LF and tab) have no place in a head; refusing them
+        // also keeps them out of the log.
+        var previous: UInt8 = 0
+        for byte in bytes {
+            let bareLF = byte == 10 && previous != 13
+            if (byte < 32 && byte != 13 && byte != 10 && byte != 9) || byte == 127 || bareLF {
+                return .failure(HeadError(status: 400, message: "control characters in the request head"))
+            }
+            previous = byte
+        }
         let head = String(decoding: bytes, as: UTF8.self)
         var lines = head.components(separatedBy: "\r\n")
         let requestLine = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: false)
@@ -181,6 +195,7 @@ extension HTTPRequest {
             method: String(requestLine[0]), path: String(pathPart[0]),
             query: pathPart.count > 1 ? String(pathPart[1]) : "", headers: headers, body: [], keepAlive: true)
         let connection = request.header("Connection")?.lowercased() ?? ""
+        request.version = requestLine[2] == "HTTP/1.1" ? "HTTP/1.1" : "HTTP/1.0"
         request.keepAlive =
             requestLine[2] == "HTTP/1.1" ? !connection.contains("close") : connection.contains("keep-alive")
         return .success(request)
@@ -203,6 +218,9 @@ public final class HTTPConnection: @unchecked Sendable {
         self.limits = limits
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        // A client that stops reading cannot hold its thread in send() for ever.
+        var timeout = timeval(tv_sec: limits.sendSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
     func close() {
@@ -225,7 +243,7 @@ public final class HTTPConnection: @unchecked Sendable {
                 send(
                     status: status, headers: [("Content-Type", "application/json")],
                     body: Array(OpenAIError(status: status, message: message).json.utf8), keepAlive: false)
-                if status == 413 { drain() }
+                drain()
                 return
             }
             first = false
@@ -244,20 +262,23 @@ public final class HTTPConnection: @unchecked Sendable {
         let crlfcrlf: [UInt8] = [13, 10, 13, 10]
         var deadline: Date?
         var headEnd: Int?
+        var searched = 0
         while headEnd == nil {
-            if let end = Self.find(crlfcrlf, in: buffer) {
+            // Only the new bytes (and the 3 before them) can complete the blank line.
+            if let end = Self.find(crlfcrlf, in: buffer, from: max(0, searched - 3)) {
+                guard end <= limits.maxHeaderBytes else { break }
                 headEnd = end
                 break
             }
-            if buffer.count > limits.maxHeaderBytes {
-                return .error(431, "the request head is over \(limits.maxHeaderBytes) bytes")
-            }
+            searched = buffer.count
+            if buffer.count > limits.maxHeaderBytes { break }
             let wait = deadline.map { $0.timeIntervalSinceNow } ?? Double(idle)
             guard wait > 0, fill(timeout: wait) else {
                 return buffer.isEmpty ? .closed : .error(408, "the request did not arrive in time")
             }
             if deadline == nil { deadline = Date().addingTimeInterval(Double(limits.requestSeconds)) }
         }
+        guard headEnd != nil else { return .error(431, "the request head is over \(limits.maxHeaderBytes) bytes") }
         let parsed = HTTPRequest.parseHead(buffer[..<headEnd!])
         buffer.removeFirst(headEnd! + 4)
         guard case .success(var request) = parsed else {
@@ -268,6 +289,9 @@ public final class HTTPConnection: @unchecked Sendable {
             return .error(411, "chunked request bodies are not supported: send a Content-Length")
         }
         var length = 0
+        let lengths = Set(
+            request.headers.filter { $0.name.caseInsensitiveCompare("Content-Length") == .orderedSame }.map(\.value))
+        if lengths.count > 1 { return .error(400, "conflicting Content-Length headers") }
         if let value = request.header("Content-Length") {
             guard !value.isEmpty, value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), value.count <= 12, let n = Int(value)
             else {
@@ -353,7 +377,8 @@ public final class HTTPConnection: @unchecked Sendable {
 
     static let reasons: [Int: String] = [
         200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-        405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required", 413: "Content Too Large",
+        403: "Forbidden", 405: "Method Not Allowed", 408: "Request Timeout", 415: "Unsupported Media Type",
+        411: "Length Required", 413: "Content Too Large",
         429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
         503: "Service Unavailable",
     ]
@@ -372,26 +397,32 @@ public final class HTTPConnection: @unchecked Sendable {
         write(Array(text.utf8) + body)
     }
 
-    /// Starts a chunked response; follow with `sendChunk` and `endChunks`.
-    func startChunks(status: Int, headers: [(String, String)]) {
-        write(
-            Array((head(status: status, headers: headers, keepAlive: true) + "Transfer-Encoding: chunked\r\n\r\n").utf8)
-        )
+    /// Starts a streamed response; follow with `sendChunk` and `endChunks`. HTTP/1.1 gets
+    /// chunked encoding; HTTP/1.0, which has none, gets the bytes as they are and the end of the
+    /// connection as the end of the body.
+    func startChunks(status: Int, headers: [(String, String)], request: HTTPRequest) {
+        chunked = request.version == "HTTP/1.1"
+        let framing = chunked ? "Transfer-Encoding: chunked\r\n" : ""
+        let keepAlive = chunked && request.keepAlive
+        write(Array((head(status: status, headers: headers, keepAlive: keepAlive) + framing + "\r\n").utf8))
     }
+
+    private var chunked = true
 
     @discardableResult
     func sendChunk(_ bytes: [UInt8]) -> Bool {
         guard !bytes.isEmpty else { return !broken }
+        guard chunked else { return write(bytes) }
         return write(Array((String(bytes.count, radix: 16) + "\r\n").utf8) + bytes + [13, 10])
     }
 
     func endChunks() {
-        write(Array("0\r\n\r\n".utf8))
+        if chunked { write(Array("0\r\n\r\n".utf8)) }
     }
 
-    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        for i in 0...(haystack.count - needle.count) where haystack[i] == needle[0] {
+    static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int = 0) -> Int? {
+        guard haystack.count >= needle.count, start <= haystack.count - needle.count else { return nil }
+        for i in start...(haystack.count - needle.count) where haystack[i] == needle[0] {
             if haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
         }
         return nil

@@ -162,13 +162,17 @@ enum PlaygroundPage {
                 if (!line.startsWith("data: ")) continue;
                 const data = line.slice(6);
                 if (data === "[DONE]") continue;
-                const choice = JSON.parse(data).choices[0];
+                const event = JSON.parse(data);
+                if (event.error) throw new Error(event.error.message);
+                const choice = event.choices[0];
                 if (!choice) continue;
                 const lp = choice.logprobs;
-                if (lp && lp.tokens.length) {
+                // Characters coloured one by one when the units spell the text (a byte-fallback
+                // model's byte units do not, one at a time); otherwise the text as it came.
+                if (lp && lp.tokens.length && lp.tokens.join("") === choice.text) {
                   lp.tokens.forEach((t, k) => append({text: t, p: Math.exp(lp.token_logprobs[k])}));
-                  generated += lp.tokens.length;
                 } else if (choice.text) append({text: choice.text, p: null});
+                generated += lp ? lp.tokens.length : [...choice.text].length;
               }
             }
             $("status").textContent = "done: " + generated + " characters";

@@ -25,6 +25,9 @@ public enum JSONValue: Decodable, Equatable, Sendable {
     }
 
     public static func parseObject(_ bytes: [UInt8]) throws(OpenAIError) -> [String: JSONValue] {
+        guard nestingDepth(bytes) <= maxDepth else {
+            throw OpenAIError(status: 400, message: "the body nests deeper than \(maxDepth) levels")
+        }
         let value: JSONValue
         do {
             value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
@@ -35,6 +38,35 @@ public enum JSONValue: Decodable, Equatable, Sendable {
             throw OpenAIError(status: 400, message: "the body must be a JSON object")
         }
         return object
+    }
+
+    /// Arrays and objects nest at most this deep in a request (decoding recurses).
+    static let maxDepth = 64
+
+    /// The deepest nesting of [ and { outside strings.
+    static func nestingDepth(_ bytes: [UInt8]) -> Int {
+        var depth = 0, deepest = 0, inString = false, escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == 0x5C {
+                    escaped = true
+                } else if byte == 0x22 {
+                    inString = false
+                }
+                continue
+            }
+            switch byte {
+            case 0x22: inString = true
+            case 0x5B, 0x7B:
+                depth += 1
+                deepest = max(deepest, depth)
+            case 0x5D, 0x7D: depth -= 1
+            default: break
+            }
+        }
+        return deepest
     }
 
     var number: Double? {

@@ -10,6 +10,13 @@ final class JobRecorder: @unchecked Sendable {
     private(set) var units: [UnitLogprob] = []
     private(set) var finish: (reason: String, tokens: Int)?
     private(set) var eventsAfterFinish = 0
+    private var events = 0
+
+    var eventCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return events
+    }
 
     func record(_ event: CompletionEvent) {
         condition.lock()
@@ -23,7 +30,9 @@ final class JobRecorder: @unchecked Sendable {
             text += t
             units += u
         case .finished(let reason, let tokens): finish = (reason, tokens)
+        case .failed(let message): finish = ("failed: \(message)", 0)
         }
+        events += 1
     }
 
     /// Waits until the job finished (false after `seconds`).
@@ -129,11 +138,9 @@ final class JobRecorder: @unchecked Sendable {
         Thread.sleep(forTimeInterval: 0.1)
         #expect(waiting.finish == nil, "the second job waits while the first holds the only place")
         engine.cancel(first)
+        let afterCancel = long.eventCount
         #expect(waiting.wait(), "cancelling the first lets the second run")
-        #expect(long.finish == nil, "a cancelled job gets no end event")
-        let generated = long.text.count
-        Thread.sleep(forTimeInterval: 0.1)
-        #expect(long.text.count == generated, "and no more text")
+        #expect(long.eventCount == afterCancel && long.finish == nil, "no event follows the cancel")
         _ = second
         // Nothing to generate ends at once; bad options are refused at submission.
         let empty = JobRecorder()
@@ -146,6 +153,48 @@ final class JobRecorder: @unchecked Sendable {
         #expect(throws: GenerationEngine.EngineError.stopped) {
             try engine.submit(CompletionJob(promptIDs: [], maxTokens: 5)) { _ in }
         }
+    }
+
+    @Test func noEventFollowsACancelAndCallbacksMaySubmit() throws {
+        let engine = GenerationEngine(model: model, maxBatch: 4, threads: 1)
+        defer { engine.shutdown() }
+        for round in 0..<20 {
+            let recorder = JobRecorder()
+            let ticket = try engine.submit(CompletionJob(promptIDs: [], maxTokens: 100_000, seed: UInt64(round))) {
+                recorder.record($0)
+            }
+            let end = Date().addingTimeInterval(10)
+            while recorder.eventCount < 3 + round && Date() < end { usleep(50) }
+            engine.cancel(ticket)  // from this thread, while the engine is stepping the job
+            let count = recorder.eventCount
+            Thread.sleep(forTimeInterval: 0.005)
+            #expect(
+                recorder.eventCount == count && recorder.finish == nil, "round \(round): nothing after cancel returned")
+        }
+        // A callback may submit (the next job) and cancel (its own): no deadlock.
+        let chained = JobRecorder()
+        _ = try engine.submit(CompletionJob(promptIDs: [], maxTokens: 0)) { event in
+            if case .finished = event {
+                _ = try? engine.submit(CompletionJob(promptIDs: [], maxTokens: 3)) { chained.record($0) }
+            }
+        }
+        #expect(chained.wait(seconds: 10) && chained.finish?.tokens == 3)
+        let selfCancelling = JobRecorder()
+        final class Box: @unchecked Sendable { var ticket: GenerationEngine.Ticket? }
+        let box = Box()
+        let lock = NSLock()
+        lock.lock()
+        box.ticket = try engine.submit(CompletionJob(promptIDs: [], maxTokens: 100_000)) { event in
+            selfCancelling.record(event)
+            lock.lock()
+            let ticket = box.ticket
+            lock.unlock()
+            if let ticket { engine.cancel(ticket) }
+        }
+        lock.unlock()
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(selfCancelling.eventCount <= 2 && selfCancelling.finish == nil, "a job that cancels itself stops")
+        #expect(engine.load == (0, 0))
     }
 
     @Test func aTraceIsTheModelReadingTheText() throws {

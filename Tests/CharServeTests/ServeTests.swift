@@ -123,15 +123,15 @@ final class TestServer: @unchecked Sendable {
 
     init(
         limits: ServeLimits = ServeLimits(maxTokens: 100_000), maxBatch: Int = 8, maxWaiting: Int = 16,
-        apiKey: String? = nil
+        apiKey: String? = nil, allowedHosts: Set<String>? = nil
     )
         throws
     {
         let model = try TestServer.model()
         let engine = GenerationEngine(model: model, maxBatch: maxBatch, maxWaiting: maxWaiting, threads: 1)
-        service = CompletionService(model: model, name: "brackets", engine: engine, limits: limits, apiKey: apiKey) {
-            _ in
-        }
+        service = CompletionService(
+            model: model, name: "brackets", engine: engine, limits: limits, apiKey: apiKey, allowedHosts: allowedHosts
+        ) { _ in }
         var httpLimits = HTTPServer.Limits()
         httpLimits.maxBodyBytes = 64 << 10
         httpLimits.requestSeconds = 3
@@ -199,9 +199,10 @@ final class TestServer: @unchecked Sendable {
     }
 
     func request(_ method: String, _ path: String, body: String? = nil, headers: [String] = []) throws -> String {
-        var text = "\(method) \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        var text = "\(method) \(path) HTTP/1.1\r\nConnection: close\r\n"
+        if !headers.contains(where: { $0.lowercased().hasPrefix("host:") }) { text += "Host: 127.0.0.1\r\n" }
         for h in headers { text += h + "\r\n" }
-        if let body { text += "Content-Length: \(body.utf8.count)\r\n" }
+        if let body { text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
         return try exchange(Array((text + "\r\n" + (body ?? "")).utf8))
     }
 
@@ -262,7 +263,7 @@ final class TestServer: @unchecked Sendable {
         #expect(
             choices.allSatisfy { $0["finish_reason"] as? String == "length" && ($0["text"] as? String)?.count == 40 })
         let usage = a["usage"] as? [String: Int]
-        #expect(usage == ["prompt_tokens": 21, "completion_tokens": 120, "total_tokens": 141])
+        #expect(usage == ["prompt_tokens": 7, "completion_tokens": 120, "total_tokens": 127], "a prompt counts once")
         // The same request streamed: chunks of each choice add up to the same texts.
         let stream = try server.request(
             "POST", "/v1/completions",
@@ -312,6 +313,21 @@ final class TestServer: @unchecked Sendable {
         // Two requests on one connection: keep-alive.
         let two = "GET /health HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\nConnection: close\r\n\r\n"
         #expect(try server.exchange(Array(two.utf8)).components(separatedBy: "HTTP/1.1 200 OK").count == 3)
+        // JSON only; a clean head; one length; shallow nesting; echo with logprobs is refused.
+        let form =
+            "POST /v1/completions HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        #expect(TestServer.status(try server.exchange(Array(form.utf8))) == 415)
+        let escape = "GET /\u{1B}[31m HTTP/1.1\r\nConnection: close\r\n\r\n"
+        #expect(TestServer.status(try server.exchange(Array(escape.utf8))) == 400)
+        let bareLF = "GET / HTTP/1.1\nX: y\r\nConnection: close\r\n\r\n"
+        #expect(TestServer.status(try server.exchange(Array(bareLF.utf8))) == 400)
+        let twoLengths = "POST /v1/completions HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x"
+        #expect(TestServer.status(try server.exchange(Array(twoLengths.utf8))) == 400)
+        let deep = String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000)
+        let nested = error(try server.request("POST", "/v1/completions", body: #"{"prompt": "# + deep + "}"))
+        #expect(nested.0 == 400 && nested.2.contains("nests deeper"), "no stack overflow on a connection thread")
+        #expect(
+            error(try server.request("POST", "/v1/completions", body: #"{"echo": true, "logprobs": 1}"#)).1 == "echo")
         #expect(TestServer.status(try server.request("GET", "/health")) == 200, "still serving")
     }
 
@@ -319,7 +335,9 @@ final class TestServer: @unchecked Sendable {
         let engine = try server.service.engine
         for stream in [true, false] {
             let body = #"{"prompt": "(", "max_tokens": 100000, "stream": \#(stream)}"#
-            let text = "POST /v1/completions HTTP/1.1\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+            let text =
+                "POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+                + body
             _ = try server.exchange(Array(text.utf8), closeAfter: stream ? 400 : nil, timeout: stream ? 20 : 0.3)
             let end = Date().addingTimeInterval(5)
             while engine.load.running > 0 && Date() < end { Thread.sleep(forTimeInterval: 0.02) }
@@ -328,10 +346,39 @@ final class TestServer: @unchecked Sendable {
         #expect(TestServer.status(try server.request("POST", "/v1/completions", body: #"{"max_tokens": 3}"#)) == 200)
     }
 
+    @Test func http10GetsAStreamWithoutChunks() throws {
+        let body = #"{"prompt": "(", "max_tokens": 30, "seed": 2, "stream": true}"#
+        let text =
+            "POST /v1/completions HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+            + body
+        let response = try server.exchange(Array(text.utf8))
+        #expect(!response.contains("Transfer-Encoding") && response.contains("Connection: close"))
+        let events = response.components(separatedBy: "\r\n\r\n").dropFirst().joined().components(separatedBy: "\n\n")
+            .filter { !$0.isEmpty }
+        #expect(events.last == "data: [DONE]")
+        let streamed = events.dropLast().compactMap { event -> String? in
+            let object = try? JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any]
+            return ((object?["choices"] as? [[String: Any]])?.first?["text"]) as? String
+        }.joined()
+        let plain = TestServer.json(
+            try server.request("POST", "/v1/completions", body: #"{"prompt": "(", "max_tokens": 30, "seed": 2}"#))
+        #expect(streamed == ((plain["choices"] as? [[String: Any]])?.first?["text"] as? String))
+    }
+
+    @Test func otherHostNamesAreRefusedWithoutAKey() throws {
+        let local = try TestServer(allowedHosts: ["127.0.0.1", "localhost", "::1"])
+        #expect(TestServer.status(try local.request("GET", "/v1/models", headers: ["Host: evil.example:8080"])) == 403)
+        #expect(TestServer.status(try local.request("GET", "/v1/models", headers: ["Host: localhost:8080"])) == 200)
+        #expect(TestServer.status(try local.request("GET", "/v1/models", headers: ["Host: [::1]:8080"])) == 200)
+        #expect(TestServer.status(try local.request("GET", "/health", headers: ["Host: 127.0.0.1"])) == 200)
+    }
+
     @Test func aFullQueueAnswers429() throws {
         let small = try TestServer(maxBatch: 1, maxWaiting: 0)
         let body = #"{"prompt": "(", "max_tokens": 100000, "stream": true}"#
-        let text = "POST /v1/completions HTTP/1.1\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+        let text =
+            "POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+            + body
         let hog = Thread { _ = try? small.exchange(Array(text.utf8), closeAfter: 100_000, timeout: 4) }
         hog.start()
         let end = Date().addingTimeInterval(5)

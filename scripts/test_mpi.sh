@@ -12,9 +12,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-swift build --traits MPI --build-path .build-mpi 2>&1 | tail -1
+# Release: the same binary then serves scripts/test_serve.sh in CI (CHARLM=.build-mpi/release/charlm).
+swift build -c release --traits MPI --build-path .build-mpi 2>&1 | tail -1
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "FAIL: the MPI build"; exit 1; }
-charlm="$root/.build-mpi/debug/charlm"
+charlm="$root/.build-mpi/release/charlm"
 mpirun=(mpirun --oversubscribe -np 2)
 [ "$(id -u)" -eq 0 ] && mpirun=(mpirun --allow-run-as-root --oversubscribe -np 2)
 corpus="$root/corpora/brackets.txt"

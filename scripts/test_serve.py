@@ -184,7 +184,7 @@ async def stream_once(host, port, body):
         writer.close()
 
 
-def load(base, model, clients, seconds, max_tokens):
+def load(base, model, clients, seconds, max_tokens, prompt="("):
     """`clients` concurrent clients, each streaming completions back to back for `seconds`
     (asyncio over raw sockets: the official client's parsing would be the bottleneck)."""
     u = urllib.parse.urlparse(base)
@@ -196,7 +196,7 @@ def load(base, model, clients, seconds, max_tokens):
         async def worker(k):
             i = 0
             while time.perf_counter() < stop_at:
-                body = json.dumps({"model": model, "prompt": "(", "max_tokens": max_tokens, "seed": k * 100000 + i,
+                body = json.dumps({"model": model, "prompt": prompt, "max_tokens": max_tokens, "seed": k * 100000 + i,
                                    "stream": True}).encode()
                 t0 = time.perf_counter()
                 try:
@@ -240,6 +240,7 @@ def main():
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--max-tokens", type=int, default=200)
     ap.add_argument("--only-load", action="store_true")
+    ap.add_argument("--prompt", default="(", help="the load's prompt (the brackets model knows '(')")
     args = ap.parse_args()
     client = openai.OpenAI(base_url=args.base + "/v1", api_key="none", max_retries=0)
     model = client.models.list().data[0].id
@@ -247,7 +248,7 @@ def main():
         client_checks(args.base, client, model)
         bad_input_checks(args.base)
     if args.load_seconds > 0:
-        load(args.base, model, args.clients, args.load_seconds, args.max_tokens)
+        load(args.base, model, args.clients, args.load_seconds, args.max_tokens, args.prompt)
     print(f"{failures} failures")
     sys.exit(1 if failures else 0)
 

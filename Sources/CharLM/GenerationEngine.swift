@@ -130,8 +130,8 @@ public final class GenerationEngine: @unchecked Sendable {
     /// - Parameters:
     ///   - maxBatch: jobs stepped together at most.
     ///   - maxWaiting: jobs waiting for a place in the batch at most; `submit` beyond it throws `.busy`.
-    ///   - threads: threads that share a step's rows (each row is computed alone, so the
-    ///     split does not change any result).
+    ///   - threads: threads that share a step's rows, or for fewer than 8 rows each product's
+    ///     columns (each element is computed alone, so neither split changes any result).
     public init(model: LanguageModel, maxBatch: Int = 64, maxWaiting: Int = 256, threads: Int = 2) {
         precondition(maxBatch >= 1 && maxWaiting >= 0 && threads >= 1)
         self.model = model
@@ -278,7 +278,12 @@ public final class GenerationEngine: @unchecked Sendable {
     /// The batched forward step, its rows shared between the steppers' threads.
     private func forward(_ ids: [Int32], states: [RecurrentState]) throws -> [Float] {
         let parts = min(steppers.count, max(1, ids.count / 4))
-        if parts == 1 { return try steppers[0].step(ids, states: states) }
+        if parts == 1 {
+            // Too few rows to split: the threads share each product's columns instead.
+            steppers[0].columnThreads = steppers.count
+            return try steppers[0].step(ids, states: states)
+        }
+        for stepper in steppers { stepper.columnThreads = 1 }
         let bounds = (0...parts).map { $0 * ids.count / parts }
         // Each iteration writes its own slot.
         struct Slots: @unchecked Sendable { let base: UnsafeMutablePointer<Result<[Float], Error>> }

@@ -130,6 +130,10 @@ public final class StreamStepper: @unchecked Sendable {
     private let packed: PackedWeights
     private var workspaces: [Int: Workspace] = [:]
 
+    /// Threads that share the columns of each product (the engine splits large batches by row
+    /// instead, over several steppers).
+    public var columnThreads = 1
+
     public init(network: Network, precision: WeightPrecision = .f32) {
         BLAS.ensureReady()
         let rounded = network.rounded(to: precision)
@@ -153,6 +157,7 @@ public final class StreamStepper: @unchecked Sendable {
         let n = ids.count
         guard n > 0 else { return [] }
         let w = workspace(rows: n)
+        w.columnThreads = columnThreads
         w.inputs.replaceSubrange(0..<n, with: ids)
         for (l, L) in w.layers.enumerated() {
             for (r, state) in states.enumerated() {

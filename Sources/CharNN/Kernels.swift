@@ -17,6 +17,34 @@ enum Kernels {
             accumulate ? 1 : 0)
     }
 
+    /// `gemmPacked` with the columns shared by `threads` threads, cut at panel boundaries: each
+    /// output element is computed by the same instructions in the same order as by one call
+    /// (the kernels accumulate each element over k alone), so the result is bit-identical.
+    static func gemmPackedSplit(
+        threads: Int, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+        packed: PackedMatrix, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    ) {
+        let panel = Int(ck_gemm_panel_width(packed.isa))
+        let panels = (n + panel - 1) / panel
+        let parts = min(threads, panels)
+        guard parts > 1 else {
+            gemmPacked(m: m, n: n, k: k, a: a, lda: lda, packed: packed, c: c, ldc: ldc, accumulate: accumulate)
+            return
+        }
+        let storage = UnsafePointer(packed.storage.pointer)
+        let addresses = (a: UInt(bitPattern: a), c: UInt(bitPattern: c), b: UInt(bitPattern: storage))
+        parallelFor(parts) { p in
+            let n0 = p * panels / parts * panel, n1 = min(n, (p + 1) * panels / parts * panel)
+            guard n1 > n0, let a = UnsafePointer<Float>(bitPattern: addresses.a),
+                let c = UnsafeMutablePointer<Float>(bitPattern: addresses.c),
+                let b = UnsafePointer<Float>(bitPattern: addresses.b)
+            else { return }
+            ck_gemm_packed(
+                packed.isa, Int32(m), Int32(n1 - n0), Int32(k), a, Int32(lda), b + n0 * k, c + n0, Int32(ldc),
+                accumulate ? 1 : 0)
+        }
+    }
+
     @inline(__always)
     static func fillRows(rows: Int, cols: Int, row: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
         ck_fill_rows(Int32(rows), Int32(cols), row, out)

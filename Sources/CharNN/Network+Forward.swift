@@ -48,9 +48,8 @@ extension Network {
                     l == 0 ? embed(w, pk, steps: steps) : layerOutput(w, l - 1, dropout: dropout != nil, count: steps)
                 let inputs = config.inputSize(layer: l)
                 Kernels.fillRows(rows: n, cols: G, row: pk.inputBias[l].pointer, out: gates)
-                Kernels.gemmPacked(
-                    m: n, n: G, k: inputs, a: x, lda: inputs, packed: pk.ihForward[l]!, c: gates, ldc: G,
-                    accumulate: true)
+                product(
+                    w, m: n, n: G, k: inputs, a: x, lda: inputs, packed: pk.ihForward[l]!, c: gates, ldc: G)
             }
             // The recurrence, one step at a time: gates[t] += h[t] W_hh^T, then the cell.
             let h = L.h, whh = pk.hhForward[l]
@@ -58,8 +57,7 @@ extension Network {
             case .lstm:
                 let c = L.c!, tanhC = L.tanhC!
                 for t in 0..<steps {
-                    Kernels.gemmPacked(
-                        m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: L.gates[t], ldc: G, accumulate: true)
+                    product(w, m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: L.gates[t], ldc: G)
                     ck_lstm_forward(Int32(B), Int32(H), L.gates[t], c[t], c[t + 1], tanhC[t], h[t + 1])
                 }
             case .gru:
@@ -67,14 +65,12 @@ extension Network {
                 let gh = L.gh!, bhh = parameters.at(layout.biasHH[l], count: G)
                 for t in 0..<steps {
                     Kernels.fillRows(rows: B, cols: G, row: bhh, out: gh[t])
-                    Kernels.gemmPacked(
-                        m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: gh[t], ldc: G, accumulate: true)
+                    product(w, m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: gh[t], ldc: G)
                     ck_gru_forward(Int32(B), Int32(H), L.gates[t], gh[t], h[t], h[t + 1])
                 }
             case .rnn:
                 for t in 0..<steps {
-                    Kernels.gemmPacked(
-                        m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: L.gates[t], ldc: G, accumulate: true)
+                    product(w, m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: L.gates[t], ldc: G)
                     ck_tanh(B * H, L.gates[t], h[t + 1])
                 }
             }
@@ -85,6 +81,22 @@ extension Network {
                 }
                 Kernels.mul(n * H, h.from(1, count: steps), mask.from(0, count: steps), dropped.from(0, count: steps))
             }
+        }
+    }
+
+    /// c += a · packed: on one thread, or with the columns split over `w.columnThreads` threads
+    /// (bit-identical; for one or a few streams, where the batch is too small to split by row).
+    @inline(__always)
+    func product(
+        _ w: Workspace, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, packed: PackedMatrix,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        if w.columnThreads > 1 && n * k >= Workspace.minimumSplitProduct {
+            Kernels.gemmPackedSplit(
+                threads: w.columnThreads, m: m, n: n, k: k, a: a, lda: lda, packed: packed, c: c, ldc: ldc,
+                accumulate: true)
+        } else {
+            Kernels.gemmPacked(m: m, n: n, k: k, a: a, lda: lda, packed: packed, c: c, ldc: ldc, accumulate: true)
         }
     }
 
@@ -107,7 +119,6 @@ extension Network {
         let top = layerOutput(w, config.layers - 1, dropout: dropout, from: firstStep, count: steps)
         let logits = w.logits.from(0, count: steps)
         Kernels.fillRows(rows: steps * B, cols: V, row: parameters.at(layout.outBias, count: V), out: logits)
-        Kernels.gemmPacked(
-            m: steps * B, n: V, k: H, a: top, lda: H, packed: pk.outForward, c: logits, ldc: V, accumulate: true)
+        product(w, m: steps * B, n: V, k: H, a: top, lda: H, packed: pk.outForward, c: logits, ldc: V)
     }
 }

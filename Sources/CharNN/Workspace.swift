@@ -82,6 +82,11 @@ final class Workspace: @unchecked Sendable {
     let embeddingGradient: FloatBuffer?
     /// Training: scratch of the weight-gradient products.
     let gradientScratch: GradientScratch?
+    /// Threads that share the columns of each forward product (1: the caller's thread alone).
+    var columnThreads = 1
+    /// Below this many weights (n × k) a product is not worth splitting: waking a thread costs
+    /// more than it saves.
+    static let minimumSplitProduct = 1 << 18
 
     init(config: NetworkConfig, parameterCount: Int, rows: Int, steps: Int, training: Bool) {
         self.rows = rows

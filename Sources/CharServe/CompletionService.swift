@@ -67,7 +67,8 @@ public final class CompletionService: @unchecked Sendable {
         }
         let seconds = String(format: "%.3f", Date().timeIntervalSince(start))
         // Error details can quote the client (a field name): no control characters in the log.
-        detail = String(String.UnicodeScalarView(detail.unicodeScalars.map { $0.value < 32 || $0.value == 127 ? "?" : $0 }))
+        detail = String(
+            String.UnicodeScalarView(detail.unicodeScalars.map { $0.value < 32 || $0.value == 127 ? "?" : $0 }))
         log(
             "\(ISO8601DateFormatter().string(from: Date())) \(connection.peer) \(request.method) \(request.path) "
                 + "\(status) \(seconds)s\(detail.isEmpty ? "" : " " + detail)")

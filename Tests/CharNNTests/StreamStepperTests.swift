@@ -52,6 +52,31 @@ import Testing
         }
     }
 
+    /// Products large enough to split by column (n × k ≥ 2^18), on two threads: bit-identical.
+    @Test(arguments: [CellKind.lstm, .gru], [nil, 24] as [Int?])
+    func splittingColumnsChangesNothing(cell: CellKind, embedding: Int?) throws {
+        let config = NetworkConfig(
+            cell: cell, vocabularySize: 50, hiddenSize: 300, layers: 2, embeddingSize: embedding)
+        let net = try Network(config: config, seed: 9)
+        #expect(config.gateWidth * config.hiddenSize >= Workspace.minimumSplitProduct, "the split happens")
+        for isa in 0...ck_isa_detected() {
+            #expect(ck_force_isa(isa) == isa)
+            defer { ck_force_isa(-1) }
+            let one = StreamStepper(network: net), two = StreamStepper(network: net)
+            two.columnThreads = 2
+            for rows in [1, 3] {
+                let a = (0..<rows).map { _ in RecurrentState(config: config, batchSize: 1) }
+                let b = (0..<rows).map { _ in RecurrentState(config: config, batchSize: 1) }
+                for t in 0..<5 {
+                    let ids = (0..<rows).map { Int32((t * 7 + $0 * 13) % 50) }
+                    let x = try one.step(ids, states: a), y = try two.step(ids, states: b)
+                    #expect(x == y, "\(cell) isa \(isa) rows \(rows) step \(t): logits")
+                    for r in 0..<rows { #expect(a[r].h.array == b[r].h.array && a[r].c?.array == b[r].c?.array) }
+                }
+            }
+        }
+    }
+
     @Test func badIdsAndStatesAreRefused() throws {
         let config = NetworkConfig(cell: .lstm, vocabularySize: 9, hiddenSize: 8, layers: 1)
         let stepper = StreamStepper(network: try Network(config: config, seed: 1))

@@ -32,4 +32,4 @@ $charlm train "$corpus" --out "$run" --overwrite --time "$time_budget"
 echo "==> a sample (temperature 0.8)"
 $charlm generate "$run" --prompt $'\n' --length 600 --temperature 0.8 --seed 1
 echo
-echo "==> next: $charlm generate $run --prompt \"ROMEO:\"   |   $charlm info $run"
+echo "==> next: $charlm generate $run --prompt \"ROMEO:\"   |   $charlm serve $run (then open http://127.0.0.1:8080/)   |   $charlm info $run"

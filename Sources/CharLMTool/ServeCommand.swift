@@ -85,8 +85,7 @@ struct Serve: ParsableCommand {
                 model: model, name: Self.modelName(runPath),
                 engine: GenerationEngine(model: model, maxBatch: maxBatch, maxWaiting: maxQueue, threads: threads),
                 limits: ServeLimits(maxTokens: maxTokens, maxPromptUnits: maxPrompt, maxN: maxN), apiKey: key,
-                allowedHosts: key == nil && !["0.0.0.0", "::", "*"].contains(host)
-                    ? ["127.0.0.1", "localhost", "::1", host.lowercased()] : nil,
+                allowedHosts: key == nil ? ["localhost", host.lowercased()] : nil,
                 log: { Console.note($0) })
             let config = model.network.config
             Console.note(

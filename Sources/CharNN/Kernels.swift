@@ -24,6 +24,10 @@ enum Kernels {
         threads: Int, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
         packed: PackedMatrix, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
+        #if DEBUG
+        precondition(
+            packed.k == k && packed.n == n, "packed operand is \(packed.k)x\(packed.n), product needs \(k)x\(n)")
+        #endif
         let panel = Int(ck_gemm_panel_width(packed.isa))
         let panels = (n + panel - 1) / panel
         let parts = min(threads, panels)

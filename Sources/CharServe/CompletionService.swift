@@ -2,6 +2,10 @@ import CharLM
 import CharNN
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Events of several jobs, handed from the engine's thread to a connection's thread.
 public final class EventQueue: @unchecked Sendable {
     private let condition = NSCondition()
@@ -66,12 +70,10 @@ public final class CompletionService: @unchecked Sendable {
             sendJSON(connection, request, status: status, error.json)
         }
         let seconds = String(format: "%.3f", Date().timeIntervalSince(start))
-        // Error details can quote the client (a field name): no control characters in the log.
-        detail = String(
-            String.UnicodeScalarView(detail.unicodeScalars.map { $0.value < 32 || $0.value == 127 ? "?" : $0 }))
         log(
-            "\(ISO8601DateFormatter().string(from: Date())) \(connection.peer) \(request.method) \(request.path) "
-                + "\(status) \(seconds)s\(detail.isEmpty ? "" : " " + detail)")
+            Self.printable(
+                "\(ISO8601DateFormatter().string(from: Date())) \(connection.peer) \(request.method) \(request.path) "
+                    + "\(status) \(seconds)s\(detail.isEmpty ? "" : " " + detail)"))
     }
 
     private func sendJSON(_ connection: HTTPConnection, _ request: HTTPRequest, status: Int = 200, _ body: String) {
@@ -82,19 +84,18 @@ public final class CompletionService: @unchecked Sendable {
 
     /// Answers one request; returns its status and a detail for the log.
     private func route(_ request: HTTPRequest, _ connection: HTTPConnection) throws(OpenAIError) -> (Int, String) {
-        if let allowedHosts, let host = request.header("Host"), !allowedHosts.contains(Self.hostName(host)) {
+        guard let host = request.header("Host") ?? (request.version == "HTTP/1.0" ? "" : nil) else {
+            throw OpenAIError(status: 400, message: "an HTTP/1.1 request needs a Host header")
+        }
+        if let allowedHosts, !host.isEmpty, !Self.isIPLiteral(Self.hostName(host)),
+            !allowedHosts.contains(Self.hostName(host))
+        {
             // A page elsewhere cannot reach a server on this machine through a name it controls
-            // (DNS rebinding): without an API key, only the names of this machine are accepted.
+            // (DNS rebinding, which needs a name): without an API key, only addresses and this
+            // server's own names are accepted.
             throw OpenAIError(
                 status: 403,
                 message: "Host '\(host)' is not this server's; start it with --api-key to accept other names")
-        }
-        if request.method == "POST" {
-            // JSON only: a cross-site form or text/plain post cannot reach the API.
-            let type = request.header("Content-Type")?.lowercased() ?? ""
-            guard type.hasPrefix("application/json") else {
-                throw OpenAIError(status: 415, message: "send the body as JSON, with Content-Type: application/json")
-            }
         }
         let needsKey = request.path.hasPrefix("/v1/") || request.path.hasPrefix("/api/")
         if needsKey, let apiKey {
@@ -106,6 +107,11 @@ public final class CompletionService: @unchecked Sendable {
         func method(_ allowed: String) throws(OpenAIError) {
             guard request.method == allowed else {
                 throw OpenAIError(status: 405, message: "\(request.path) takes \(allowed), not \(request.method)")
+            }
+            // JSON only: a cross-site form or text/plain post cannot reach the API.
+            let type = request.header("Content-Type")?.lowercased() ?? ""
+            guard allowed != "POST" || type.hasPrefix("application/json") else {
+                throw OpenAIError(status: 415, message: "send the body as JSON, with Content-Type: application/json")
             }
         }
         switch request.path {
@@ -164,6 +170,19 @@ public final class CompletionService: @unchecked Sendable {
                 "vocabulary_size": c.vocabularySize,
             ],
         ]
+    }
+
+    /// `text` with control characters (C0, DEL, C1) as "?": the log line quotes the client.
+    static func printable(_ text: String) -> String {
+        String(
+            String.UnicodeScalarView(
+                text.unicodeScalars.map { $0.value < 32 || (0x7F...0x9F).contains($0.value) ? "?" : $0 }))
+    }
+
+    /// Whether `host` is an IPv4 or IPv6 address rather than a name.
+    static func isIPLiteral(_ host: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }
 
     /// The host part of a Host header: "127.0.0.1:8080" → "127.0.0.1", "[::1]:80" → "::1".

@@ -168,11 +168,13 @@ extension HTTPRequest {
         var previous: UInt8 = 0
         for byte in bytes {
             let bareLF = byte == 10 && previous != 13
-            if (byte < 32 && byte != 13 && byte != 10 && byte != 9) || byte == 127 || bareLF {
+            let bareCR = previous == 13 && byte != 10
+            if (byte < 32 && byte != 13 && byte != 10 && byte != 9) || byte == 127 || bareLF || bareCR {
                 return .failure(HeadError(status: 400, message: "control characters in the request head"))
             }
             previous = byte
         }
+        if previous == 13 { return .failure(HeadError(status: 400, message: "control characters in the request head")) }
         let head = String(decoding: bytes, as: UTF8.self)
         var lines = head.components(separatedBy: "\r\n")
         let requestLine = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: false)
@@ -236,7 +238,7 @@ public final class HTTPConnection: @unchecked Sendable {
             switch readRequest(idle: first ? limits.requestSeconds : limits.idleSeconds) {
             case .request(let request):
                 handler(request, self)
-                if !request.keepAlive || broken { return }
+                if !request.keepAlive || broken || closeAfterResponse { return }
             case .closed:
                 return
             case .error(let status, let message):
@@ -271,7 +273,7 @@ public final class HTTPConnection: @unchecked Sendable {
                 break
             }
             searched = buffer.count
-            if buffer.count > limits.maxHeaderBytes { break }
+            if buffer.count > limits.maxHeaderBytes + 3 { break }
             let wait = deadline.map { $0.timeIntervalSinceNow } ?? Double(idle)
             guard wait > 0, fill(timeout: wait) else {
                 return buffer.isEmpty ? .closed : .error(408, "the request did not arrive in time")
@@ -402,12 +404,15 @@ public final class HTTPConnection: @unchecked Sendable {
     /// connection as the end of the body.
     func startChunks(status: Int, headers: [(String, String)], request: HTTPRequest) {
         chunked = request.version == "HTTP/1.1"
+        if !chunked { closeAfterResponse = true }
         let framing = chunked ? "Transfer-Encoding: chunked\r\n" : ""
         let keepAlive = chunked && request.keepAlive
         write(Array((head(status: status, headers: headers, keepAlive: keepAlive) + framing + "\r\n").utf8))
     }
 
     private var chunked = true
+    /// Set by a response whose end is the end of the connection (a stream to HTTP/1.0).
+    private(set) var closeAfterResponse = false
 
     @discardableResult
     func sendChunk(_ bytes: [UInt8]) -> Bool {

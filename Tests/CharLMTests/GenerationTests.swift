@@ -73,16 +73,7 @@ import Testing
 
 /// Generation from a small trained model.
 @Suite(.serialized) struct GenerationTests {
-    static let trained: (URL, LanguageModel) = {
-        let dir = temporaryDirectory("generation")
-        var t = smallTraining(steps: 40, evalEvery: 20)
-        t.threads = 1
-        _ = try! Trainer.start(
-            corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("run"),
-            config: smallConfig(training: t)
-        ).train()
-        return (dir, try! LanguageModel.load(dir.appendingPathComponent("run")))
-    }()
+    static let trained = smallBracketsModel("generation")
 
     var model: LanguageModel { Self.trained.1 }
 

@@ -47,16 +47,7 @@ final class JobRecorder: @unchecked Sendable {
 
 /// The serving engine (continuous batching) and activation traces, on a small trained model.
 @Suite(.serialized) struct ServingTests {
-    static let trained: (URL, LanguageModel) = {
-        let dir = temporaryDirectory("serving")
-        var t = smallTraining(steps: 40, evalEvery: 20)
-        t.threads = 1
-        _ = try! Trainer.start(
-            corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("run"),
-            config: smallConfig(training: t)
-        ).train()
-        return (dir, try! LanguageModel.load(dir.appendingPathComponent("run")))
-    }()
+    static let trained = smallBracketsModel("serving")
 
     var model: LanguageModel { Self.trained.1 }
 

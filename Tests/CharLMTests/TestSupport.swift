@@ -76,6 +76,19 @@ final class LossRecorder: @unchecked Sendable {
     }
 }
 
+/// A small model trained for 40 steps on brackets.txt on one thread, in a temporary
+/// directory: (the directory, the model).
+func smallBracketsModel(_ name: String) -> (URL, LanguageModel) {
+    let dir = temporaryDirectory(name)
+    var t = smallTraining(steps: 40, evalEvery: 20)
+    t.threads = 1
+    _ = try! Trainer.start(
+        corpus: projectCorpus("brackets.txt"), runDirectory: dir.appendingPathComponent("run"),
+        config: smallConfig(training: t)
+    ).train()
+    return (dir, try! LanguageModel.load(dir.appendingPathComponent("run")))
+}
+
 /// A small model trained for `steps` steps on brackets.txt, in DIR/run.
 func trainedRun(in directory: URL, steps: Int) throws -> URL {
     let run = directory.appendingPathComponent("run")

@@ -164,7 +164,16 @@ final class TestServer: @unchecked Sendable {
 
     /// Sends `bytes` on a new connection and returns everything the server sends until it closes
     /// (`closeAfter`: hang up after that many bytes of response instead).
-    func exchange(_ bytes: [UInt8], closeAfter: Int? = nil, timeout: Double = 20) throws -> String {
+    func exchange(_ bytes: [UInt8], closeAfter: Int? = nil, timeout: Double = 20, addHost: Bool = true) throws -> String
+    {
+        var bytes = bytes
+        // HTTP/1.1 requires a Host header: add one after the request line unless there is one.
+        let text = String(decoding: bytes, as: UTF8.self)
+        if addHost, let lineEnd = text.range(of: "\r\n"), text[..<lineEnd.lowerBound].hasSuffix("HTTP/1.1"),
+            !text.lowercased().contains("\r\nhost:")
+        {
+            bytes = Array((text[..<lineEnd.upperBound] + "Host: 127.0.0.1\r\n" + text[lineEnd.upperBound...]).utf8)
+        }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -311,7 +320,7 @@ final class TestServer: @unchecked Sendable {
         let short = "POST /v1/completions HTTP/1.1\r\nContent-Length: 50\r\n\r\n{}"
         #expect(TestServer.status(try server.exchange(Array(short.utf8))) == 408, "a body that never arrives times out")
         // Two requests on one connection: keep-alive.
-        let two = "GET /health HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\nConnection: close\r\n\r\n"
+        let two = "GET /health HTTP/1.1\r\nHost: a\r\n\r\nGET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
         #expect(try server.exchange(Array(two.utf8)).components(separatedBy: "HTTP/1.1 200 OK").count == 3)
         // JSON only; a clean head; one length; shallow nesting; echo with logprobs is refused.
         let form =
@@ -321,6 +330,10 @@ final class TestServer: @unchecked Sendable {
         #expect(TestServer.status(try server.exchange(Array(escape.utf8))) == 400)
         let bareLF = "GET / HTTP/1.1\nX: y\r\nConnection: close\r\n\r\n"
         #expect(TestServer.status(try server.exchange(Array(bareLF.utf8))) == 400)
+        let bareCR = "GET /x\r2025 forged HTTP/1.1\r\nConnection: close\r\n\r\n"
+        #expect(TestServer.status(try server.exchange(Array(bareCR.utf8))) == 400)
+        #expect(CompletionService.printable("a\u{9B}b\u{1B}c\rd\u{7F}é") == "a?b?c?d?é")
+        #expect(TestServer.status(try server.request("POST", "/health", body: "{}")) == 405, "405 before 415")
         let twoLengths = "POST /v1/completions HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x"
         #expect(TestServer.status(try server.exchange(Array(twoLengths.utf8))) == 400)
         let deep = String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000)
@@ -365,9 +378,23 @@ final class TestServer: @unchecked Sendable {
         #expect(streamed == ((plain["choices"] as? [[String: Any]])?.first?["text"] as? String))
     }
 
+    @Test func anHTTP10StreamEndsTheConnection() throws {
+        let body = #"{"prompt": "(", "max_tokens": 10, "stream": true}"#
+        let text =
+            "POST /v1/completions HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
+        let start = Date()
+        let response = try server.exchange(Array(text.utf8), timeout: 10)
+        #expect(response.hasSuffix("data: [DONE]\n\n") && Date().timeIntervalSince(start) < 5, "closed at the end")
+    }
+
     @Test func otherHostNamesAreRefusedWithoutAKey() throws {
-        let local = try TestServer(allowedHosts: ["127.0.0.1", "localhost", "::1"])
+        let local = try TestServer(allowedHosts: ["localhost"])
         #expect(TestServer.status(try local.request("GET", "/v1/models", headers: ["Host: evil.example:8080"])) == 403)
+        #expect(TestServer.status(try local.request("GET", "/v1/models", headers: ["Host: 192.168.7.9:8080"])) == 200)
+        let noHost = "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n"
+        #expect(TestServer.status(try local.exchange(Array(noHost.utf8), addHost: false)) == 400)
+        #expect(TestServer.status(try local.exchange(Array("GET /health HTTP/1.0\r\n\r\n".utf8))) == 200)
         #expect(TestServer.status(try local.request("GET", "/v1/models", headers: ["Host: localhost:8080"])) == 200)
         #expect(TestServer.status(try local.request("GET", "/v1/models", headers: ["Host: [::1]:8080"])) == 200)
         #expect(TestServer.status(try local.request("GET", "/health", headers: ["Host: 127.0.0.1"])) == 200)

@@ -62,24 +62,28 @@ struct Explain: ParsableCommand {
                 throw CharLMError.invalidOptions("\(file) is not valid UTF-8 text")
             }
             // Read a little more than needed so that the cut falls on a unit boundary.
-            let trace = try model.trace(String(text.prefix(maxChars * 2)), maxUnits: maxChars)
+            let trace: ActivationTrace
+            do {
+                trace = try model.trace(String(text.prefix(maxChars * 2)), maxUnits: maxChars)
+            } catch CharLMError.badPrompt(let message) {
+                // The same check as for a prompt, said of the file.
+                throw CharLMError.badPrompt(
+                    message.replacingOccurrences(of: "the prompt has", with: "\(file == "-" ? "the text" : file) has"))
+            }
             guard !trace.units.isEmpty else { throw CharLMError.invalidOptions("\(file) is empty") }
             let explanation = Explanation(trace: trace, top: top)
             let report =
                 json
                 ? ExplainReport.json(explanation, model: model, source: file)
                 : ExplainReport.html(explanation, model: model, source: file, excerpt: excerpt)
-            if let output {
-                do {
-                    try Data(report.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
-                } catch {
-                    throw CharLMError.invalidOptions("cannot write \(output): \(error.localizedDescription)")
-                }
+            // Written like every charlm output: atomically to a file, in place to a device.
+            var out = try CommandOutput(path: output, inputs: [file])
+            try out.write(report)
+            try out.finish()
+            if let output, output != "-" {
                 Console.note(
                     "charlm: read \(trace.units.count) characters at \(String(format: "%.3f", trace.meanBits)) bits each; "
                         + "wrote \(output)")
-            } else {
-                Console.out(report)
             }
         }
     }

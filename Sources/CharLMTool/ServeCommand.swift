@@ -96,8 +96,27 @@ struct Serve: ParsableCommand {
                 Console.note(
                     "charlm: warning: listening on \(host) without --api-key: anyone who can reach it can use it")
             }
+            Self.exitOnSignals()
             server.run { request, connection in service.handle(request, connection) }
         }
+    }
+
+    /// SIGINT, SIGTERM and SIGHUP end the server at once with 128 + the signal (there is nothing
+    /// to save), even when the parent started charlm with them ignored or blocked (a shell's
+    /// background job ignores SIGINT).
+    static func exitOnSignals() {
+        let handler: @convention(c) (Int32) -> Void = { signal in
+            let message = "\ncharlm: serve stopped\n"
+            _ = message.withCString { write(STDERR_FILENO, $0, strlen($0)) }
+            _exit(128 + signal)
+        }
+        var set = sigset_t()
+        sigemptyset(&set)
+        for number in [SIGINT, SIGTERM, SIGHUP] {
+            signal(number, handler)
+            sigaddset(&set, number)
+        }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     /// The model's name in the API: the run directory's name (or the weights file's folder).

@@ -26,6 +26,9 @@ struct TokenizerCommand: ParsableCommand {
 struct CommandOutput {
     private var buffer: [UInt8] = []
     private let file: DurableFile.Writer?
+    /// An existing output that is not a regular file (/dev/null, a FIFO, a terminal): written in
+    /// place, since replacing it by renaming a file over it would destroy it.
+    private let device: (descriptor: Int32, path: String)?
 
     /// Writes to `path`, or to standard output when `path` is nil or "-".
     /// - Parameter inputs: the files the command reads; an output that is one of them is refused.
@@ -34,11 +37,25 @@ struct CommandOutput {
             if let input = inputs.first(where: { sameFile($0, path) }) {
                 throw CharLMError.invalidOptions("the output \(path) is the input \(input); write to another file")
             }
-            do { file = try DurableFile.Writer(for: URL(fileURLWithPath: path)) } catch let error as DurableFileError {
-                throw CharLMError.unwritable(path: path, reason: error.reason)
+            var status = stat()
+            if stat(path, &status) == 0 && (status.st_mode & S_IFMT) != S_IFREG {
+                let descriptor = open(path, O_WRONLY | O_CLOEXEC)
+                guard descriptor >= 0 else {
+                    throw CharLMError.unwritable(path: path, reason: String(cString: strerror(errno)))
+                }
+                device = (descriptor, path)
+                file = nil
+            } else {
+                device = nil
+                do { file = try DurableFile.Writer(for: URL(fileURLWithPath: path)) } catch let error
+                    as DurableFileError
+                {
+                    throw CharLMError.unwritable(path: path, reason: error.reason)
+                }
             }
         } else {
             file = nil
+            device = nil
         }
         buffer.reserveCapacity(1 << 16)
     }
@@ -63,6 +80,18 @@ struct CommandOutput {
             do { try file.write(buffer) } catch let error as DurableFileError {
                 throw CharLMError.unwritable(path: error.path, reason: error.reason)
             }
+        } else if let device {
+            var written = 0
+            while written < buffer.count {
+                let n = buffer.withUnsafeBytes {
+                    Glibc.write(device.descriptor, $0.baseAddress! + written, $0.count - written)
+                }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    throw CharLMError.unwritable(path: device.path, reason: String(cString: strerror(errno)))
+                }
+                written += n
+            }
         } else {
             Console.out(buffer)
         }
@@ -72,6 +101,7 @@ struct CommandOutput {
     /// Writes what is buffered and, for a file, puts it in place.
     mutating func finish() throws {
         try flush()
+        if let device { close(device.descriptor) }
         do { try file?.commit() } catch let error as DurableFileError {
             throw CharLMError.unwritable(path: error.path, reason: error.reason)
         }

@@ -156,6 +156,7 @@ struct TokenizerCommandTests {
             (["tokenizer", "decode", tokenizer, "--ids", "1 x 2"], "found 'x' at byte offset 2"),
             (["tokenizer", "decode", tokenizer, "--ids", "1 99"], "token id 99 is out of range"),
             (["tokenizer", "build", corpus, "-o", workspace.path("no/dir/t.json")], "cannot write"),
+            (["tokenizer", "encode", tokenizer, corpus, "-o", "/dev/full"], "No space left on device"),
         ]
         for (arguments, expected) in cases {
             let result = try CommandLineTests.charlm(arguments, in: workspace.url)
@@ -166,6 +167,14 @@ struct TokenizerCommandTests {
             #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
         }
         #expect(!FileManager.default.fileExists(atPath: workspace.path("t2.json")))
+        // A device given as the output is written in place, never replaced by a file.
+        let toNull = try CommandLineTests.charlm(
+            ["tokenizer", "encode", tokenizer, corpus, "-o", "/dev/null"], in: workspace.url)
+        #expect(toNull.status == 0, "\(toNull.stderr)")
+        for device in ["/dev/null", "/dev/full"] {
+            var status = stat()
+            #expect(stat(device, &status) == 0 && (status.st_mode & S_IFMT) == S_IFCHR, "\(device) is still a device")
+        }
     }
 
     @Test("stats reports sizes, units, vocabulary and coverage")

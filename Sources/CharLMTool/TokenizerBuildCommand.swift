@@ -28,7 +28,10 @@ struct TokenizerBuild: ParsableCommand {
             throw CharLMError.invalidOptions("the output \(output) is the corpus \(corpus); write to another file")
         }
         let tokenizer = try Tokenizer.build(corpusFile: URL(fileURLWithPath: corpus), config: options.tokenizerConfig)
-        try tokenizer.save(to: URL(fileURLWithPath: output))
+        // Through CommandOutput: atomically to a file, in place to a device, "-" to stdout.
+        var out = try CommandOutput(path: output, inputs: [corpus])
+        try out.write(Array(tokenizer.jsonData()))
+        try out.finish()
         let units = tokenizer.vocabulary.filter { entry in
             switch entry.kind {
             case .unit: return true
@@ -37,8 +40,9 @@ struct TokenizerBuild: ParsableCommand {
             }
         }.count
         let reserved = tokenizer.vocabularySize - units
-        Console.out(
+        let summary =
             "wrote \(output): \(tokenizer.vocabularySize) tokens (\(units) units"
-                + (reserved > 0 ? " + \(reserved) reserved" : "") + ")\n")
+            + (reserved > 0 ? " + \(reserved) reserved" : "") + ")"
+        if output == "-" { Console.note(summary) } else { Console.out(summary + "\n") }
     }
 }

@@ -157,6 +157,7 @@ struct TokenizerCommandTests {
             (["tokenizer", "decode", tokenizer, "--ids", "1 99"], "token id 99 is out of range"),
             (["tokenizer", "build", corpus, "-o", workspace.path("no/dir/t.json")], "cannot write"),
             (["tokenizer", "encode", tokenizer, corpus, "-o", "/dev/full"], "No space left on device"),
+            (["tokenizer", "build", corpus, "-o", "/dev/full"], "No space left on device"),
         ]
         for (arguments, expected) in cases {
             let result = try CommandLineTests.charlm(arguments, in: workspace.url)

@@ -21,9 +21,11 @@ enum CheckpointFiles {
         return file
     }
 
-    /// The optimizer's step count and moments (flat over the parameters, in layout order), and
-    /// the hidden state (layers, batch, hidden).
-    static func optimizerFile(_ optimizer: Optimizer, hidden: RecurrentState, step: Int) -> SafeTensors {
+    /// The optimizer's step count and moments (flat over the parameters, in layout order), the
+    /// hidden state (layers, batch, hidden), and the averaged weights when the run keeps them.
+    static func optimizerFile(_ optimizer: Optimizer, hidden: RecurrentState, averaged: FloatBuffer?, step: Int)
+        -> SafeTensors
+    {
         var file = SafeTensors()
         file.metadata = ["charlm_step": String(step), "optimizer": optimizer.config.kind.rawValue]
         file.add("step", shape: [1], int64: [Int64(optimizer.step)])
@@ -33,8 +35,12 @@ enum CheckpointFiles {
         let shape = [hidden.layers, hidden.batchSize, hidden.hiddenSize]
         hidden.h.withUnsafeBufferPointer { file.add("hidden.h", shape: shape, values: $0) }
         hidden.c?.withUnsafeBufferPointer { file.add("hidden.c", shape: shape, values: $0) }
+        averaged?.withUnsafeBufferPointer { file.add(averagedWeightsName, shape: [$0.count], values: $0) }
         return file
     }
+
+    /// The tensor of optimizer.safetensors that holds the averaged weights (flat, layout order).
+    static let averagedWeightsName = "averaged_weights"
 
     /// The step a file records, if it records one.
     static func step(of file: SafeTensors) -> String? {
@@ -65,10 +71,10 @@ enum CheckpointFiles {
         network.parametersDidChange()
     }
 
-    /// Restores the optimizer's state and the carried hidden state.
-    static func loadOptimizer(_ file: SafeTensors, into optimizer: Optimizer, hidden: RecurrentState, source: String)
-        throws
-    {
+    /// Restores the optimizer's state, the carried hidden state and the averaged weights.
+    static func loadOptimizer(
+        _ file: SafeTensors, into optimizer: Optimizer, hidden: RecurrentState, averaged: FloatBuffer?, source: String
+    ) throws {
         guard file.metadata["optimizer"] == optimizer.config.kind.rawValue else {
             throw CharLMError.invalidFile(
                 path: source,
@@ -94,6 +100,14 @@ enum CheckpointFiles {
         if let c = hidden.c {
             let values = try file.floats("hidden.c", shape: shape, source: source)
             c.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = values[i] } }
+        }
+        if let averaged {
+            guard file.names.contains(averagedWeightsName) else {
+                throw CharLMError.invalidFile(
+                    path: source, reason: "holds no averaged weights, but config.json asks for weight averaging")
+            }
+            let values = try file.floats(averagedWeightsName, shape: [averaged.count], source: source)
+            averaged.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = values[i] } }
         }
     }
 }

@@ -91,10 +91,13 @@ public struct TokenSpan: Sendable {
     }
 }
 
-/// A training corpus, tokenized, with its train/validation split.
+/// A training corpus, tokenized, with its train/validation/test split.
 public struct Corpus: Sendable {
     public let train: TokenSpan
+    /// Picks the best checkpoint and stops training early.
     public let validation: TokenSpan
+    /// Plays no part in training: the loss reported for the best checkpoint (may be empty).
+    public let test: TokenSpan
     /// Size of the corpus file in bytes.
     public let bytes: Int
 
@@ -122,11 +125,12 @@ public struct Corpus: Sendable {
     }
 
     /// Encodes `url` with `tokenizer` (streaming: the text is never held as a String) and
-    /// splits it: `split` decides which part is held out for validation (a `valFraction` of it),
-    /// unless `validationFile` is given.
+    /// splits it: `split` decides which parts are held out for validation (a `valFraction` of
+    /// it) and for the test (a `testFraction`). With a `validationFile`, that file is the
+    /// validation text and only the test part is held out of `url`.
     public static func load(
-        _ url: URL, tokenizer: Tokenizer, valFraction: Double, split: ValidationSplit = .tail,
-        validationFile: URL?
+        _ url: URL, tokenizer: Tokenizer, valFraction: Double, testFraction: Double = 0,
+        split: ValidationSplit = .tail, validationFile: URL?
     ) throws -> Corpus {
         try checkReadable(url)
         let bytes = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
@@ -134,11 +138,30 @@ public struct Corpus: Sendable {
         if let validationFile {
             try checkReadable(validationFile)
             let validation = try encode(validationFile, tokenizer: tokenizer)
-            return Corpus(train: TokenSpan(ids), validation: TokenSpan(validation), bytes: bytes)
+            let parts = split.ranges(count: ids.count, validation: 0, test: testFraction)
+            return Corpus(
+                train: TokenSpan(ids, ranges: parts.train), validation: TokenSpan(validation),
+                test: TokenSpan(ids, ranges: parts.test), bytes: bytes)
         }
-        let (train, validation) = split.ranges(count: ids.count, fraction: valFraction)
+        let parts = split.ranges(count: ids.count, validation: valFraction, test: testFraction)
         return Corpus(
-            train: TokenSpan(ids, ranges: train), validation: TokenSpan(ids, ranges: validation), bytes: bytes)
+            train: TokenSpan(ids, ranges: parts.train), validation: TokenSpan(ids, ranges: parts.validation),
+            test: TokenSpan(ids, ranges: parts.test), bytes: bytes)
+    }
+
+    /// The validation and test parts of `ids`, the encoded corpus of a run trained with
+    /// `training`, as the trainer held them out (no validation part when the run validated on
+    /// a file of its own).
+    public static func heldOut(_ ids: EncodedCorpus, training: TrainingConfig) -> (
+        validation: TokenSpan?, test: TokenSpan
+    ) {
+        let validationFraction = training.validationFile == nil ? training.valFraction : 0
+        let parts = training.validationSplit.ranges(
+            count: ids.count, validation: validationFraction, test: training.testFraction)
+        return (
+            training.validationFile == nil ? TokenSpan(ids, ranges: parts.validation) : nil,
+            TokenSpan(ids, ranges: parts.test)
+        )
     }
 
     private static func encode(_ url: URL, tokenizer: Tokenizer) throws -> EncodedCorpus {
@@ -210,23 +233,48 @@ public enum ValidationSplit: Codable, Sendable, Equatable, CustomStringConvertib
 
     /// The training and validation ranges of a corpus of `count` units.
     func ranges(count: Int, fraction: Double) -> (train: [Range<Int>], validation: [Range<Int>]) {
+        let split = ranges(count: count, validation: fraction, test: 0)
+        return (split.train, split.validation)
+    }
+
+    /// The training, validation and test ranges of a corpus of `count` units: `validation` and
+    /// `test` of it held out. With no test part the first two are what the two-way split gives.
+    func ranges(count: Int, validation fraction: Double, test testFraction: Double) -> (
+        train: [Range<Int>], validation: [Range<Int>], test: [Range<Int>]
+    ) {
+        let heldOutFraction = fraction + testFraction
         switch self {
         case .tail:
-            let split = count - Int((Double(count) * fraction).rounded())
-            return ([0..<split], [split..<count])
+            // Training text, then validation, then test at the very end.
+            let testStart = count - Int((Double(count) * testFraction).rounded())
+            let split = count - Int((Double(count) * heldOutFraction).rounded())
+            let parts = ([0..<split], [split..<testStart], [testStart..<count])
+            return (parts.0.filter { !$0.isEmpty }, parts.1.filter { !$0.isEmpty }, parts.2.filter { !$0.isEmpty })
         case .blocks(let size):
             // A short text has smaller blocks: at least 100 of them, so that it holds some out.
             let size = max(1, min(size, count / 100))
-            var train: [Range<Int>] = [], validation: [Range<Int>] = []
+            var train: [Range<Int>] = [], validation: [Range<Int>] = [], test: [Range<Int>] = []
             let blocks = (count + size - 1) / size
+            // Of the held-out blocks, this share goes to the test split, spread evenly too.
+            let testShare = heldOutFraction > 0 ? testFraction / heldOutFraction : 0
+            var heldOut = 0
             for block in 0..<blocks {
                 let range = (block * size)..<min(count, (block + 1) * size)
                 // Block b is held out when the running total of the fraction passes a whole
                 // number in it: evenly spaced, and exactly round(blocks x fraction) of them.
-                let heldOut = Int((Double(block + 1) * fraction).rounded()) > Int((Double(block) * fraction).rounded())
-                if heldOut { validation.append(range) } else { train.append(range) }
+                guard
+                    Int((Double(block + 1) * heldOutFraction).rounded())
+                        > Int((Double(block) * heldOutFraction).rounded())
+                else {
+                    train.append(range)
+                    continue
+                }
+                let isTest =
+                    Int((Double(heldOut + 1) * testShare).rounded()) > Int((Double(heldOut) * testShare).rounded())
+                if isTest { test.append(range) } else { validation.append(range) }
+                heldOut += 1
             }
-            return (Self.merged(train), Self.merged(validation))
+            return (Self.merged(train), Self.merged(validation), Self.merged(test))
         }
     }
 

@@ -126,6 +126,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
         config.training.epochs = nil
         config.training.validationSplit = .tail
         config.training.validationSampleSize = nil
+        config.training.testFraction = 0
+        config.training.averagingDecay = nil
         return config
     }
 

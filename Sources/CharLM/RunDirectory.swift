@@ -185,10 +185,12 @@ public struct RunDirectory: Sendable {
 
     /// Saves the latest checkpoint (weights, optimizer, hidden state, trainer state), keeping
     /// the one before it in .previous (invariants 1, 3 and 4).
-    func saveLatest(network: Network, optimizer: Optimizer, hidden: RecurrentState, trainer: TrainerState) throws {
+    func saveLatest(
+        network: Network, optimizer: Optimizer, hidden: RecurrentState, averaged: FloatBuffer?, trainer: TrainerState
+    ) throws {
         let contents = [
             CheckpointFiles.modelFile(network, step: trainer.step).encoded(),
-            CheckpointFiles.optimizerFile(optimizer, hidden: hidden, step: trainer.step).encoded(),
+            CheckpointFiles.optimizerFile(optimizer, hidden: hidden, averaged: averaged, step: trainer.step).encoded(),
             try trainer.jsonData(),
         ]
         do {
@@ -365,14 +367,16 @@ public struct RunDirectory: Sendable {
 
     /// Loads the latest consistent checkpoint into `network`, `optimizer` and `hidden`.
     /// - Returns: the trainer state, and a sentence saying why .previous was used, if it was.
-    func loadLatest(into network: Network, optimizer: Optimizer, hidden: RecurrentState) throws -> (
-        state: TrainerState, fallback: String?
-    ) {
+    func loadLatest(into network: Network, optimizer: Optimizer, hidden: RecurrentState, averaged: FloatBuffer?)
+        throws -> (
+            state: TrainerState, fallback: String?
+        )
+    {
         let latest = try latestCheckpoint()
         try CheckpointFiles.loadWeights(
             latest.model, into: network, source: latest.source.appendingPathComponent("model.safetensors").path)
         try CheckpointFiles.loadOptimizer(
-            latest.optimizer, into: optimizer, hidden: hidden,
+            latest.optimizer, into: optimizer, hidden: hidden, averaged: averaged,
             source: latest.source.appendingPathComponent("optimizer.safetensors").path)
         let fallback = latest.skipped.map {
             "the latest checkpoint cannot be used (\($0)); resuming from the previous one, at step \(latest.state.step)"

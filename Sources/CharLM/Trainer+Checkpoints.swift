@@ -39,7 +39,7 @@ extension Trainer {
             try run.keepCheckpoint(step: step, keep: config.training.keepCheckpoints)
         }
         if improved {
-            try run.saveBest(network: network, trainer: state)
+            try run.saveBest(network: evaluated, trainer: state)
             onEvent(.checkpoint(step: step, best: true, path: run.bestURL.path))
         }
         return loss
@@ -50,14 +50,28 @@ extension Trainer {
         corpus.validation.sample(atMost: config.training.validationSampleSize ?? .max)
     }
 
-    /// Mean loss on `span`, reporting progress as it goes.
-    func validationLoss(on span: TokenSpan, step: Int, onEvent: (TrainingEvent) -> Void) throws -> Double {
+    /// The best checkpoint's loss on the test split, when there is one of each. Every rank
+    /// reads best/ after the leader has finished writing it.
+    func bestTestLoss(onEvent: (TrainingEvent) -> Void) throws -> Double? {
+        guard corpus.test.count >= 2, let bestStep = state.bestStep else { return nil }
+        try communicator?.barrier()
+        let best = try Network(config: config.model)
+        let url = run.bestURL.appendingPathComponent("model.safetensors")
+        try best.loadWeights(SafeTensors(contentsOf: url), source: url.path)
+        return try validationLoss(on: corpus.test, step: bestStep, network: best, onEvent: onEvent)
+    }
+
+    /// Mean loss on `span` (of the weights validation uses unless `network` is given), reporting
+    /// progress as it goes.
+    func validationLoss(
+        on span: TokenSpan, step: Int, network: Network? = nil, onEvent: (TrainingEvent) -> Void
+    ) throws -> Double {
         let t = config.training
         var reported = -1.0
         let started = Date()
         let loss = try Evaluator.evaluate(
-            network: network, span: span, batchSize: t.batchSize, seqLength: t.seqLength, threads: t.threads,
-            communicator: communicator
+            network: network ?? evaluated, span: span, batchSize: t.batchSize, seqLength: t.seqLength,
+            threads: t.threads, communicator: communicator
         ) { fraction in
             if fraction - reported >= 0.01 || fraction == 1 {
                 reported = fraction
@@ -101,7 +115,8 @@ extension Trainer {
     /// Saves the latest checkpoint (see RunDirectory for how) and the metrics log.
     func saveLatest(onEvent: (TrainingEvent) -> Void) throws {
         guard writes else { return }
-        try run.saveLatest(network: network, optimizer: optimizer, hidden: hidden, trainer: state)
+        try run.saveLatest(
+            network: network, optimizer: optimizer, hidden: hidden, averaged: averaged?.parameters, trainer: state)
         try metrics.write()
         onEvent(.checkpoint(step: state.step, best: false, path: run.url.path))
     }
@@ -116,7 +131,7 @@ extension Trainer {
         let seed = generator.next()
         state.rng = generator.state
         let model = LanguageModel(
-            tokenizer: tokenizer, network: network, config: config, trainerState: state, weightsURL: run.modelURL)
+            tokenizer: tokenizer, network: evaluated, config: config, trainerState: state, weightsURL: run.modelURL)
         let t = config.training
         var request = GenerationRequest(
             prompt: t.samplePrompt, length: length, options: SamplingOptions(temperature: t.sampleTemperature),

@@ -47,6 +47,7 @@ extension Trainer {
         try stopIfAsked()
         let corpus = try Corpus.load(
             corpusURL, tokenizer: tokenizer, valFraction: config.training.valFraction,
+            testFraction: config.training.testFraction,
             split: config.training.validationSplit,
             validationFile: config.training.validationFile.map { URL(fileURLWithPath: $0) })
         try stopIfAsked()
@@ -60,17 +61,21 @@ extension Trainer {
         let network = try Network(config: config.model, seed: config.training.seed)
         if let source { try transplant(source, into: network, tokenizer: tokenizer) }
         let optimizer = try Optimizer(config: config.training.optimizer, parameterCount: network.parameterCount)
+        let averaged = try config.training.averagingDecay.map { _ in try Network(config: config.model) }
+        averaged?.parameters.copy(from: network.parameters)
         var state = TrainerState()
         state.learningRate = config.training.optimizer.learningRate
         state.rng = SeededGenerator(seed: config.training.seed ^ 0x5A5A_5A5A).state
         let trainer = try Trainer(
             run: run, config: config, tokenizer: tokenizer, corpus: corpus, network: network,
             optimizer: optimizer, hidden: RecurrentState(config: config.model, batchSize: config.training.batchSize),
-            state: state, resumedFrom: nil)
+            averaged: averaged, state: state, resumedFrom: nil)
         // A step-0 checkpoint, so that even a crash during the first save leaves one to resume.
         if writes {
             trainer.lock = try run.create(config: config, tokenizer: tokenizer, overwrite: overwrite) { staging in
-                try staging.saveLatest(network: network, optimizer: optimizer, hidden: trainer.hidden, trainer: state)
+                try staging.saveLatest(
+                    network: network, optimizer: optimizer, hidden: trainer.hidden, averaged: averaged?.parameters,
+                    trainer: state)
             }
         }
         return trainer
@@ -191,6 +196,7 @@ extension Trainer {
         }
         let corpus = try Corpus.load(
             URL(fileURLWithPath: path), tokenizer: tokenizer, valFraction: config.training.valFraction,
+            testFraction: config.training.testFraction,
             split: config.training.validationSplit,
             validationFile: config.training.validationFile.map { URL(fileURLWithPath: $0) })
         if let recorded = config.corpusUnits, recorded != corpus.train.corpus.count {
@@ -205,7 +211,10 @@ extension Trainer {
         let network = try Network(config: config.model)
         let optimizer = try Optimizer(config: config.training.optimizer, parameterCount: network.parameterCount)
         let hidden = RecurrentState(config: config.model, batchSize: config.training.batchSize)
-        let checkpoint = try run.loadLatest(into: network, optimizer: optimizer, hidden: hidden)
+        let averaged = try config.training.averagingDecay.map { _ in try Network(config: config.model) }
+        let checkpoint = try run.loadLatest(
+            into: network, optimizer: optimizer, hidden: hidden, averaged: averaged?.parameters)
+        averaged?.parametersDidChange()
         if let fallback = checkpoint.fallback { notices.append(fallback) }
         let ranks = world?.size ?? 1
         if (checkpoint.state.ranks ?? 1) != ranks {
@@ -216,7 +225,8 @@ extension Trainer {
         }
         let trainer = try Trainer(
             run: run, config: config, tokenizer: tokenizer, corpus: corpus, network: network,
-            optimizer: optimizer, hidden: hidden, state: checkpoint.state, resumedFrom: checkpoint.state.step)
+            optimizer: optimizer, hidden: hidden, averaged: averaged, state: checkpoint.state,
+            resumedFrom: checkpoint.state.step)
         trainer.startNotices = notices
         trainer.lock = lock
         guard checkpoint.state.cursor <= trainer.batcher.chunksPerEpoch else {

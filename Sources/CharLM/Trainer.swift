@@ -20,6 +20,11 @@ public final class Trainer: @unchecked Sendable {
     public let corpus: Corpus
     public let network: Network
     let optimizer: Optimizer
+    /// The exponential moving average of the weights (with `averagingDecay`): what validation,
+    /// previews and best/ see. nil: they see `network`.
+    let averaged: Network?
+    /// The weights validation, previews and best/ use.
+    var evaluated: Network { averaged ?? network }
     /// The hidden state carried from one chunk to the next, (layers, batch, hidden), and its
     /// copy from before the step, put back when a step is not applied.
     let hidden: RecurrentState
@@ -47,8 +52,8 @@ public final class Trainer: @unchecked Sendable {
 
     init(
         run: RunDirectory, config: RunConfig, tokenizer: Tokenizer, corpus: Corpus, network: Network,
-        optimizer: Optimizer, hidden: RecurrentState, state: TrainerState, resumedFrom: Int?,
-        communicator: Communicator? = Distributed.world
+        optimizer: Optimizer, hidden: RecurrentState, averaged: Network? = nil, state: TrainerState,
+        resumedFrom: Int?, communicator: Communicator? = Distributed.world
     ) throws {
         let t = config.training
         self.communicator = communicator
@@ -66,6 +71,7 @@ public final class Trainer: @unchecked Sendable {
         self.corpus = corpus
         self.network = network
         self.optimizer = optimizer
+        self.averaged = averaged
         self.hidden = hidden
         hiddenBefore = hidden.clone()
         self.state = state
@@ -124,7 +130,7 @@ public final class Trainer: @unchecked Sendable {
                 TrainingStart(
                     runDirectory: run.url.path, resumedFromStep: resumedFrom, parameterCount: network.parameterCount,
                     vocabularySize: tokenizer.vocabularySize, trainUnits: corpus.train.count,
-                    validationUnits: corpus.validation.count,
+                    validationUnits: corpus.validation.count, testUnits: corpus.test.count,
                     stepsPerEpoch: batcher.chunksPerEpoch, kernels: BLAS.info.summary, threads: runner.threads,
                     ranks: communicator?.size ?? 1)))
         for notice in startNotices { onEvent(.notice(notice)) }
@@ -147,7 +153,7 @@ public final class Trainer: @unchecked Sendable {
                 break
             }
             let step = state.step + 1
-            switch try trainStep(step, gradients: gradients) {
+            switch try trainStep(step, gradients: gradients, session: session) {
             case .applied(let outcome):
                 session.window.add(outcome)
                 if step % t.logEvery == 0 { report(step, session: &session, onEvent: onEvent) }
@@ -177,12 +183,14 @@ public final class Trainer: @unchecked Sendable {
             }
         }
         try finish(reason, session: &session, onEvent: onEvent)
+        let testLoss = reason == .diverged || reason == .interrupted ? nil : try bestTestLoss(onEvent: onEvent)
         return TrainingSummary(
             reason: reason, step: state.step,
             epoch: Double(state.epoch) + Double(state.cursor) / Double(batcher.chunksPerEpoch),
             bestValidationLoss: state.bestValidationLoss,
             bestStep: state.bestStep, lastValidationLoss: session.lastValidation,
-            elapsedSeconds: session.elapsed, runDirectory: run.url.path)
+            elapsedSeconds: session.elapsed, runDirectory: run.url.path, testLoss: testLoss,
+            testUnits: corpus.test.count)
     }
 
     /// What one call of `train` keeps between steps.
@@ -209,6 +217,20 @@ public final class Trainer: @unchecked Sendable {
     }
 
     // MARK: - Stopping
+
+    /// The learning-rate schedule's factor at `step`: `auto` decays to the end of a step or time
+    /// limit, `cosine` to the end of an epoch limit too.
+    func scheduleFactor(step: Int, session: Session) -> Float {
+        let t = config.training
+        var timeUsed: Double?
+        if let limit = t.timeLimit {
+            // Training ends where the time left is what the final validations need.
+            let end = limit - finalValidationSeconds(session)
+            timeUsed = end > 0 ? session.elapsed / end : 1
+        }
+        let total = t.schedule == .auto ? t.maxSteps : totalSteps
+        return t.schedule.factor(step: step, totalSteps: total, timeUsed: timeUsed)
+    }
 
     /// Steps this run takes in all, when a step or epoch limit says (for the schedule and the ETA).
     var totalSteps: Int? {
@@ -255,6 +277,8 @@ public final class Trainer: @unchecked Sendable {
         guard let perUnit = validationSecondsPerUnit ?? estimate else { return 0 }
         var units = session.evaluatedAtStep == state.step ? 0 : validationSample.count
         if validationSample.count < corpus.validation.count { units += corpus.validation.count }
+        // And the best checkpoint's test loss.
+        units += corpus.test.count
         return perUnit * Double(units)
     }
 
@@ -305,10 +329,10 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// One optimizer step on the next chunk: forward, backward, clipping, update.
-    private func trainStep(_ step: Int, gradients: FloatBuffer) throws -> StepOutcome {
+    private func trainStep(_ step: Int, gradients: FloatBuffer, session: Session) throws -> StepOutcome {
         let t = config.training
         let batch = batcher.batch(chunk: state.cursor)
-        let rate = t.optimizer.learningRate * t.schedule.factor(step: step, totalSteps: totalSteps) * state.rateFactor
+        let rate = t.optimizer.learningRate * scheduleFactor(step: step, session: session) * state.rateFactor
         hiddenBefore.copy(from: hidden)
         let key = Self.dropoutKey(seed: t.seed, step: step)
         let loss =
@@ -331,6 +355,9 @@ public final class Trainer: @unchecked Sendable {
             step % t.logEvery == 0 ? layerGradientNorms(gradients, scale: clipped ? norm / Double(t.gradClip) : 1) : []
         optimizer.update(parameters: network.parameters, gradients: gradients, learningRate: rate)
         network.parametersDidChange()
+        if let averaged, let decay = t.averagingDecay {
+            Self.average(averaged, toward: network, decay: decay, step: step)
+        }
         state.learningRate = rate
         state.runningLoss += loss
         state.runningCount += 1
@@ -469,6 +496,15 @@ public final class Trainer: @unchecked Sendable {
         return (layout.layerRanges + [layout.outputRange]).map {
             GradientClipping.norm(gradients, offset: $0.lowerBound, count: $0.count) * scale
         }
+    }
+
+    /// One step of the moving average: a += (1 - d)(w - a), with d = min(decay, (1 + step) /
+    /// (10 + step)) so that early on the average follows the weights rather than their
+    /// random start.
+    static func average(_ averaged: Network, toward network: Network, decay: Float, step: Int) {
+        let d = min(decay, Float(1 + step) / Float(10 + step))
+        averaged.parameters.move(toward: network.parameters, weight: 1 - d)
+        averaged.parametersDidChange()
     }
 
     /// The dropout masks of a step depend only on the seed and the step (and, inside the

@@ -6,15 +6,24 @@ import Foundation
 public enum LearningRateSchedule: Codable, Sendable, Equatable, CustomStringConvertible {
     /// The base rate throughout.
     case constant
+    /// charlm's default: when a step or time limit bounds the run, a linear warm-up over
+    /// `autoWarmup` steps (2% of a shorter step limit), then a cosine decay to `autoMinFactor`
+    /// x the base rate at the end of the budget; the base rate throughout otherwise. A run
+    /// resumed with a longer limit decays to the new end from where it is.
+    case auto
     /// Multiply by `factor` every `every` steps.
     case step(every: Int, factor: Float)
     /// Linear warm-up over `warmup` steps, then a cosine decay to `minFactor` x the base rate
-    /// at the last step (needs a step or epoch limit).
+    /// at the end of the run's budget (needs a step, epoch or time limit).
     case cosine(warmup: Int, minFactor: Float)
     /// Multiply by `factor` when `patience` validations in a row bring no improvement.
     case plateau(factor: Float, patience: Int)
 
-    /// Parses the command-line spelling: `constant`, `step:EVERY:FACTOR`,
+    /// Warm-up steps and final factor of `auto`.
+    public static let autoWarmup = 100
+    public static let autoMinFactor: Float = 0.1
+
+    /// Parses the command-line spelling: `auto`, `constant`, `step:EVERY:FACTOR`,
     /// `cosine[:WARMUP[:MIN_FACTOR]]`, `plateau[:FACTOR[:PATIENCE]]`.
     public init(parsing text: String) throws {
         let parts = text.lowercased().split(separator: ":", omittingEmptySubsequences: false).map(String.init)
@@ -27,6 +36,7 @@ public enum LearningRateSchedule: Codable, Sendable, Equatable, CustomStringConv
         }
         switch parts[0] {
         case "constant" where parts.count == 1: self = .constant
+        case "auto" where parts.count == 1: self = .auto
         case "step":
             guard parts.count == 3 else {
                 throw CharLMError.invalidOptions("a step schedule is step:EVERY:FACTOR, e.g. step:2000:0.5")
@@ -38,8 +48,8 @@ public enum LearningRateSchedule: Codable, Sendable, Equatable, CustomStringConv
             self = .plateau(factor: try number(1, Float(0.5)), patience: try number(2, 2))
         default:
             throw CharLMError.invalidOptions(
-                "learning-rate schedule '\(text)': expected constant, step:EVERY:FACTOR, cosine[:WARMUP[:MIN]] or "
-                    + "plateau[:FACTOR[:PATIENCE]]"
+                "learning-rate schedule '\(text)': expected auto, constant, step:EVERY:FACTOR, cosine[:WARMUP[:MIN]] "
+                    + "or plateau[:FACTOR[:PATIENCE]]"
             )
         }
         try validate()
@@ -47,7 +57,7 @@ public enum LearningRateSchedule: Codable, Sendable, Equatable, CustomStringConv
 
     public func validate() throws {
         switch self {
-        case .constant: break
+        case .constant, .auto: break
         case .step(let every, let factor):
             guard every >= 1, factor > 0, factor <= 1 else {
                 throw CharLMError.invalidOptions("step schedule needs EVERY >= 1 and 0 < FACTOR <= 1")
@@ -66,23 +76,33 @@ public enum LearningRateSchedule: Codable, Sendable, Equatable, CustomStringConv
     public var description: String {
         switch self {
         case .constant: "constant"
+        case .auto: "auto"
         case .step(let every, let factor): "step:\(every):\(factor)"
         case .cosine(let warmup, let minFactor): "cosine:\(warmup):\(minFactor)"
         case .plateau(let factor, let patience): "plateau:\(factor):\(patience)"
         }
     }
 
-    /// The factor on the base rate at `step` (1-based), for the schedules that depend on the step only.
-    func factor(step: Int, totalSteps: Int?) -> Float {
+    /// The factor on the base rate at `step` (1-based), given what bounds the run: its steps
+    /// in all (from a step limit, or for `cosine` an epoch limit too) and the fraction of its
+    /// time limit used. The decay follows whichever of the two is further along.
+    func factor(step: Int, totalSteps: Int?, timeUsed: Double?) -> Float {
+        let (warmup, minFactor): (Int, Float)
         switch self {
         case .constant, .plateau: return 1
         case .step(let every, let factor): return pow(factor, Float((step - 1) / every))
-        case .cosine(let warmup, let minFactor):
-            if warmup > 0, step <= warmup { return Float(step) / Float(warmup) }
-            guard let total = totalSteps, total > warmup else { return 1 }
-            let progress = min(1, Double(step - warmup) / Double(total - warmup))
-            return minFactor + (1 - minFactor) * Float(0.5 * (1 + cos(Double.pi * progress)))
+        case .cosine(let w, let m): (warmup, minFactor) = (w, m)
+        case .auto:
+            guard totalSteps != nil || timeUsed != nil else { return 1 }
+            // A short step budget warms up over its first 2%.
+            (warmup, minFactor) = (min(Self.autoWarmup, (totalSteps ?? .max) / 50), Self.autoMinFactor)
         }
+        if warmup > 0, step <= warmup { return Float(step) / Float(warmup) }
+        var progress: Double?
+        if let total = totalSteps, total > warmup { progress = Double(step - warmup) / Double(total - warmup) }
+        if let timeUsed { progress = max(progress ?? 0, timeUsed) }
+        guard let progress else { return 1 }
+        return minFactor + (1 - minFactor) * Float(0.5 * (1 + cos(Double.pi * min(1, max(0, progress)))))
     }
 
     public init(from decoder: any Decoder) throws {
@@ -110,11 +130,17 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var batchSize: Int = 50
     public var seqLength: Int = 50
     public var optimizer = OptimizerConfig(kind: .adam, learningRate: 2e-3)
-    public var schedule: LearningRateSchedule = .constant
+    public var schedule: LearningRateSchedule = .auto
+    /// Decay of the exponential moving average of the weights that validation, previews and
+    /// best/ use (nil: the weights as trained). Training itself never reads the average.
+    public var averagingDecay: Float? = 0.999
     /// Maximum global gradient norm; 0 turns clipping off.
     public var gradClip: Float = 5
     /// Fraction of the corpus held out for validation, unless `validationFile` is set.
-    public var valFraction: Double = 0.1
+    public var valFraction: Double = 0.05
+    /// Fraction of the corpus held out for the test: text that plays no part in training or in
+    /// choosing the checkpoint, on which the best checkpoint's loss is reported (0: none).
+    public var testFraction: Double = 0.05
     /// Which part that is: blocks spread through the text (the default) or its end.
     public var validationSplit: ValidationSplit = .standard
     public var validationFile: String?
@@ -170,10 +196,19 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
             "batch size x sequence length must be at most \(Self.maximumStepCharacters) characters per step, got "
                 + "\(batchSize) x \(seqLength)"
         )
+        try check(
+            averagingDecay.map { $0 > 0 && $0 < 1 } ?? true,
+            "the weight-averaging decay must be between 0 and 1 (exclusive), got \(averagingDecay ?? 0)")
         try check(gradClip >= 0 && gradClip.isFinite, "gradient clipping must be 0 (off) or positive, got \(gradClip)")
         try check(
             validationFile != nil || (valFraction > 0 && valFraction < 1),
             "the validation fraction must be between 0 and 1 (exclusive), got \(valFraction)")
+        try check(
+            testFraction >= 0 && testFraction < 1,
+            "the test fraction must be at least 0 and below 1, got \(testFraction)")
+        try check(
+            (validationFile != nil ? 0 : valFraction) + testFraction < 1,
+            "the validation and test fractions together must leave some text to train on")
         if case .blocks(let size) = validationSplit {
             try check(size >= 1 && size <= 1 << 30, "the validation block size must be between 1 and 2^30, got \(size)")
         }
@@ -206,8 +241,8 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
             logEvery >= 1 && logEvery <= Self.maximumSteps, "log interval must be between 1 and \(Self.maximumSteps)")
         if case .cosine = schedule {
             try check(
-                maxSteps != nil || epochs != nil,
-                "a cosine schedule needs a step or epoch limit to know where training ends")
+                maxSteps != nil || epochs != nil || timeLimit != nil,
+                "a cosine schedule needs a step, epoch or time limit to know where training ends")
         }
         try schedule.validate()
         do { try optimizer.validate() } catch let e as NetworkError { throw CharLMError.invalidOptions("\(e)") }

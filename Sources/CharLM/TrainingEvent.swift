@@ -20,6 +20,8 @@ public struct TrainingStart: Sendable {
     public let vocabularySize: Int
     public let trainUnits: Int
     public let validationUnits: Int
+    /// Units of the test split (0: none is held out).
+    public var testUnits: Int = 0
     public let stepsPerEpoch: Int
     public let kernels: String
     public let threads: Int
@@ -78,4 +80,9 @@ public struct TrainingSummary: Sendable {
     public let lastValidationLoss: Double?
     public let elapsedSeconds: Double
     public let runDirectory: String
+    /// The best checkpoint's loss on the test split, which played no part in training or in
+    /// choosing that checkpoint (nil: no test split, or no checkpoint was validated).
+    public var testLoss: Double?
+    /// Units of the test split.
+    public var testUnits: Int = 0
 }

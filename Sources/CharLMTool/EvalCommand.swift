@@ -1,6 +1,7 @@
 import ArgumentParser
 import CharLM
 import CharNN
+import CharTokenizer
 import Foundation
 
 /// `charlm eval RUN FILE`: how well a model predicts a text.
@@ -9,7 +10,8 @@ struct Eval: ParsableCommand {
         abstract: "Loss, bits per unit and per character, and perplexity of a model on a text file.",
         discussion:
             "Uses the run's batch and sequence length by default, so that on the validation text it reports the "
-            + "trainer's validation loss."
+            + "trainer's validation loss. Given the corpus the run was trained on, it also reports the loss on the "
+            + "validation and test parts the trainer held out of it."
     )
 
     @Argument(help: ArgumentHelp("Run directory or model.safetensors.", valueName: "run"))
@@ -52,25 +54,37 @@ struct Eval: ParsableCommand {
             let unit = model.config.lossUnit
             let url = URL(fileURLWithPath: file)
             try Corpus.checkReadable(url)
-            let ids: TokenSpan
-            do { ids = TokenSpan(try model.tokenizer.encodeFile(url)) } catch let error as LocalizedError {
+            let encoded: EncodedCorpus
+            do { encoded = try model.tokenizer.encodeFile(url) } catch let error as LocalizedError {
                 throw CharLMError.badCorpus(path: file, reason: error.errorDescription ?? "\(error)")
             }
+            let ids = TokenSpan(encoded)
             guard ids.count >= 2 else {
                 throw CharLMError.badCorpus(path: file, reason: "needs at least 2 units to predict one")
             }
             let showProgress = Console.stderrIsTerminal && !json && ids.count > 200_000
             let start = Date()
-            let result = try Evaluator.evaluate(
-                network: model.network.rounded(to: precision), span: ids,
-                batchSize: batch ?? model.config.training.batchSize,
-                seqLength: seqLength ?? model.config.training.seqLength, threads: threads
-            ) { fraction in
-                if showProgress {
-                    Console.note(
-                        String(
-                            format: "\r\u{1B}[Kevaluating: %.0f%% (%@)", fraction * 100,
-                            Console.duration(Date().timeIntervalSince(start))), newline: false)
+            let network = model.network.rounded(to: precision)
+            func evaluate(_ span: TokenSpan) throws -> EvaluationResult {
+                try Evaluator.evaluate(
+                    network: network, span: span, batchSize: batch ?? model.config.training.batchSize,
+                    seqLength: seqLength ?? model.config.training.seqLength, threads: threads
+                ) { fraction in
+                    if showProgress {
+                        Console.note(
+                            String(
+                                format: "\r\u{1B}[Kevaluating: %.0f%% (%@)", fraction * 100,
+                                Console.duration(Date().timeIntervalSince(start))), newline: false)
+                    }
+                }
+            }
+            let result = try evaluate(ids)
+            // The run's own corpus (it encodes to the units the run recorded): its held-out parts too.
+            var parts: [(name: String, span: TokenSpan, result: EvaluationResult)] = []
+            if encoded.count == model.config.corpusUnits {
+                let heldOut = Corpus.heldOut(encoded, training: model.config.training)
+                for (name, span) in [("validation", heldOut.validation), ("test", heldOut.test)] {
+                    if let span, span.count >= 2 { parts.append((name, span, try evaluate(span))) }
                 }
             }
             if showProgress { Console.note("\r\u{1B}[K", newline: false) }
@@ -88,6 +102,11 @@ struct Eval: ParsableCommand {
                     "perplexity": result.perplexity, "model": model.weightsURL.path, "precision": precision.rawValue,
                 ]
                 if let characterBits { object["char_bits"] = characterBits }
+                for part in parts {
+                    object["\(part.name)_loss"] = part.result.nats
+                    object["\(part.name)_bits"] = part.result.bitsPerCharacter
+                    object["\(part.name)_units"] = part.span.count
+                }
                 Console.out(Console.json(object) + "\n")
             } else {
                 let perCharacter = characterBits.map {
@@ -99,7 +118,12 @@ struct Eval: ParsableCommand {
                         + String(format: "loss        %.4f nats/%@\n", result.nats, unit)
                         + String(format: "bits/%@   %.4f\n", unit, result.bitsPerCharacter)
                         + (perCharacter ?? "")
-                        + String(format: "perplexity  %.3f\n", result.perplexity))
+                        + String(format: "perplexity  %.3f\n", result.perplexity)
+                        + parts.map {
+                            String(
+                                format: "%@ split of the run's corpus: loss %.4f nats/%@ (%.4f bits/%@) on %d %@s\n",
+                                $0.name, $0.result.nats, unit, $0.result.bitsPerCharacter, unit, $0.span.count, unit)
+                        }.joined())
             }
         }
     }

@@ -123,8 +123,10 @@ struct OptimizationOptions: ParsableArguments {
     var lr: Float?
 
     @Option(
-        help:
-            "Learning-rate schedule: constant, step:EVERY:FACTOR, cosine[:WARMUP[:MIN]], plateau[:FACTOR[:PATIENCE]].",
+        help: ArgumentHelp(
+            "Learning-rate schedule: auto (the default: with a --time or --max-steps limit, 100 warm-up steps then a "
+                + "cosine decay to 0.1x at its end; constant otherwise), constant, step:EVERY:FACTOR, "
+                + "cosine[:WARMUP[:MIN]], plateau[:FACTOR[:PATIENCE]]."),
         transform: { try LearningRateSchedule(parsing: $0) })
     var lrSchedule: LearningRateSchedule?
 
@@ -137,8 +139,20 @@ struct OptimizationOptions: ParsableArguments {
     @Option(help: "Clip the global gradient norm to this; 0 turns clipping off (default 5).")
     var gradClip: Float?
 
-    @Option(help: "Fraction of the corpus held out for validation (default 0.1).")
+    @Option(
+        help: ArgumentHelp(
+            "Validate, preview and keep as best/ an exponential moving average of the weights with this decay per "
+                + "step; 0 uses the weights as trained (default 0.999).", valueName: "decay"))
+    var emaDecay: Float?
+
+    @Option(help: "Fraction of the corpus held out for validation: it picks the best checkpoint (default 0.05).")
     var valFraction: Double?
+
+    @Option(
+        help: ArgumentHelp(
+            "Fraction of the corpus held out for the test, on which the best checkpoint's loss is reported; no "
+                + "part of training sees it (default 0.05; 0: none)."))
+    var testFraction: Double?
 
     @Option(
         help: ArgumentHelp(
@@ -174,7 +188,9 @@ struct OptimizationOptions: ParsableArguments {
         options.set(\.training.optimizer.weightDecay, to: weightDecay, as: "--weight-decay")
         options.set(\.training.optimizer.momentum, to: momentum, as: "--momentum")
         options.set(\.training.gradClip, to: gradClip, as: "--grad-clip")
+        options.set(\.training.averagingDecay, to: emaDecay.map { $0 == 0 ? nil : $0 }, as: "--ema-decay")
         options.set(\.training.valFraction, to: valFraction, as: "--val-fraction")
+        options.set(\.training.testFraction, to: testFraction, as: "--test-fraction")
         options.set(\.training.validationSplit, to: valSplit, as: "--val-split")
         options.set(\.training.validationSampleSize, to: valSample.map { $0 == 0 ? nil : $0 }, as: "--val-sample")
         options.set(

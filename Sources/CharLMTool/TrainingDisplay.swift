@@ -44,7 +44,8 @@ struct TrainingDisplay {
             if let step = s.resumedFromStep { line("charlm: resuming \(s.runDirectory) at step \(step)") }
             line(
                 "charlm: \(s.parameterCount.formatted()) parameters, vocabulary \(s.vocabularySize), "
-                    + "\(s.trainUnits.formatted()) training and \(s.validationUnits.formatted()) validation \(unit)s, "
+                    + "\(s.trainUnits.formatted()) training, \(s.validationUnits.formatted()) validation"
+                    + (s.testUnits > 0 ? " and \(s.testUnits.formatted()) test" : "") + " \(unit)s, "
                     + "\(s.stepsPerEpoch) steps per epoch, \(s.threads) thread\(s.threads == 1 ? "" : "s")")
             line("charlm: kernels: \(s.kernels)")
             if s.ranks > 1 || Distributed.isAvailable { line("charlm: distributed: \(Distributed.summary)") }
@@ -87,6 +88,7 @@ struct TrainingDisplay {
             if let b = s.bestValidationLoss { object["best_val_loss"] = b }
             if let b = s.bestStep { object["best_step"] = b }
             if let v = s.lastValidationLoss { object["val_loss"] = v; object["val_bits"] = v / log(2) }
+            if let v = s.testLoss { object["test_loss"] = v; object["test_bits"] = v / log(2) }
             Console.out(Console.json(object) + "\n")
             return
         }
@@ -102,6 +104,12 @@ struct TrainingDisplay {
         )
         if let last = s.lastValidationLoss, s.step != s.bestStep {
             line(String(format: "charlm: the final weights: %.4f nats/%@ on the whole validation split", last, unit))
+        }
+        if let test = s.testLoss {
+            line(
+                String(
+                    format: "charlm: test loss of the best checkpoint %.4f nats/%@ (%.3f bits/%@) on %@ held-out %@s",
+                    test, unit, test / log(2), unit, s.testUnits.formatted(), unit))
         }
         let run = Self.shellQuoted(s.runDirectory)
         if let more = continuation(s) {
@@ -198,7 +206,8 @@ struct TrainingDisplay {
             return [
                 "event": "started", "run": s.runDirectory, "parameters": s.parameterCount,
                 "vocabulary_size": s.vocabularySize,
-                "train_units": s.trainUnits, "val_units": s.validationUnits, "steps_per_epoch": s.stepsPerEpoch,
+                "train_units": s.trainUnits, "val_units": s.validationUnits, "test_units": s.testUnits,
+                "steps_per_epoch": s.stepsPerEpoch,
                 "kernels": s.kernels, "threads": s.threads, "unit": unit, "ranks": s.ranks,
                 "resumed_from": s.resumedFromStep.map { $0 as Any } ?? NSNull(),
             ]

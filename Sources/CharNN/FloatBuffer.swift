@@ -108,6 +108,14 @@ public final class FloatBuffer: @unchecked Sendable {
         pointer.update(from: other.pointer, count: count)
     }
 
+    /// Moves every element `weight` of the way toward `other`'s (same count): x += weight (o - x),
+    /// one step of an exponential moving average.
+    public func move(toward other: FloatBuffer, weight: Float) {
+        precondition(other.count == count, "FloatBuffer average between different sizes")
+        let x = pointer, o = UnsafePointer(other.pointer)
+        for i in 0..<count { x[i] += weight * (o[i] - x[i]) }
+    }
+
     /// The elements as an array.
     public var array: [Float] {
         Array(UnsafeBufferPointer(start: pointer, count: count))

@@ -33,9 +33,11 @@ func writeFile(_ directory: URL, _ name: String, _ text: String) -> URL {
     return url
 }
 
-/// A small, quick training configuration.
+/// A small, quick training configuration, at a constant learning rate (QualityTests cover
+/// the default schedule, which decays to the end of the step limit).
 func smallTraining(steps: Int, evalEvery: Int = 10) -> TrainingConfig {
     var t = TrainingConfig()
+    t.schedule = .constant
     t.batchSize = 8
     t.seqLength = 16
     t.maxSteps = steps

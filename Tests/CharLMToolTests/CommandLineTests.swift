@@ -100,9 +100,14 @@ import Testing
     @Test func trainThenGenerateEvalAndInfo() throws {
         let dir = Self.temporary()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let train = try Self.charlm(["train", Self.corpus, "--max-steps", "20"] + Self.small, in: dir)
+        let train = try Self.charlm(["train", Self.corpus, "--max-steps", "20", "--json"] + Self.small, in: dir)
         #expect(train.status == 0, "\(train.stderr)")
-        #expect(train.stderr.contains("runs/brackets"), "says where the run went")
+        let events = train.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        let finished = try #require(events.first { $0["event"] as? String == "finished" })
+        let started = try #require(events.first { $0["event"] as? String == "started" })
+        #expect(finished["run"] as? String == "runs/brackets", "says where the run went")
         for file in [
             "config.json", "tokenizer.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json",
             "metrics.csv", "loss.svg", "best/model.safetensors",
@@ -147,6 +152,24 @@ import Testing
         #expect(abs(bpc - nats / log(2)) < 1e-9)
         #expect(result["chars"] as? Int == result["units"] as? Int, "one char per unit without a vocabulary limit")
         #expect(abs(try #require(result["char_bits"] as? Double) - bpc) < 1e-9)
+        // On the run's own corpus: the held-out parts, as the trainer measured them.
+        let testLoss = try #require(finished["test_loss"] as? Double)
+        #expect(
+            abs(try #require(result["test_loss"] as? Double) - testLoss) < 1e-6, "eval's test loss is the summary's")
+        #expect(result["test_units"] as? Int == started["test_units"] as? Int)
+        #expect(result["validation_units"] as? Int == started["val_units"] as? Int)
+        let bestValidation = try #require(finished["best_val_loss"] as? Double)
+        #expect(
+            abs(try #require(result["validation_loss"] as? Double) - bestValidation) < 1e-6,
+            "best/ on the validation part is the best validation loss")
+        let text = try Self.charlm(["eval", "runs/brackets", Self.corpus], in: dir)
+        #expect(
+            text.stdout.contains("test split of the run's corpus: loss")
+                && text.stdout.contains("validation split of the run's corpus"), "\(text.stdout)")
+        let part = String(try String(contentsOfFile: Self.corpus, encoding: .utf8).prefix(3000))
+        try Data(part.utf8).write(to: dir.appendingPathComponent("part.txt"))
+        let other = try Self.charlm(["eval", "runs/brackets", "part.txt", "--json"], in: dir)
+        #expect(other.status == 0 && !other.stdout.contains("test_loss"), "another text has no held-out parts")
 
         let info = try Self.charlm(["info", "runs/brackets"], in: dir)
         #expect(
@@ -280,9 +303,10 @@ import Testing
         #expect(try Self.charlm(["train"], in: dir).status == 64)
         #expect(try Self.charlm(["train", Self.corpus, "--batch", "0"], in: dir).status == 64)
         #expect(try Self.charlm(["train", Self.corpus, "--time", "soon"], in: dir).status == 64)
+        #expect(try Self.charlm(["train", Self.corpus, "--ema-decay", "1"], in: dir).status == 64)
         #expect(
-            try Self.charlm(["train", Self.corpus, "--lr-schedule", "cosine", "--time", "1m"], in: dir).status == 64,
-            "cosine without a step or epoch limit")
+            try Self.charlm(["train", Self.corpus, "--val-fraction", "0.5", "--test-fraction", "0.5"], in: dir).status
+                == 64, "nothing left to train on")
         #expect(try Self.charlm(["generate", "no-such-run"], in: dir).status == 1)
         let train = try Self.charlm(["train", Self.corpus, "--max-steps", "10"] + Self.small, in: dir)
         #expect(train.status == 0, "\(train.stderr)")

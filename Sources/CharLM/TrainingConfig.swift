@@ -6,10 +6,10 @@ import Foundation
 public enum LearningRateSchedule: Codable, Sendable, Equatable, CustomStringConvertible {
     /// The base rate throughout.
     case constant
-    /// charlm's default: when a step or time limit bounds the run, a linear warm-up over
-    /// `autoWarmup` steps (2% of a shorter step limit), then a cosine decay to `autoMinFactor`
-    /// x the base rate at the end of the budget; the base rate throughout otherwise. A run
-    /// resumed with a longer limit decays to the new end from where it is.
+    /// charlm's default: the base rate, and when a step or time limit bounds the run, a linear
+    /// decay over its last `autoDecayFraction` to `autoMinFactor` x the base rate at its end
+    /// (warmup-stable-decay without the warm-up, which measured slower). A run resumed with a
+    /// longer limit goes back to the stable phase until the new decay starts.
     case auto
     /// Multiply by `factor` every `every` steps.
     case step(every: Int, factor: Float)
@@ -19,8 +19,8 @@ public enum LearningRateSchedule: Codable, Sendable, Equatable, CustomStringConv
     /// Multiply by `factor` when `patience` validations in a row bring no improvement.
     case plateau(factor: Float, patience: Int)
 
-    /// Warm-up steps and final factor of `auto`.
-    public static let autoWarmup = 100
+    /// The last part of the budget over which `auto` decays, and its final factor.
+    public static let autoDecayFraction = 0.25
     public static let autoMinFactor: Float = 0.1
 
     /// Parses the command-line spelling: `auto`, `constant`, `step:EVERY:FACTOR`,
@@ -93,9 +93,13 @@ public enum LearningRateSchedule: Codable, Sendable, Equatable, CustomStringConv
         case .step(let every, let factor): return pow(factor, Float((step - 1) / every))
         case .cosine(let w, let m): (warmup, minFactor) = (w, m)
         case .auto:
-            guard totalSteps != nil || timeUsed != nil else { return 1 }
-            // A short step budget warms up over its first 2%.
-            (warmup, minFactor) = (min(Self.autoWarmup, (totalSteps ?? .max) / 50), Self.autoMinFactor)
+            var progress: Double?
+            if let total = totalSteps { progress = Double(step) / Double(total) }
+            if let timeUsed { progress = max(progress ?? 0, timeUsed) }
+            guard let progress else { return 1 }
+            let start = 1 - Self.autoDecayFraction
+            guard progress > start else { return 1 }
+            return 1 - (1 - Self.autoMinFactor) * Float(min(1, (progress - start) / Self.autoDecayFraction))
         }
         if warmup > 0, step <= warmup { return Float(step) / Float(warmup) }
         var progress: Double?
@@ -132,8 +136,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var optimizer = OptimizerConfig(kind: .adam, learningRate: 2e-3)
     public var schedule: LearningRateSchedule = .auto
     /// Decay of the exponential moving average of the weights that validation, previews and
-    /// best/ use (nil: the weights as trained). Training itself never reads the average.
-    public var averagingDecay: Float? = 0.999
+    /// best/ use (nil, the default: the weights as trained; at 10 minutes on tinyshakespeare
+    /// an average with 0.999 measured 0.0035 nats worse). Training itself never reads it.
+    public var averagingDecay: Float?
     /// Maximum global gradient norm; 0 turns clipping off.
     public var gradClip: Float = 5
     /// Fraction of the corpus held out for validation, unless `validationFile` is set.

@@ -45,6 +45,9 @@ struct Info: ParsableCommand {
                         "batch": t.batchSize, "seq_length": t.seqLength, "optimizer": t.optimizer.kind.rawValue,
                         "lr": Double(t.optimizer.learningRate), "schedule": t.schedule.description,
                         "grad_clip": Double(t.gradClip),
+                        "ema_decay": t.averagingDecay.map { Double($0) as Any } ?? NSNull(),
+                        "val_fraction": t.validationFile == nil ? t.valFraction as Any : NSNull(),
+                        "test_fraction": t.testFraction,
                     ],
                     "kernels": kernels.summary, "openblas_core": kernels.openBLASCore ?? NSNull(),
                     "kernel_isa": kernels.kernelISA, "weight_gradients": kernels.weightGradients,
@@ -86,6 +89,13 @@ struct Info: ParsableCommand {
                     "training",
                     "batch \(t.batchSize) x seq \(t.seqLength), \(t.optimizer.kind.rawValue) lr "
                         + "\(t.optimizer.learningRate) (\(t.schedule)), clip \(t.gradClip)"
+                        + (t.averagingDecay.map { ", weights averaged (decay \($0))" } ?? "")
+                ))
+            lines.append(
+                (
+                    "held out",
+                    (t.validationFile.map { "validation \($0)" } ?? "\(Self.percent(t.valFraction)) for validation")
+                        + (t.testFraction > 0 ? ", \(Self.percent(t.testFraction)) for the test" : ", no test split")
                 ))
             if let latest {
                 lines.append(
@@ -117,5 +127,11 @@ struct Info: ParsableCommand {
                 Console.out(key.padding(toLength: width + 2, withPad: " ", startingAt: 0) + value + "\n")
             }
         }
+    }
+
+    /// A fraction as a percentage: 5%, 2.5%.
+    static func percent(_ fraction: Double) -> String {
+        let value = fraction * 100
+        return (value == value.rounded() ? String(Int(value)) : String(format: "%.3g", value)) + "%"
     }
 }

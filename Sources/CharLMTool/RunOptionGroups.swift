@@ -124,9 +124,9 @@ struct OptimizationOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Learning-rate schedule: auto (the default: with a --time or --max-steps limit, 100 warm-up steps then a "
-                + "cosine decay to 0.1x at its end; constant otherwise), constant, step:EVERY:FACTOR, "
-                + "cosine[:WARMUP[:MIN]], plateau[:FACTOR[:PATIENCE]]."),
+            "Learning-rate schedule: auto (the default: with a --time or --max-steps limit, a straight decay to 0.1x "
+                + "over its last quarter; constant otherwise), constant, step:EVERY:FACTOR, cosine[:WARMUP[:MIN]] (to "
+                + "the end of the step, epoch or time limit), plateau[:FACTOR[:PATIENCE]]."),
         transform: { try LearningRateSchedule(parsing: $0) })
     var lrSchedule: LearningRateSchedule?
 
@@ -142,7 +142,7 @@ struct OptimizationOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "Validate, preview and keep as best/ an exponential moving average of the weights with this decay per "
-                + "step; 0 uses the weights as trained (default 0.999).", valueName: "decay"))
+                + "step, e.g. 0.999 (default 0: the weights as trained).", valueName: "decay"))
     var emaDecay: Float?
 
     @Option(help: "Fraction of the corpus held out for validation: it picks the best checkpoint (default 0.05).")

@@ -34,7 +34,9 @@ same() {  # same A B TOLERANCE WHAT
         fail "$4 ($out)"
     fi
 }
-small=(--hidden 32 --layers 2 --batch 9 --seq-length 16 --eval-every 10 --sample-every 0 --quiet)
+# A constant rate: a run resumed with a longer step limit then continues as one run with that
+# limit would (the default schedule's decay moves with the limit).
+small=(--hidden 32 --layers 2 --batch 9 --seq-length 16 --eval-every 10 --sample-every 0 --lr-schedule constant --quiet)
 
 "$charlm" info --help >/dev/null
 if "$charlm" train "$corpus" --out probe --max-steps 1 "${small[@]}" >>log 2>&1 && "$charlm" info probe | grep -q "distributed  MPI build"; then
@@ -57,6 +59,12 @@ for x, y in zip(a, b):
 PY
     then pass "2 ranks validate as 1 process does, dropout $dropout"; else fail "validation losses differ, dropout $dropout"; fi
 done
+
+# The default schedule (the rate falls over the last quarter of the step limit) on 2 ranks.
+auto=("${small[@]/constant/auto}")
+"$charlm" train "$corpus" --out one-auto --max-steps 30 --threads 2 "${auto[@]}" >>log 2>&1
+"${mpirun[@]}" "$charlm" train "$corpus" --out two-auto --max-steps 30 "${auto[@]}" >>log 2>&1
+same one-auto/model.safetensors two-auto/model.safetensors 1e-5 "2 ranks = 1 process, the auto schedule"
 
 # Exact resume on the same ranks: 15 + 15 steps against 30 in one go.
 "${mpirun[@]}" "$charlm" train "$corpus" --out split --max-steps 15 --dropout 0.25 "${small[@]}" >>log 2>&1

@@ -153,7 +153,12 @@ public final class Trainer: @unchecked Sendable {
                 break
             }
             let step = state.step + 1
-            switch try trainStep(step, gradients: gradients, session: session) {
+            var timeUsed = budgetTimeUsed(session)
+            if let communicator, let used = timeUsed {
+                // Each rank's clock differs a little: all must take the step at one rate.
+                timeUsed = try communicator.sum([used])[0] / Double(communicator.size)
+            }
+            switch try trainStep(step, gradients: gradients, timeUsed: timeUsed) {
             case .applied(let outcome):
                 session.window.add(outcome)
                 if step % t.logEvery == 0 { report(step, session: &session, onEvent: onEvent) }
@@ -218,16 +223,18 @@ public final class Trainer: @unchecked Sendable {
 
     // MARK: - Stopping
 
+    /// The fraction of the time limit used, if there is one: training ends where the time left
+    /// is what the final validations need.
+    func budgetTimeUsed(_ session: Session) -> Double? {
+        guard let limit = config.training.timeLimit else { return nil }
+        let end = limit - finalValidationSeconds(session)
+        return end > 0 ? session.elapsed / end : 1
+    }
+
     /// The learning-rate schedule's factor at `step`: `auto` decays to the end of a step or time
     /// limit, `cosine` to the end of an epoch limit too.
-    func scheduleFactor(step: Int, session: Session) -> Float {
+    func scheduleFactor(step: Int, timeUsed: Double?) -> Float {
         let t = config.training
-        var timeUsed: Double?
-        if let limit = t.timeLimit {
-            // Training ends where the time left is what the final validations need.
-            let end = limit - finalValidationSeconds(session)
-            timeUsed = end > 0 ? session.elapsed / end : 1
-        }
         let total = t.schedule == .auto ? t.maxSteps : totalSteps
         return t.schedule.factor(step: step, totalSteps: total, timeUsed: timeUsed)
     }
@@ -329,10 +336,10 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// One optimizer step on the next chunk: forward, backward, clipping, update.
-    private func trainStep(_ step: Int, gradients: FloatBuffer, session: Session) throws -> StepOutcome {
+    private func trainStep(_ step: Int, gradients: FloatBuffer, timeUsed: Double?) throws -> StepOutcome {
         let t = config.training
         let batch = batcher.batch(chunk: state.cursor)
-        let rate = t.optimizer.learningRate * scheduleFactor(step: step, session: session) * state.rateFactor
+        let rate = t.optimizer.learningRate * scheduleFactor(step: step, timeUsed: timeUsed) * state.rateFactor
         hiddenBefore.copy(from: hidden)
         let key = Self.dropoutKey(seed: t.seed, step: step)
         let loss =

@@ -2,13 +2,14 @@
 """Regenerates charlm's PyTorch parity fixtures (Tests/CharNNTests/Fixtures/*.json).
 
 For each cell (LSTM, GRU, tanh RNN) a small 2-layer model, built exactly as charlm's network
-(`rnn = nn.LSTM/GRU/RNN(V, H, L, batch_first=True)` on one-hot input, `out = nn.Linear(H, V)`),
+(`rnn = nn.LSTM/GRU/RNN(V, H, L, batch_first=True)` on one-hot input, `out = nn.Linear(H, V)`;
+and the same with `bidirectional=True`, whose output layer is `nn.Linear(2H, V)`),
 is run in float64 from float32 weights. The fixture holds the weights, ids, initial state, and
 PyTorch's logits, mean cross-entropy, final state and every gradient (parameters and initial
 state). Optimizer fixtures hold parameters before and after three steps of each optimizer on a
 fixed gradient sequence, with gradient clipping by global norm.
 
-Usage: python3 scripts/make_fixtures.py [--out Tests/CharNNTests/Fixtures]
+Usage: python3 scripts/make_fixtures.py [--out Tests/CharNNTests/Fixtures] [--only NAME ...]
 Needs torch (pip install torch); CI does not run this script, it only reads its output.
 """
 import argparse
@@ -29,12 +30,13 @@ def f32(t):
     return t.float().double()
 
 
-def model_fixture(cell, V, H, L, B, T, seed, E=None):
+def model_fixture(cell, V, H, L, B, T, seed, E=None, bidirectional=False):
     """A network on one-hot inputs, or, with E, on an nn.Embedding(V, E) of the ids."""
     torch.manual_seed(seed)
     rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
-    rnn = rnn_cls(E or V, H, L, batch_first=True).double()
-    out = nn.Linear(H, V).double()
+    rnn = rnn_cls(E or V, H, L, batch_first=True, bidirectional=bidirectional).double()
+    D = 2 if bidirectional else 1
+    out = nn.Linear(D * H, V).double()
     emb = nn.Embedding(V, E).double() if E else None
     with torch.no_grad():
         for p in list(rnn.parameters()) + list(out.parameters()):
@@ -43,8 +45,8 @@ def model_fixture(cell, V, H, L, B, T, seed, E=None):
             emb.weight.copy_(f32(emb.weight))
     ids = torch.randint(0, V, (B, T))
     targets = torch.randint(0, V, (B, T))
-    h0 = f32(torch.randn(L, B, H) * 0.5).requires_grad_(True)
-    c0 = f32(torch.randn(L, B, H) * 0.5).requires_grad_(True) if cell == "lstm" else None
+    h0 = f32(torch.randn(L * D, B, H) * 0.5).requires_grad_(True)
+    c0 = f32(torch.randn(L * D, B, H) * 0.5).requires_grad_(True) if cell == "lstm" else None
     x = emb(ids) if emb is not None else F.one_hot(ids, V).double()
     state = (h0, c0) if cell == "lstm" else h0
     y, final = rnn(x, state)
@@ -64,6 +66,7 @@ def model_fixture(cell, V, H, L, B, T, seed, E=None):
         grads["out." + name] = flat(p.grad)
     fixture = {
         "cell": cell, "vocab": V, "hidden": H, "layers": L, "batch": B, "steps": T, "embedding": E,
+        "bidirectional": bidirectional,
         "tensors": tensors,
         "inputs": [int(i) for i in ids.reshape(-1)],
         "targets": [int(i) for i in targets.reshape(-1)],
@@ -117,29 +120,31 @@ def optimizer_fixture(seed):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "Tests", "CharNNTests", "Fixtures"))
+    parser.add_argument("--only", nargs="*", help="write only these fixtures (names without .json)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_default_dtype(torch.float64)
+    fixtures = {}
     for i, cell in enumerate(["lstm", "gru", "rnn"]):
-        fixture = model_fixture(cell, V=11, H=13, L=2, B=3, T=7, seed=100 + i)
-        fixture["torch_version"] = torch.__version__
-        path = os.path.join(args.out, f"{cell}.json")
-        with open(path, "w") as f:
-            json.dump(fixture, f)
-        print(path)
+        fixtures[cell] = lambda cell=cell, i=i: model_fixture(cell, V=11, H=13, L=2, B=3, T=7, seed=100 + i)
     for i, cell in enumerate(["lstm", "gru"]):
-        fixture = model_fixture(cell, V=11, H=13, L=2, B=3, T=7, seed=200 + i, E=5)
+        fixtures[f"{cell}_embedding"] = lambda cell=cell, i=i: model_fixture(
+            cell, V=11, H=13, L=2, B=3, T=7, seed=200 + i, E=5)
+    for i, cell in enumerate(["lstm", "gru", "rnn"]):
+        fixtures[f"{cell}_bidirectional"] = lambda cell=cell, i=i: model_fixture(
+            cell, V=11, H=13, L=2, B=3, T=7, seed=300 + i, bidirectional=True)
+    fixtures["lstm_bidirectional_embedding"] = lambda: model_fixture(
+        "lstm", V=11, H=13, L=2, B=3, T=7, seed=400, E=5, bidirectional=True)
+    fixtures["optimizers"] = lambda: optimizer_fixture(7)
+    for name, make in fixtures.items():
+        if args.only and name not in args.only:
+            continue
+        fixture = make()
         fixture["torch_version"] = torch.__version__
-        path = os.path.join(args.out, f"{cell}_embedding.json")
+        path = os.path.join(args.out, f"{name}.json")
         with open(path, "w") as f:
             json.dump(fixture, f)
         print(path)
-    fixture = optimizer_fixture(7)
-    fixture["torch_version"] = torch.__version__
-    path = os.path.join(args.out, "optimizers.json")
-    with open(path, "w") as f:
-        json.dump(fixture, f)
-    print(path)
 
 
 if __name__ == "__main__":

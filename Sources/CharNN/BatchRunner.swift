@@ -36,7 +36,7 @@ public final class BatchRunner: @unchecked Sendable {
         // backward: dH, dGates, dGh. Then the logits and, for training, the gradient copies.
         var perLayer = 3 * (steps + 1) * rows * h + 2 * steps * rows * g + 2 * steps * rows * h
         if training { perLayer += steps * rows * h + 2 * steps * rows * g }
-        var total = Double(config.layers) * perLayer + steps * rows * v
+        var total = Double(config.layers * config.directions) * perLayer + steps * rows * v
         if let e = config.embeddingSize { total += (training ? 2 : 1) * steps * rows * Double(e) }
         if training {
             total += Double(ParameterLayout(config: config).count) + (config.embeddingSize == nil ? v * g : 0)
@@ -201,7 +201,7 @@ public final class BatchRunner: @unchecked Sendable {
         guard state.matches(config, batchSize: batchSize) else {
             throw NetworkError.shapeMismatch(
                 "state is (\(state.layers), \(state.batchSize), \(state.hiddenSize)), network needs "
-                    + "(\(config.layers), \(batchSize), \(config.hiddenSize))"
+                    + "(\(config.layers * config.directions), \(batchSize), \(config.hiddenSize))"
             )
         }
         let vocab = Int32(config.vocabularySize)
@@ -219,7 +219,7 @@ public final class BatchRunner: @unchecked Sendable {
                     w.targets[t * w.rows + r] = targets[(shard.rowStart + r) * steps + t]
                 }
             }
-            w.loadState(state, rowStart: shard.rowStart)
+            w.loadState(state, rowStart: shard.rowStart, steps: steps)
         }
         return steps
     }

@@ -15,6 +15,8 @@
 /// the work of each step split by hidden unit over `threads` threads. Several streams run as
 /// batched products on float32 weights rounded to `precision`, so that a batch computes what
 /// the single stream does.
+///
+/// Only for a network that runs forward in time (not `bidirectional`).
 public final class InferenceSession: @unchecked Sendable {
     public let network: Network
     public let batchSize: Int
@@ -35,6 +37,9 @@ public final class InferenceSession: @unchecked Sendable {
         threads: Int = BatchRunner.defaultThreads
     ) {
         precondition(batchSize >= 1 && chunkLength >= 1, "batch size and chunk length must be positive")
+        precondition(
+            !network.config.bidirectional,
+            "a bidirectional network reads a whole chunk at once: use BatchRunner.logits, not a session")
         BLAS.ensureReady()
         self.network = network
         self.batchSize = batchSize
@@ -100,7 +105,7 @@ public final class InferenceSession: @unchecked Sendable {
             for t in 0..<n {
                 for b in 0..<B { workspace.inputs[t * B + b] = ids[b * steps + start + t] }
             }
-            workspace.loadState(state, rowStart: 0)
+            workspace.loadState(state, rowStart: 0, steps: n)
             network.forwardLayers(workspace, packed, steps: n, dropout: nil)
             workspace.storeState(state, rowStart: 0, afterSteps: n)
             if start + n == steps {
@@ -135,6 +140,7 @@ public final class StreamStepper: @unchecked Sendable {
     public var columnThreads = 1
 
     public init(network: Network, precision: WeightPrecision = .f32) {
+        precondition(!network.config.bidirectional, "a bidirectional network cannot step one id at a time")
         BLAS.ensureReady()
         let rounded = network.rounded(to: precision)
         self.network = rounded

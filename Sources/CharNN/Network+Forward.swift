@@ -20,66 +20,109 @@ struct DropoutPlan {
     }
 }
 
+/// Which way a unit runs through time, and so where its states sit in its `h` (and `c`) slots:
+/// a forward unit reads slot t and writes slot t + 1 at step t; a reverse unit (a
+/// bidirectional layer's second direction) starts from the end, reading slot t + 1 and writing
+/// slot t. Either way the outputs of steps 0 ..< steps are one contiguous (steps x rows, H)
+/// block in time order, which the layer above and the output layer read as they are.
+struct Direction {
+    let reverse: Bool
+
+    /// The step that the recurrence runs `i`-th.
+    @inline(__always) func step(_ i: Int, of steps: Int) -> Int { reverse ? steps - 1 - i : i }
+    /// Slot of the state that step t reads.
+    @inline(__always) func previous(_ t: Int) -> Int { reverse ? t + 1 : t }
+    /// Slot of the state that step t writes: its output.
+    @inline(__always) func output(_ t: Int) -> Int { reverse ? t : t + 1 }
+    /// Slots of the initial and the final state of a pass of `steps` steps.
+    func initial(steps: Int) -> Int { reverse ? steps : 0 }
+    func final(steps: Int) -> Int { reverse ? 0 : steps }
+}
+
 extension Network {
-    /// Output of `layer` for steps 0 ..< count, (count * rows, H): the dropped copy when dropout ran.
-    func layerOutput(_ w: Workspace, _ layer: Int, dropout: Bool, from t: Int = 0, count: Int) -> UnsafeMutablePointer<
+    /// Unit `layer * directions + direction`: one direction of one layer.
+    @inline(__always) func unit(_ layer: Int, _ direction: Int) -> Int { layer * config.directions + direction }
+
+    /// Output of `unit` for steps t ..< t + count, (count * rows, H): the dropped copy when dropout ran.
+    func layerOutput(_ w: Workspace, _ unit: Int, dropout: Bool, from t: Int = 0, count: Int) -> UnsafeMutablePointer<
         Float
     > {
-        let L = w.layers[layer]
+        let L = w.layers[unit]
         if dropout, let dropped = L.dropped { return dropped.from(t, count: count) }
-        return L.h.from(t + 1, count: count)
+        return L.h.from(w.direction(unit).output(t), count: count)
     }
 
-    /// Runs every layer over `steps` time steps of `w.inputs`, starting from the states in slot 0.
+    /// Runs every layer over `steps` time steps of `w.inputs`, starting from the initial states
+    /// (`Workspace.loadState`).
     func forwardLayers(_ w: Workspace, _ pk: PackedWeights, steps: Int, dropout: DropoutPlan?) {
-        let H = config.hiddenSize, G = config.gateWidth, B = w.rows
+        let H = config.hiddenSize, G = config.gateWidth, B = w.rows, D = config.directions
         let n = steps * B
+        let embedded = config.embeddingSize.map { (x: embed(w, pk, steps: steps), width: $0) }
         for l in 0..<config.layers {
-            let L = w.layers[l]
-            // Input projection of the whole chunk at once: gates = x W_ih^T + bias, (n, G).
-            let gates = L.gates.from(0, count: steps)
-            if l == 0, let table = pk.inputTable {
-                // x is one-hot: row i of W_ih^T (+ bias) for id i.
-                w.inputs.withUnsafeBufferPointer { ids in
-                    ck_gather_rows(Int32(n), ids.baseAddress!, table.pointer, Int32(G), pk.inputBias[0].pointer, gates)
+            for d in 0..<D {
+                let u = unit(l, d), L = w.layers[u], direction = w.direction(u)
+                // Input projection of the whole chunk at once: gates = x W_ih^T + bias, (n, G).
+                let gates = L.gates.from(0, count: steps)
+                if l == 0, embedded == nil {
+                    // x is one-hot: row i of W_ih^T (+ bias) for id i.
+                    w.inputs.withUnsafeBufferPointer { ids in
+                        ck_gather_rows(
+                            Int32(n), ids.baseAddress!, pk.inputTables[d].pointer, Int32(G), pk.inputBias[u].pointer,
+                            gates)
+                    }
+                } else {
+                    Kernels.fillRows(rows: n, cols: G, row: pk.inputBias[u].pointer, out: gates)
+                    if l == 0, let embedded {
+                        product(
+                            w, m: n, n: G, k: embedded.width, a: embedded.x, lda: embedded.width,
+                            packed: pk.ihForward[u][0], c: gates, ldc: G)
+                    } else {
+                        // One block of W_ih's columns per direction of the layer below.
+                        for e in 0..<D {
+                            let x = layerOutput(w, unit(l - 1, e), dropout: dropout != nil, count: steps)
+                            product(w, m: n, n: G, k: H, a: x, lda: H, packed: pk.ihForward[u][e], c: gates, ldc: G)
+                        }
+                    }
                 }
-            } else {
-                let x =
-                    l == 0 ? embed(w, pk, steps: steps) : layerOutput(w, l - 1, dropout: dropout != nil, count: steps)
-                let inputs = config.inputSize(layer: l)
-                Kernels.fillRows(rows: n, cols: G, row: pk.inputBias[l].pointer, out: gates)
-                product(
-                    w, m: n, n: G, k: inputs, a: x, lda: inputs, packed: pk.ihForward[l]!, c: gates, ldc: G)
-            }
-            // The recurrence, one step at a time: gates[t] += h[t] W_hh^T, then the cell.
-            let h = L.h, whh = pk.hhForward[l]
-            switch config.cell {
-            case .lstm:
-                let c = L.c!, tanhC = L.tanhC!
-                for t in 0..<steps {
-                    product(w, m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: L.gates[t], ldc: G)
-                    ck_lstm_forward(Int32(B), Int32(H), L.gates[t], c[t], c[t + 1], tanhC[t], h[t + 1])
+                // The recurrence, one step at a time: gates[t] += h_previous W_hh^T, then the cell.
+                let h = L.h, whh = pk.hhForward[u]
+                switch config.cell {
+                case .lstm:
+                    let c = L.c!, tanhC = L.tanhC!
+                    for i in 0..<steps {
+                        let t = direction.step(i, of: steps)
+                        let previous = direction.previous(t), output = direction.output(t)
+                        product(w, m: B, n: G, k: H, a: h[previous], lda: H, packed: whh, c: L.gates[t], ldc: G)
+                        ck_lstm_forward(Int32(B), Int32(H), L.gates[t], c[previous], c[output], tanhC[t], h[output])
+                    }
+                case .gru:
+                    // GRU keeps W_hh h + b_hh apart: the reset gate multiplies it.
+                    let gh = L.gh!, bhh = parameters.at(layout.biasHH[u], count: G)
+                    for i in 0..<steps {
+                        let t = direction.step(i, of: steps)
+                        let previous = direction.previous(t), output = direction.output(t)
+                        Kernels.fillRows(rows: B, cols: G, row: bhh, out: gh[t])
+                        product(w, m: B, n: G, k: H, a: h[previous], lda: H, packed: whh, c: gh[t], ldc: G)
+                        ck_gru_forward(Int32(B), Int32(H), L.gates[t], gh[t], h[previous], h[output])
+                    }
+                case .rnn:
+                    for i in 0..<steps {
+                        let t = direction.step(i, of: steps)
+                        product(
+                            w, m: B, n: G, k: H, a: h[direction.previous(t)], lda: H, packed: whh, c: L.gates[t], ldc: G
+                        )
+                        ck_tanh(B * H, L.gates[t], h[direction.output(t)])
+                    }
                 }
-            case .gru:
-                // GRU keeps W_hh h + b_hh apart: the reset gate multiplies it.
-                let gh = L.gh!, bhh = parameters.at(layout.biasHH[l], count: G)
-                for t in 0..<steps {
-                    Kernels.fillRows(rows: B, cols: G, row: bhh, out: gh[t])
-                    product(w, m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: gh[t], ldc: G)
-                    ck_gru_forward(Int32(B), Int32(H), L.gates[t], gh[t], h[t], h[t + 1])
+                if let dropout, let mask = L.mask, let dropped = L.dropped {
+                    let key = dropout.layerKey(u)
+                    for t in 0..<steps {
+                        ck_dropout_mask(B * H, key, dropout.offset(step: t, width: H), config.dropout, mask[t])
+                    }
+                    Kernels.mul(
+                        n * H, h.from(direction.output(0), count: steps), mask.from(0, count: steps),
+                        dropped.from(0, count: steps))
                 }
-            case .rnn:
-                for t in 0..<steps {
-                    product(w, m: B, n: G, k: H, a: h[t], lda: H, packed: whh, c: L.gates[t], ldc: G)
-                    ck_tanh(B * H, L.gates[t], h[t + 1])
-                }
-            }
-            if let dropout, let mask = L.mask, let dropped = L.dropped {
-                let key = dropout.layerKey(l)
-                for t in 0..<steps {
-                    ck_dropout_mask(B * H, key, dropout.offset(step: t, width: H), config.dropout, mask[t])
-                }
-                Kernels.mul(n * H, h.from(1, count: steps), mask.from(0, count: steps), dropped.from(0, count: steps))
             }
         }
     }
@@ -116,9 +159,11 @@ extension Network {
     /// into the first `steps` steps of `w.logits`.
     func outputLogits(_ w: Workspace, _ pk: PackedWeights, firstStep: Int, steps: Int, dropout: Bool) {
         let H = config.hiddenSize, V = config.vocabularySize, B = w.rows
-        let top = layerOutput(w, config.layers - 1, dropout: dropout, from: firstStep, count: steps)
         let logits = w.logits.from(0, count: steps)
         Kernels.fillRows(rows: steps * B, cols: V, row: parameters.at(layout.outBias, count: V), out: logits)
-        product(w, m: steps * B, n: V, k: H, a: top, lda: H, packed: pk.outForward, c: logits, ldc: V)
+        for d in 0..<config.directions {
+            let top = layerOutput(w, unit(config.layers - 1, d), dropout: dropout, from: firstStep, count: steps)
+            product(w, m: steps * B, n: V, k: H, a: top, lda: H, packed: pk.outForward[d], c: logits, ldc: V)
+        }
     }
 }

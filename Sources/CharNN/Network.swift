@@ -1,8 +1,8 @@
 import CKernels
 import Synchronization
 
-/// A stacked recurrent network over one-hot character ids, with an output projection to
-/// vocabulary logits: the weights, and the packed copies of them that the kernels read.
+/// A stacked recurrent network over one-hot character ids (unidirectional, or bidirectional),
+/// with an output projection to vocabulary logits: the weights, and the packed copies of them that the kernels read.
 ///
 /// ```swift
 /// let net = try Network(config: NetworkConfig(vocabularySize: 65), seed: 1)
@@ -93,65 +93,76 @@ public final class Network: @unchecked Sendable {
     }
 }
 
-/// Copies of the weights laid out for the kernels, made once per optimizer step.
+/// Copies of the weights laid out for the kernels, made once per optimizer step. Recurrent
+/// weights are per unit (`layer * directions + direction`); a matrix that reads both
+/// directions of the layer below (or feeds the output from both) is packed as one block per
+/// direction: the columns that read direction d's H outputs.
 final class PackedWeights: @unchecked Sendable {
-    /// Per layer: W_hh for h * W_hh^T (K = H, N = G) and, for training, for dG * W_hh (K = G, N = H).
+    /// Per unit: W_hh for h * W_hh^T (K = H, N = G) and, for training, for dG * W_hh (K = G, N = H).
     let hhForward: [PackedMatrix], hhBackward: [PackedMatrix]
-    /// Per layer above the first: W_ih the same two ways.
-    let ihForward: [PackedMatrix?], ihBackward: [PackedMatrix?]
-    /// One-hot inputs: the first layer's W_ih transposed, (vocab, G), row v being W_ih · onehot(v).
-    /// With an embedding, nil: the first layer's W_ih is packed like the others.
-    let inputTable: FloatBuffer?
+    /// Per unit: W_ih the same two ways, one block per direction of the input (H columns each),
+    /// or one block for an embedded first layer; none for a one-hot first layer.
+    let ihForward: [[PackedMatrix]], ihBackward: [[PackedMatrix]]
+    /// One-hot inputs, per direction: the first layer's W_ih transposed, (vocab, G), row v being
+    /// W_ih · onehot(v). With an embedding, none: the first layer's W_ih is packed like the others.
+    let inputTables: [FloatBuffer]
     /// E zeros: the bias of the embedding gather.
     let zeros: FloatBuffer
-    /// Per layer: the bias added to the input projection (b_ih + b_hh, or b_ih alone for GRU).
+    /// Per unit: the bias added to the input projection (b_ih + b_hh, or b_ih alone for GRU).
     let inputBias: [FloatBuffer]
-    /// Output layer for y * W_out^T (K = H, N = V) and for dlogits * W_out (K = V, N = H).
-    let outForward: PackedMatrix, outBackward: PackedMatrix?
+    /// Output layer, one block per direction: for y * W_out^T (K = H, N = V) and for
+    /// dlogits * W_out (K = V, N = H).
+    let outForward: [PackedMatrix], outBackward: [PackedMatrix]
 
     init(network: Network, backward: Bool) {
         let c = network.config, layout = network.layout
-        let h = c.hiddenSize, g = c.gateWidth, v = c.vocabularySize
+        let h = c.hiddenSize, g = c.gateWidth, v = c.vocabularySize, directions = c.directions
         let p = network.parameters
         let isa = ck_isa()
         func pack(k: Int, n: Int, _ base: UnsafeMutablePointer<Float>, rowStride: Int, colStride: Int) -> PackedMatrix {
             PackedMatrix(k: k, n: n, base, rowStride: rowStride, colStride: colStride, isa: isa)
         }
-        var hhF: [PackedMatrix] = [], hhB: [PackedMatrix] = [], ihF: [PackedMatrix?] = [], ihB: [PackedMatrix?] = []
-        var biases: [FloatBuffer] = []
+        var hhF: [PackedMatrix] = [], hhB: [PackedMatrix] = [], ihF: [[PackedMatrix]] = [], ihB: [[PackedMatrix]] = []
+        var biases: [FloatBuffer] = [], tables: [FloatBuffer] = []
         for l in 0..<c.layers {
-            let whh = p.at(layout.weightHH[l], count: g * h)
-            hhF.append(pack(k: h, n: g, whh, rowStride: 1, colStride: h))
-            if backward { hhB.append(pack(k: g, n: h, whh, rowStride: h, colStride: 1)) }
-            let inputs = c.inputSize(layer: l)
-            if l > 0 || c.embeddingSize != nil {
-                let wih = p.at(layout.weightIH[l], count: g * inputs)
-                ihF.append(pack(k: inputs, n: g, wih, rowStride: 1, colStride: inputs))
-                ihB.append(backward ? pack(k: g, n: inputs, wih, rowStride: inputs, colStride: 1) : nil)
-            } else {
-                ihF.append(nil)
-                ihB.append(nil)
+            for d in 0..<directions {
+                let u = l * directions + d
+                let whh = p.at(layout.weightHH[u], count: g * h)
+                hhF.append(pack(k: h, n: g, whh, rowStride: 1, colStride: h))
+                if backward { hhB.append(pack(k: g, n: h, whh, rowStride: h, colStride: 1)) }
+                let inputs = c.inputSize(layer: l)
+                let wih = p.at(layout.weightIH[u], count: g * inputs)
+                if l == 0 && c.embeddingSize == nil {
+                    let table = FloatBuffer(count: v * g)
+                    ck_transpose_add(Int32(g), Int32(v), wih, table.pointer)
+                    tables.append(table)
+                    ihF.append([])
+                    ihB.append([])
+                } else {
+                    // Column blocks of `width` inputs: one per direction below, or the whole embedding.
+                    let width = l == 0 ? inputs : h
+                    let blocks = stride(from: 0, to: inputs, by: width)
+                    ihF.append(blocks.map { pack(k: width, n: g, wih + $0, rowStride: 1, colStride: inputs) })
+                    ihB.append(
+                        backward ? blocks.map { pack(k: g, n: width, wih + $0, rowStride: inputs, colStride: 1) } : [])
+                }
+                let bias = FloatBuffer(count: g)
+                bias.pointer.update(from: p.at(layout.biasIH[u], count: g), count: g)
+                if c.cell != .gru { ck_add(g, p.at(layout.biasHH[u], count: g), bias.pointer) }
+                biases.append(bias)
             }
-            let bias = FloatBuffer(count: g)
-            bias.pointer.update(from: p.at(layout.biasIH[l], count: g), count: g)
-            if c.cell != .gru { ck_add(g, p.at(layout.biasHH[l], count: g), bias.pointer) }
-            biases.append(bias)
-        }
-        if c.embeddingSize == nil {
-            let table = FloatBuffer(count: v * g)
-            ck_transpose_add(Int32(g), Int32(v), p.at(layout.weightIH[0], count: g * v), table.pointer)
-            inputTable = table
-        } else {
-            inputTable = nil
         }
         zeros = FloatBuffer(count: c.embeddingSize ?? 1)
-        let wout = p.at(layout.outWeight, count: v * h)
-        outForward = pack(k: h, n: v, wout, rowStride: 1, colStride: h)
-        outBackward = backward ? pack(k: v, n: h, wout, rowStride: h, colStride: 1) : nil
+        let width = c.outputWidth
+        let wout = p.at(layout.outWeight, count: v * width)
+        let outBlocks = stride(from: 0, to: width, by: h)
+        outForward = outBlocks.map { pack(k: h, n: v, wout + $0, rowStride: 1, colStride: width) }
+        outBackward = backward ? outBlocks.map { pack(k: v, n: h, wout + $0, rowStride: width, colStride: 1) } : []
         hhForward = hhF
         hhBackward = hhB
         ihForward = ihF
         ihBackward = ihB
         inputBias = biases
+        inputTables = tables
     }
 }

@@ -29,10 +29,15 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
     /// Width of a learned input embedding (`nn.Embedding(vocab, E)`, torch-rnn's `wordvec_size`),
     /// or nil: the first layer sees one-hot vectors of the vocabulary.
     public var embeddingSize: Int?
+    /// PyTorch's `bidirectional=True`: every layer also runs backward in time, from the end of
+    /// the chunk, with weights of its own (`..._reverse`), and the next layer and the output
+    /// layer see both directions' outputs side by side (2H). At step t such a network has read
+    /// the whole chunk, so it labels text (restoring marks or case); it cannot generate it.
+    public var bidirectional: Bool
 
     public init(
         cell: CellKind = .lstm, vocabularySize: Int, hiddenSize: Int = 256, layers: Int = 2, dropout: Float = 0,
-        embeddingSize: Int? = nil
+        embeddingSize: Int? = nil, bidirectional: Bool = false
     ) {
         self.cell = cell
         self.vocabularySize = vocabularySize
@@ -40,13 +45,21 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
         self.layers = layers
         self.dropout = dropout
         self.embeddingSize = embeddingSize
+        self.bidirectional = bidirectional
     }
 
     /// Width of a layer's gate pre-activations.
     public var gateWidth: Int { cell.gateCount * hiddenSize }
 
-    /// Input width of `layer`: the vocabulary (or the embedding) for the first, the hidden size above it.
-    public func inputSize(layer: Int) -> Int { layer == 0 ? embeddingSize ?? vocabularySize : hiddenSize }
+    /// Directions each layer runs in: 1, or 2 when bidirectional.
+    public var directions: Int { bidirectional ? 2 : 1 }
+
+    /// Width of a layer's output: the hidden size, twice it when bidirectional.
+    public var outputWidth: Int { directions * hiddenSize }
+
+    /// Input width of `layer`: the vocabulary (or the embedding) for the first, the output
+    /// width of the layer below above it.
+    public func inputSize(layer: Int) -> Int { layer == 0 ? embeddingSize ?? vocabularySize : outputWidth }
 
     /// Checks the values; throws `NetworkError.invalidConfig` naming the first bad one.
     public func validate() throws {
@@ -66,8 +79,9 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
                 "network too large: hidden \(hiddenSize), vocabulary \(vocabularySize), \(layers) layers")
         }
         let parameters =
-            layers * (gateWidth * (2 * hiddenSize + 2)) + gateWidth * inputSize(layer: 0)
-            + vocabularySize * (embeddingSize ?? 0) + vocabularySize * (hiddenSize + 1)
+            directions * (layers * (gateWidth * (hiddenSize + 2)) + gateWidth * inputSize(layer: 0))
+            + directions * (layers - 1) * gateWidth * outputWidth
+            + vocabularySize * (embeddingSize ?? 0) + vocabularySize * (outputWidth + 1)
         if parameters > 1 << 31 {
             throw NetworkError.invalidConfig("network too large: \(parameters) parameters (the limit is 2^31)")
         }

@@ -9,17 +9,22 @@ public struct TensorInfo: Sendable, Equatable, Codable {
 
 /// Where every tensor of a network lives in its flat buffers, named and shaped as PyTorch's
 /// state dict of `embedding = nn.Embedding(vocab, E)` (when there is one),
-/// `rnn = nn.LSTM/GRU/RNN(input, hidden, layers)` and `out = nn.Linear(hidden, vocab)`.
+/// `rnn = nn.LSTM/GRU/RNN(input, hidden, layers, bidirectional=...)` and
+/// `out = nn.Linear(hidden x directions, vocab)`.
+///
+/// The recurrent tensors are indexed by *unit*: unit `layer * directions + direction` is one
+/// direction of one layer (direction 1 runs backward in time; its tensors end in `_reverse`).
 public struct ParameterLayout: Sendable, Equatable {
     public let tensors: [TensorInfo]
     /// Total number of floats.
     public let count: Int
 
     let embedding: Int?
+    /// Per unit.
     let weightIH: [Int], weightHH: [Int], biasIH: [Int], biasHH: [Int]
     let outWeight: Int, outBias: Int
-    /// The span of each recurrent layer's tensors (weights and biases, contiguous), and of the
-    /// output layer's.
+    /// The span of each recurrent layer's tensors (weights and biases of both directions,
+    /// contiguous), and of the output layer's.
     public let layerRanges: [Range<Int>]
     public let outputRange: Range<Int>
 
@@ -39,13 +44,16 @@ public struct ParameterLayout: Sendable, Equatable {
         for l in 0..<config.layers {
             let start = offset
             defer { ranges.append(start..<offset) }
-            wih.append(add("rnn.weight_ih_l\(l)", [g, config.inputSize(layer: l)]))
-            whh.append(add("rnn.weight_hh_l\(l)", [g, config.hiddenSize]))
-            bih.append(add("rnn.bias_ih_l\(l)", [g]))
-            bhh.append(add("rnn.bias_hh_l\(l)", [g]))
+            for direction in 0..<config.directions {
+                let suffix = direction == 0 ? "" : "_reverse"
+                wih.append(add("rnn.weight_ih_l\(l)\(suffix)", [g, config.inputSize(layer: l)]))
+                whh.append(add("rnn.weight_hh_l\(l)\(suffix)", [g, config.hiddenSize]))
+                bih.append(add("rnn.bias_ih_l\(l)\(suffix)", [g]))
+                bhh.append(add("rnn.bias_hh_l\(l)\(suffix)", [g]))
+            }
         }
         let outputStart = offset
-        outWeight = add("out.weight", [config.vocabularySize, config.hiddenSize])
+        outWeight = add("out.weight", [config.vocabularySize, config.outputWidth])
         outBias = add("out.bias", [config.vocabularySize])
         outputRange = outputStart..<offset
         layerRanges = ranges
@@ -63,6 +71,7 @@ public struct ParameterLayout: Sendable, Equatable {
         switch name {
         case "embedding.weight", "out.weight", "out.bias": 0
         case "rnn.weight_ih_l0" where config.embeddingSize == nil: 1
+        case "rnn.weight_ih_l0_reverse" where config.embeddingSize == nil: 1
         default: nil
         }
     }

@@ -1,6 +1,8 @@
 /// Hidden state of every layer for a batch of streams: `h` (and `c` for LSTM), each laid out
-/// (layers, batch, hidden) like PyTorch's `(h_0, c_0)`.
+/// (layers, batch, hidden) like PyTorch's `(h_0, c_0)`; for a bidirectional network
+/// (layers x 2, batch, hidden), each layer's forward then reverse direction, as PyTorch's.
 public final class RecurrentState: @unchecked Sendable {
+    /// Layers times directions.
     public let layers: Int
     public let batchSize: Int
     public let hiddenSize: Int
@@ -10,7 +12,7 @@ public final class RecurrentState: @unchecked Sendable {
 
     /// An all-zero state.
     public init(config: NetworkConfig, batchSize: Int) {
-        layers = config.layers
+        layers = config.layers * config.directions
         self.batchSize = batchSize
         hiddenSize = config.hiddenSize
         h = FloatBuffer(count: layers * batchSize * hiddenSize)
@@ -78,7 +80,7 @@ public final class RecurrentState: @unchecked Sendable {
 
     /// Whether this state fits `config` with `batchSize` streams.
     public func matches(_ config: NetworkConfig, batchSize: Int) -> Bool {
-        layers == config.layers && hiddenSize == config.hiddenSize && self.batchSize == batchSize
+        layers == config.layers * config.directions && hiddenSize == config.hiddenSize && self.batchSize == batchSize
             && (c != nil) == (config.cell == .lstm)
     }
 }

@@ -33,13 +33,14 @@ extension Network {
     func denseMatrices() -> [(Int, Int, Int)] {
         var matrices: [(Int, Int, Int)] = []
         let g = config.gateWidth, h = config.hiddenSize
-        for l in 0..<config.layers {
+        for u in 0..<(config.layers * config.directions) {
+            let l = u / config.directions
             if l > 0 || config.embeddingSize != nil {
-                matrices.append((g, config.inputSize(layer: l), layout.weightIH[l]))
+                matrices.append((g, config.inputSize(layer: l), layout.weightIH[u]))
             }
-            matrices.append((g, h, layout.weightHH[l]))
+            matrices.append((g, h, layout.weightHH[u]))
         }
-        matrices.append((config.vocabularySize, h, layout.outWeight))
+        matrices.append((config.vocabularySize, config.outputWidth, layout.outWeight))
         return matrices
     }
 }
@@ -54,6 +55,7 @@ final class SingleStreamStepper {
 
     init?(network: Network, precision: WeightPrecision, threads: Int) {
         let c = network.config, layout = network.layout
+        guard !c.bidirectional else { return nil }
         let p = network.parameters.pointer
         func pointers(_ offsets: [Int]) -> [UnsafePointer<Float>?] { offsets.map { UnsafePointer(p + $0) } }
         let wih = pointers(layout.weightIH), whh = pointers(layout.weightHH)

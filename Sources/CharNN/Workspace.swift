@@ -20,11 +20,12 @@ struct Steps {
     func from(_ t: Int, count: Int) -> UnsafeMutablePointer<Float> { buffer.at(t * stride, count: count * stride) }
 }
 
-/// Buffers of one layer for a shard of `rows` streams over up to `steps` time steps, time-major.
+/// Buffers of one unit (one direction of one layer) for a shard of `rows` streams over up to `steps` time steps, time-major.
 /// H is the hidden size, G the gate width (4H for LSTM, 3H for GRU, H for a tanh RNN).
 final class LayerBuffers {
     /// Hidden states, steps + 1 slots of (rows, H): h[0] is the initial state, h[t + 1] the
-    /// output of step t.
+    /// output of step t (for a reverse unit, h[steps] is the initial state and h[t] step t's
+    /// output: see `Direction`).
     let h: Steps
     /// LSTM cell states, laid out like `h`, and tanh of each step's new cell state (steps, rows, H).
     let c: Steps?, tanhC: Steps?
@@ -62,13 +63,15 @@ final class LayerBuffers {
     }
 }
 
-/// Everything one shard needs for a forward and backward pass: per-layer buffers, the ids,
+/// Everything one shard needs for a forward and backward pass: per-unit buffers, the ids,
 /// the logits, and its own gradient accumulator.
 final class Workspace: @unchecked Sendable {
     let rows: Int
     let steps: Int
     let training: Bool
+    /// Per unit (`layer * directions + direction`).
     let layers: [LayerBuffers]
+    let directions: Int
     /// Input and target ids, time-major (steps, rows).
     var inputs: [Int32]
     var targets: [Int32]
@@ -92,7 +95,8 @@ final class Workspace: @unchecked Sendable {
         self.rows = rows
         self.steps = steps
         self.training = training
-        layers = (0..<config.layers).map { _ in
+        directions = config.directions
+        layers = (0..<(config.layers * config.directions)).map { _ in
             LayerBuffers(config: config, rows: rows, steps: steps, training: training)
         }
         inputs = Array(repeating: 0, count: rows * steps)
@@ -111,22 +115,29 @@ final class Workspace: @unchecked Sendable {
 }
 
 extension Workspace {
-    /// Copies rows rowStart ..< rowStart + rows of `state` into every layer's slot 0.
-    func loadState(_ state: RecurrentState, rowStart: Int) {
-        for (l, L) in layers.enumerated() {
-            L.h[0].update(from: state.h(layer: l, row: rowStart, rows: rows), count: L.h.stride)
-            if let c = L.c, let stateC = state.c(layer: l, row: rowStart, rows: rows) {
-                c[0].update(from: stateC, count: c.stride)
+    /// The direction unit `unit` runs in.
+    @inline(__always) func direction(_ unit: Int) -> Direction { Direction(reverse: unit % directions == 1) }
+
+    /// Copies rows rowStart ..< rowStart + rows of `state` into every unit's initial slot for a
+    /// pass of `steps` steps.
+    func loadState(_ state: RecurrentState, rowStart: Int, steps: Int) {
+        for (u, L) in layers.enumerated() {
+            let slot = direction(u).initial(steps: steps)
+            L.h[slot].update(from: state.h(layer: u, row: rowStart, rows: rows), count: L.h.stride)
+            if let c = L.c, let stateC = state.c(layer: u, row: rowStart, rows: rows) {
+                c[slot].update(from: stateC, count: c.stride)
             }
         }
     }
 
-    /// Copies every layer's state after `steps` steps into rows rowStart ..< rowStart + rows of `state`.
+    /// Copies every unit's state after `steps` steps into rows rowStart ..< rowStart + rows of
+    /// `state` (for a reverse unit, the state after it reached the first step).
     func storeState(_ state: RecurrentState, rowStart: Int, afterSteps steps: Int) {
-        for (l, L) in layers.enumerated() {
-            state.h(layer: l, row: rowStart, rows: rows).update(from: L.h[steps], count: L.h.stride)
-            if let c = L.c, let stateC = state.c(layer: l, row: rowStart, rows: rows) {
-                stateC.update(from: c[steps], count: c.stride)
+        for (u, L) in layers.enumerated() {
+            let slot = direction(u).final(steps: steps)
+            state.h(layer: u, row: rowStart, rows: rows).update(from: L.h[slot], count: L.h.stride)
+            if let c = L.c, let stateC = state.c(layer: u, row: rowStart, rows: rows) {
+                stateC.update(from: c[slot], count: c.stride)
             }
         }
     }

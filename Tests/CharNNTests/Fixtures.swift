@@ -17,6 +17,8 @@ struct ModelFixture: Decodable {
     let vocab: Int, hidden: Int, layers: Int, batch: Int, steps: Int
     /// The embedding width, for fixtures of a network with nn.Embedding (absent: one-hot).
     let embedding: Int?
+    /// Whether the fixture's network is bidirectional (absent: it is not).
+    let bidirectional: Bool?
     let tensors: [String: Tensor]
     let inputs: [Int32], targets: [Int32]
     let h0: [Float]
@@ -30,7 +32,7 @@ struct ModelFixture: Decodable {
     var config: NetworkConfig {
         NetworkConfig(
             cell: CellKind(rawValue: cell)!, vocabularySize: vocab, hiddenSize: hidden, layers: layers,
-            embeddingSize: embedding)
+            embeddingSize: embedding, bidirectional: bidirectional ?? false)
     }
 
     /// A network holding the fixture's weights.

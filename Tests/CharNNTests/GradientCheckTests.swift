@@ -14,8 +14,10 @@ import Testing
         let layers: Int
         let dropout: Float
         var embedding: Int? = nil
+        var bidirectional = false
         var testDescription: String {
             "\(cell) \(layers) layer(s), dropout \(dropout)" + (embedding.map { ", embedding \($0)" } ?? "")
+                + (bidirectional ? ", bidirectional" : "")
         }
     }
 
@@ -24,6 +26,9 @@ import Testing
             + [
                 Case(cell: cell, layers: 2, dropout: 0.3, embedding: 4),
                 Case(cell: cell, layers: 1, dropout: 0, embedding: 3),
+                Case(cell: cell, layers: 1, dropout: 0, bidirectional: true),
+                Case(cell: cell, layers: 3, dropout: 0.3, bidirectional: true),
+                Case(cell: cell, layers: 2, dropout: 0, embedding: 3, bidirectional: true),
             ]
     }
 
@@ -32,7 +37,7 @@ import Testing
         let batch = 3, steps = 4
         let config = NetworkConfig(
             cell: c.cell, vocabularySize: 6, hiddenSize: 5, layers: c.layers, dropout: c.dropout,
-            embeddingSize: c.embedding)
+            embeddingSize: c.embedding, bidirectional: c.bidirectional)
         let net = try Network(config: config, seed: 11)
         // Widen the weights so that the gates leave their linear range.
         net.parameters.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] *= 2.5 } }
@@ -40,8 +45,9 @@ import Testing
         var rng = SeededGenerator(seed: 5)
         let inputs = (0..<(batch * steps)).map { _ in Int32(rng.next() % 6) }
         let targets = (0..<(batch * steps)).map { _ in Int32(rng.next() % 6) }
-        let h0 = (0..<(config.layers * batch * config.hiddenSize)).map { _ in rng.uniform(-0.8, 0.8) }
-        let c0 = (0..<(config.layers * batch * config.hiddenSize)).map { _ in rng.uniform(-0.8, 0.8) }
+        let units = config.layers * config.directions
+        let h0 = (0..<(units * batch * config.hiddenSize)).map { _ in rng.uniform(-0.8, 0.8) }
+        let c0 = (0..<(units * batch * config.hiddenSize)).map { _ in rng.uniform(-0.8, 0.8) }
         let runner = BatchRunner(network: net, batchSize: batch, seqLength: steps, threads: 2)
         let gradients = FloatBuffer(count: net.parameterCount)
         let scratch = FloatBuffer(count: net.parameterCount)

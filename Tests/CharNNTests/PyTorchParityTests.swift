@@ -5,9 +5,14 @@ import Testing
 /// Compares the network with PyTorch's `nn.LSTM`/`nn.GRU`/`nn.RNN` + `nn.Linear` on fixtures
 /// made by scripts/make_fixtures.py (weights, ids, initial state -> logits, loss, gradients).
 @Suite struct PyTorchParityTests {
+    static let models = [
+        "lstm", "gru", "rnn", "lstm_embedding", "gru_embedding", "lstm_bidirectional", "gru_bidirectional",
+        "rnn_bidirectional", "lstm_bidirectional_embedding",
+    ]
+
     /// Weight gradients through OpenBLAS (1) and through the packed kernel (0): which one runs
     /// depends on the machine, so both are checked everywhere.
-    @Test(arguments: ["lstm", "gru", "rnn", "lstm_embedding", "gru_embedding"], [1, 2])
+    @Test(arguments: PyTorchParityTests.models, [1, 2])
     func forwardAndBackwardMatchPyTorch(cell: String, threads: Int) throws {
         for openBLAS: Int32 in [0, 1] {
             ck_force_weight_gradients(openBLAS)
@@ -53,7 +58,7 @@ import Testing
             ck_force_isa(-1)
             ck_force_weight_gradients(-1)
         }
-        for cell in ["lstm", "gru", "rnn", "lstm_embedding"] {
+        for cell in ["lstm", "gru", "rnn", "lstm_embedding", "lstm_bidirectional", "gru_bidirectional"] {
             let fx = try ModelFixture.load(cell)
             let net = try fx.network()
             let runner = BatchRunner(network: net, batchSize: fx.batch, seqLength: fx.steps, threads: 2)
@@ -72,7 +77,7 @@ import Testing
         }
     }
 
-    @Test(arguments: ["lstm", "gru", "rnn", "lstm_embedding", "gru_embedding"], [1, 2])
+    @Test(arguments: PyTorchParityTests.models, [1, 2])
     func logitsMatchPyTorch(cell: String, threads: Int) throws {
         let fx = try ModelFixture.load(cell)
         let net = try fx.network()
@@ -83,7 +88,7 @@ import Testing
         #expect(closeness(logits, fx.expected.logits) <= 1, "logits")
     }
 
-    @Test(arguments: ["lstm", "gru", "rnn"])
+    @Test(arguments: ["lstm", "gru", "rnn", "lstm_bidirectional"])
     func evaluationMatchesPyTorch(cell: String) throws {
         let fx = try ModelFixture.load(cell)
         let net = try fx.network()

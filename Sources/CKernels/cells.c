@@ -133,6 +133,35 @@ CK_KERNEL(double, ck_softmax_xent, (int rows, int V, float *logits, const int *t
     return total;
 }
 
+/// ck_softmax_xent over the outputs each row's input allows: row r's softmax runs over the j
+/// with allowed[inputs[r] * V + j] != 0 (its target among them), the others get probability
+/// and gradient exactly 0. For labelling, where an input character can only become one of its
+/// candidates.
+CK_KERNEL(double, ck_softmax_xent_masked,
+          (int rows, int V, float *logits, const int *targets, const int *inputs, const unsigned char *allowed,
+           float gradScale),
+          (rows, V, logits, targets, inputs, allowed, gradScale)) {
+    double total = 0.0;
+    for (int r = 0; r < rows; r++) {
+        float *x = logits + (long)r * V;
+        const unsigned char *a = allowed + (long)inputs[r] * V;
+        int t = targets[r];
+        float xt = x[t];
+        float m = xt;
+        for (int j = 0; j < V; j++) m = a[j] && x[j] > m ? x[j] : m;
+        float s = 0.0f;
+        for (int j = 0; j < V; j++) {
+            x[j] = a[j] ? ck_expf(x[j] - m) : 0.0f;
+            s += x[j];
+        }
+        total += (double)m + __builtin_log((double)s) - (double)xt;
+        float k = gradScale / s;
+        for (int j = 0; j < V; j++) x[j] *= k;
+        x[t] -= gradScale;
+    }
+    return total;
+}
+
 // MARK: - Plain functions (tests and sampling)
 
 CK_VOID_KERNEL(ck_exp, (long n, const float *x, float *y),

@@ -21,6 +21,9 @@ public final class BatchRunner: @unchecked Sendable {
     /// and draws the dropout masks of its global rows.
     public let globalRowOffset: Int
     public let globalBatchSize: Int
+    /// For a labelling network: the outputs each input may become, over which the loss's
+    /// softmax runs (nil: all of them).
+    public let candidates: CandidateMask?
     private let shards: [Shard]
 
     struct Shard {
@@ -51,9 +54,10 @@ public final class BatchRunner: @unchecked Sendable {
 
     /// - Parameters:
     ///   - training: allocate what the backward pass needs.
+    ///   - candidates: restricts the loss of each position to the outputs its input allows.
     public init(
         network: Network, batchSize: Int, seqLength: Int, threads: Int = BatchRunner.defaultThreads,
-        training: Bool = true, globalRowOffset: Int = 0, globalBatchSize: Int? = nil
+        training: Bool = true, globalRowOffset: Int = 0, globalBatchSize: Int? = nil, candidates: CandidateMask? = nil
     ) {
         precondition(batchSize >= 1 && seqLength >= 1, "batch size and sequence length must be positive")
         precondition(
@@ -65,6 +69,10 @@ public final class BatchRunner: @unchecked Sendable {
         self.training = training
         self.globalRowOffset = globalRowOffset
         self.globalBatchSize = globalBatchSize ?? batchSize
+        precondition(
+            candidates.map { $0.vocabularySize == network.config.vocabularySize } ?? true,
+            "the candidate mask is for another vocabulary size")
+        self.candidates = candidates
         precondition(
             globalRowOffset >= 0 && globalRowOffset + batchSize <= self.globalBatchSize,
             "these streams must lie inside the global batch")
@@ -115,12 +123,7 @@ public final class BatchRunner: @unchecked Sendable {
             w.gradients!.zero()
             network.forwardLayers(w, packed, steps: steps, dropout: plan)
             network.outputLogits(w, packed, firstStep: 0, steps: steps, dropout: useDropout)
-            losses[i] = w.targets.withUnsafeBufferPointer { t in
-                ck_softmax_xent(
-                    Int32(steps * w.rows), Int32(network.config.vocabularySize), w.logits.from(0, count: steps),
-                    t.baseAddress!,
-                    1 / totalRows)
-            }
+            losses[i] = crossEntropy(w, steps: steps, gradientScale: 1 / totalRows)
             network.backwardLayers(w, packed, steps: steps, dropout: useDropout)
         }
         gradients.copy(from: shards[0].workspace.gradients!)
@@ -143,11 +146,7 @@ public final class BatchRunner: @unchecked Sendable {
             let w = shard.workspace
             network.forwardLayers(w, packed, steps: steps, dropout: nil)
             network.outputLogits(w, packed, firstStep: 0, steps: steps, dropout: false)
-            losses[i] = w.targets.withUnsafeBufferPointer { t in
-                ck_softmax_xent(
-                    Int32(steps * w.rows), Int32(network.config.vocabularySize), w.logits.from(0, count: steps),
-                    t.baseAddress!, 0)
-            }
+            losses[i] = crossEntropy(w, steps: steps, gradientScale: 0)
         }
         storeFinalState(into: state, steps: steps)
         return losses.reduce(0, +)
@@ -177,6 +176,24 @@ public final class BatchRunner: @unchecked Sendable {
             }
         }
         return out
+    }
+
+    /// The summed cross-entropy of the shard's logits against its targets (over each input's
+    /// candidates, when restricted); the logits are replaced by `gradientScale` times their gradient.
+    private func crossEntropy(_ w: Workspace, steps: Int, gradientScale: Float) -> Double {
+        let rows = Int32(steps * w.rows), V = Int32(network.config.vocabularySize)
+        let logits = w.logits.from(0, count: steps)
+        return w.targets.withUnsafeBufferPointer { t in
+            guard let candidates else {
+                return ck_softmax_xent(rows, V, logits, t.baseAddress!, gradientScale)
+            }
+            return w.inputs.withUnsafeBufferPointer { inputs in
+                candidates.allowed.withUnsafeBufferPointer { allowed in
+                    ck_softmax_xent_masked(
+                        rows, V, logits, t.baseAddress!, inputs.baseAddress!, allowed.baseAddress!, gradientScale)
+                }
+            }
+        }
     }
 
     // MARK: - Shards
@@ -210,6 +227,11 @@ public final class BatchRunner: @unchecked Sendable {
         }
         for id in targets where id < 0 || id >= vocab {
             throw NetworkError.invalidInput("target id \(id) outside the vocabulary 0..<\(vocab)")
+        }
+        if let candidates {
+            for (input, target) in zip(inputs, targets) where !candidates.allows(target, for: input) {
+                throw NetworkError.invalidInput("target id \(target) is not a candidate of input id \(input)")
+            }
         }
         for shard in shards {
             let w = shard.workspace

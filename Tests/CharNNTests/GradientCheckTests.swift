@@ -15,9 +15,11 @@ import Testing
         let dropout: Float
         var embedding: Int? = nil
         var bidirectional = false
+        /// Restrict the loss to three candidate outputs per input (a labelling network's loss).
+        var candidates = false
         var testDescription: String {
             "\(cell) \(layers) layer(s), dropout \(dropout)" + (embedding.map { ", embedding \($0)" } ?? "")
-                + (bidirectional ? ", bidirectional" : "")
+                + (bidirectional ? ", bidirectional" : "") + (candidates ? ", candidates" : "")
         }
     }
 
@@ -29,6 +31,7 @@ import Testing
                 Case(cell: cell, layers: 1, dropout: 0, bidirectional: true),
                 Case(cell: cell, layers: 3, dropout: 0.3, bidirectional: true),
                 Case(cell: cell, layers: 2, dropout: 0, embedding: 3, bidirectional: true),
+                Case(cell: cell, layers: 2, dropout: 0.3, bidirectional: true, candidates: true),
             ]
     }
 
@@ -44,11 +47,23 @@ import Testing
         net.parametersDidChange()
         var rng = SeededGenerator(seed: 5)
         let inputs = (0..<(batch * steps)).map { _ in Int32(rng.next() % 6) }
-        let targets = (0..<(batch * steps)).map { _ in Int32(rng.next() % 6) }
+        // With candidates, input i may become i, i + 1 or i + 3 (mod 6), and every target is one of them.
+        var mask: CandidateMask? = nil
+        if c.candidates {
+            let lists: [[Int32]] = (0..<6).map { (i: Int) -> [Int32] in
+                [Int32(i), Int32((i + 1) % 6), Int32((i + 3) % 6)]
+            }
+            mask = try CandidateMask(vocabularySize: 6, candidates: lists)
+        }
+        let shifts: [Int32] = [0, 1, 3]
+        let targets = inputs.map { (i: Int32) -> Int32 in
+            let draw = Int(rng.next() % 6)
+            return c.candidates ? (i + shifts[draw % 3]) % 6 : Int32(draw)
+        }
         let units = config.layers * config.directions
         let h0 = (0..<(units * batch * config.hiddenSize)).map { _ in rng.uniform(-0.8, 0.8) }
         let c0 = (0..<(units * batch * config.hiddenSize)).map { _ in rng.uniform(-0.8, 0.8) }
-        let runner = BatchRunner(network: net, batchSize: batch, seqLength: steps, threads: 2)
+        let runner = BatchRunner(network: net, batchSize: batch, seqLength: steps, threads: 2, candidates: mask)
         let gradients = FloatBuffer(count: net.parameterCount)
         let scratch = FloatBuffer(count: net.parameterCount)
 

@@ -126,6 +126,13 @@ void ck_stepper_step(ck_stepper *stepper, int id, float *logits);
 /// gradScale * (softmax - onehot(target)).
 double ck_softmax_xent(int rows, int V, float *logits, const int *targets, float gradScale);
 
+/// ck_softmax_xent with each row's softmax over the outputs its input allows:
+/// allowed[inputs[r] * V + j] != 0. The others get probability and gradient 0. Every target
+/// must be allowed for its input.
+double ck_softmax_xent_masked(
+    int rows, int V, float *logits, const int *targets, const int *inputs, const unsigned char *allowed,
+    float gradScale);
+
 // MARK: - Vector loops
 
 void ck_add(long n, const float *x, float *y);

@@ -149,16 +149,17 @@ public struct Corpus: Sendable {
             test: TokenSpan(ids, ranges: parts.test), bytes: bytes)
     }
 
-    /// The validation and test parts of `ids`, the encoded corpus of a run trained with
-    /// `training`, as the trainer held them out (no validation part when the run validated on
+    /// The training, validation and test parts of `ids`, the encoded corpus of a run trained
+    /// with `training`, as the trainer split them (no validation part when the run validated on
     /// a file of its own).
     public static func heldOut(_ ids: EncodedCorpus, training: TrainingConfig) -> (
-        validation: TokenSpan?, test: TokenSpan
+        train: TokenSpan, validation: TokenSpan?, test: TokenSpan
     ) {
         let validationFraction = training.validationFile == nil ? training.valFraction : 0
         let parts = training.validationSplit.ranges(
             count: ids.count, validation: validationFraction, test: training.testFraction)
         return (
+            TokenSpan(ids, ranges: parts.train),
             training.validationFile == nil ? TokenSpan(ids, ranges: parts.validation) : nil,
             TokenSpan(ids, ranges: parts.test)
         )
@@ -216,6 +217,19 @@ public struct StreamBatcher: Sendable {
             targets += ids.dropFirst()
         }
         return (inputs, targets)
+    }
+
+    /// A labelling run's chunk `chunk`: the targets are the text itself, (batchSize, seqLength)
+    /// batch-major, and the inputs their reduced forms (`inputOf[id]`), position for position.
+    public func labellingBatch(chunk: Int, inputOf: [Int32]) -> (inputs: [Int32], targets: [Int32]) {
+        precondition(chunk >= 0 && chunk < chunksPerEpoch, "chunk \(chunk) outside 0..<\(chunksPerEpoch)")
+        var targets: [Int32] = []
+        targets.reserveCapacity(batchSize * seqLength)
+        for b in 0..<batchSize {
+            let start = b * streamLength + chunk * seqLength
+            targets += data.ids(start..<(start + seqLength))
+        }
+        return (targets.map { inputOf[Int($0)] }, targets)
     }
 }
 

@@ -74,6 +74,7 @@ public final class BatchGeneration {
     /// Encodes the prompt and primes the network with it.
     /// - Throws: `CharLMError.badPrompt` or `.invalidOptions`.
     public init(model: LanguageModel, request: GenerationRequest) throws {
+        try model.checkGenerates()
         try request.validate()
         self.model = model
         self.request = request

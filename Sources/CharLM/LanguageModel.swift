@@ -26,6 +26,31 @@ public final class LanguageModel: @unchecked Sendable {
         self.weightsURL = weightsURL
     }
 
+    /// A tagger's labelling task (nil: a language model).
+    public var task: TaggingTask? { config.training.task }
+
+    /// Throws unless this model generates text: a tagger restores text instead.
+    public func checkGenerates() throws {
+        if let task {
+            throw CharLMError.invalidOptions(
+                "\(weightsURL.path) is a \(task) model: it restores text rather than generating it; use "
+                    + "charlm restore RUN FILE")
+        }
+    }
+
+    /// A tagger over this model's network, for a model trained with a task.
+    /// - Parameter context: units read on either side of each window's decisions.
+    public func tagger(context: Int = Tagger.defaultContext, threads: Int = BatchRunner.defaultThreads) throws -> Tagger
+    {
+        guard let task else {
+            throw CharLMError.invalidOptions(
+                "\(weightsURL.path) is a language model, not a tagger: train one with --task restore-marks or "
+                    + "--task restore-case")
+        }
+        let scheme = try TaggingScheme(task: task, tokenizer: tokenizer)
+        return Tagger(network: network, scheme: scheme, context: context, threads: threads)
+    }
+
     /// Which checkpoint of a run to load.
     public enum Checkpoint: Sendable, Equatable, CustomStringConvertible {
         /// The lowest validation loss (falls back to latest when there is none yet).

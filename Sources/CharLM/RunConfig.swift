@@ -138,6 +138,11 @@ public struct RunConfig: Codable, Sendable, Equatable {
             throw CharLMError.invalidOptions(error.localizedDescription)
         }
         try training.validate()
+        if model.bidirectional && training.task == nil {
+            throw CharLMError.invalidOptions(
+                "a bidirectional model reads each chunk from both ends, so it cannot generate text left to right; "
+                    + "train it on a labelling task (--task restore-marks or --task restore-case)")
+        }
         if let corpusUnits, corpusUnits < 0 { throw CharLMError.invalidOptions("corpus units must not be negative") }
     }
 

@@ -69,6 +69,14 @@ extension Trainer {
         let t = config.training
         var reported = -1.0
         let started = Date()
+        if let tagging {
+            // A tagger's windows are independent: every rank measures the whole span.
+            let tagger = Tagger(network: network ?? evaluated, scheme: tagging, threads: t.threads)
+            let loss = try tagger.evaluate(span, baseline: nil).loss.nats
+            onEvent(.validating(step: step, fraction: 1, units: span.count))
+            validationSecondsPerUnit = Date().timeIntervalSince(started) / Double(max(span.count, 1))
+            return loss
+        }
         let loss = try Evaluator.evaluate(
             network: network ?? evaluated, span: span, batchSize: t.batchSize, seqLength: t.seqLength,
             threads: t.threads, communicator: communicator
@@ -127,6 +135,12 @@ extension Trainer {
     /// (saved with the checkpoint), so that a resumed run shows the samples the uninterrupted
     /// one would have, and training itself is unaffected.
     func preview(length: Int) throws -> String {
+        if let tagging {
+            // A tagger shows the start of the validation text as it restores it.
+            let targets = corpus.validation.ids(0..<min(length, corpus.validation.count))
+            let tagger = Tagger(network: evaluated, scheme: tagging, threads: config.training.threads)
+            return tokenizer.decode(try tagger.tag(tagging.inputs(of: targets)).outputs)
+        }
         var generator = SeededGenerator(state: state.rng) ?? SeededGenerator(seed: 1)
         let seed = generator.next()
         state.rng = generator.state

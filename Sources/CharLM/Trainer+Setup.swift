@@ -32,11 +32,16 @@ extension Trainer {
         let writes = Distributed.world?.isLeader ?? true
         if writes && run.exists && !overwrite { throw CharLMError.runExists(path: run.url.path) }
         try Corpus.checkReadable(corpusURL)
+        if let task = config.training.task, initFrom != nil {
+            throw CharLMError.invalidOptions("--init-from is for language models; a \(task) model starts from scratch")
+        }
         let source = try initFrom.map { try LanguageModel.load($0, checkpoint: .best) }
         if let source { try checkFineTuning(config, from: source) }
         let tokenizer: Tokenizer
         do {
-            if let source {
+            if let task = config.training.task {
+                tokenizer = try TaggingScheme.buildTokenizer(task: task, corpusFile: corpusURL)
+            } else if let source {
                 tokenizer = try Tokenizer.build(corpusFile: corpusURL, extending: source.tokenizer)
             } else {
                 tokenizer = try Tokenizer.build(corpusFile: corpusURL, config: config.tokenizer)

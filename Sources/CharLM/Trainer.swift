@@ -34,6 +34,8 @@ public final class Trainer: @unchecked Sendable {
     var metrics: MetricsLog
     let resumedFrom: Int?
     let runner: BatchRunner
+    /// A labelling run's vocabulary and candidates (nil: a language model).
+    let tagging: TaggingScheme?
     /// Things to tell the user when training starts (options changed on resume).
     var startNotices: [String] = []
     /// Held while this trainer may write the run.
@@ -102,9 +104,10 @@ public final class Trainer: @unchecked Sendable {
                 throw CharLMError.invalidOptions("the sample prompt: \(error.localizedDescription)")
             }
         }
+        tagging = try t.task.map { try TaggingScheme(task: $0, tokenizer: tokenizer) }
         runner = BatchRunner(
             network: network, batchSize: rows.count, seqLength: t.seqLength, threads: t.threads,
-            globalRowOffset: rows.lowerBound, globalBatchSize: t.batchSize)
+            globalRowOffset: rows.lowerBound, globalBatchSize: t.batchSize, candidates: tagging?.candidates)
         metrics = MetricsLog(url: run.metricsURL, layers: config.model.layers)
     }
 
@@ -338,7 +341,11 @@ public final class Trainer: @unchecked Sendable {
     /// One optimizer step on the next chunk: forward, backward, clipping, update.
     private func trainStep(_ step: Int, gradients: FloatBuffer, timeUsed: Double?) throws -> StepOutcome {
         let t = config.training
-        let batch = batcher.batch(chunk: state.cursor)
+        let batch =
+            tagging.map { batcher.labellingBatch(chunk: state.cursor, inputOf: $0.inputOf) }
+            ?? batcher.batch(chunk: state.cursor)
+        // A tagger reads each chunk on its own: no state is carried into it.
+        if tagging != nil { hidden.reset() }
         let rate = t.optimizer.learningRate * scheduleFactor(step: step, timeUsed: timeUsed) * state.rateFactor
         hiddenBefore.copy(from: hidden)
         let key = Self.dropoutKey(seed: t.seed, step: step)

@@ -178,6 +178,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var threads: Int = BatchRunner.defaultThreads
     /// Report progress every this many steps.
     public var logEvery: Int = 10
+    /// A labelling run: restore marks or case, one grapheme for each (nil: a language model,
+    /// which predicts the next unit).
+    public var task: TaggingTask?
 
     public init() {}
 

@@ -14,7 +14,8 @@ struct CharLMCommand: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            Train.self, Generate.self, Eval.self, Serve.self, Explain.self, Info.self, TokenizerCommand.self,
+            Train.self, Generate.self, Eval.self, Restore.self, Serve.self, Explain.self, Info.self,
+            TokenizerCommand.self,
             Bench.self,
         ]
     )

@@ -39,6 +39,12 @@ struct Eval: ParsableCommand {
             valueName: "precision"))
     var precision: WeightPrecision = .f32
 
+    @Option(
+        help: ArgumentHelp(
+            "A tagger's context: characters read on either side of each block of decisions (default "
+                + "\(Tagger.defaultContext)).", valueName: "n"))
+    var context = Tagger.defaultContext
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -51,6 +57,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         try Console.run {
             let model = try LanguageModel.load(URL(fileURLWithPath: runPath), checkpoint: checkpoint)
+            if model.task != nil { return try evaluateTagger(model) }
             let unit = model.config.lossUnit
             let url = URL(fileURLWithPath: file)
             try Corpus.checkReadable(url)
@@ -126,5 +133,85 @@ struct Eval: ParsableCommand {
                         }.joined())
             }
         }
+    }
+
+    /// A tagger: loss over the candidates, character and word accuracy, the error rate where
+    /// the model had a choice, and the word baseline built from the run's training text.
+    private func evaluateTagger(_ model: LanguageModel) throws {
+        let tagger = try model.tagger(context: context, threads: threads)
+        let tokenizer = model.tokenizer
+        let url = URL(fileURLWithPath: file)
+        try Corpus.checkReadable(url)
+        let encoded: EncodedCorpus
+        do { encoded = try tokenizer.encodeFile(url) } catch let error as LocalizedError {
+            throw CharLMError.badCorpus(path: file, reason: error.errorDescription ?? "\(error)")
+        }
+        let training = model.config.training
+        // The word baseline learns from the run's training text, when its corpus is still there.
+        var baseline: WordBaseline?
+        var trainingSpan: TokenSpan?
+        if encoded.count == model.config.corpusUnits {
+            trainingSpan = Corpus.heldOut(encoded, training: training).train
+        } else if let path = model.config.corpus, FileManager.default.isReadableFile(atPath: path),
+            let corpus = try? tokenizer.encodeFile(URL(fileURLWithPath: path)), corpus.count == model.config.corpusUnits
+        {
+            trainingSpan = Corpus.heldOut(corpus, training: training).train
+        }
+        if let trainingSpan { baseline = WordBaseline(scheme: tagger.scheme, span: trainingSpan) }
+        var parts: [(name: String, span: TokenSpan)] = [("file", TokenSpan(encoded))]
+        if encoded.count == model.config.corpusUnits {
+            // The run's own corpus: the whole file holds the training text, so report the held-out parts.
+            let heldOut = Corpus.heldOut(encoded, training: training)
+            parts = [("validation", heldOut.validation), ("test", heldOut.test)].compactMap { name, span in
+                span.flatMap { $0.count > 0 ? (name, $0) : nil }
+            }
+        }
+        let results = try parts.map { ($0.name, $0.span, try tagger.evaluate($0.span, baseline: baseline)) }
+        if json {
+            var object: [String: Any] = [
+                "file": file, "model": model.weightsURL.path, "task": model.task!.rawValue, "context": context,
+            ]
+            if let baseline { object["baseline_words_known"] = baseline.vocabularySize }
+            for (name, _, r) in results {
+                var part: [String: Any] = [
+                    "chars": r.characters, "loss": r.loss.nats, "char_accuracy": r.characterAccuracy,
+                    "ambiguous_chars": r.ambiguous, "ambiguous_error_rate": r.ambiguousErrorRate, "words": r.words,
+                    "word_accuracy": r.wordAccuracy,
+                ]
+                if baseline != nil {
+                    part["baseline_word_accuracy"] = r.baselineWordAccuracy
+                    part["unseen_words"] = r.unseenWords
+                    part["unseen_word_accuracy"] = r.unseenWordAccuracy
+                    part["baseline_unseen_word_accuracy"] = r.baselineUnseenWordAccuracy
+                }
+                object[name] = part.mapValues { value -> Any in
+                    if let d = value as? Double, !d.isFinite { return NSNull() }
+                    return value
+                }
+            }
+            Console.out(Console.json(object) + "\n")
+            return
+        }
+        var text = "\(file): \(model.task!) with \(context) characters of context each side\n"
+        if baseline == nil {
+            text += "(no word baseline: the run's corpus \(model.config.corpus ?? "") is not readable as it was)\n"
+        }
+        for (name, _, r) in results {
+            let label = name == "file" ? "" : "\(name) split of the run's corpus: "
+            text += String(
+                format: "%@%d chars, loss %.4f nats/char over the candidates\n", label, r.characters, r.loss.nats)
+            text += String(
+                format: "  characters  %.4f%% correct; where the model had a choice (%d): %.3f%% wrong\n",
+                100 * r.characterAccuracy, r.ambiguous, 100 * r.ambiguousErrorRate)
+            text += String(format: "  words       %.3f%% correct of %d\n", 100 * r.wordAccuracy, r.words)
+            if baseline != nil {
+                text += String(
+                    format: "  word baseline (most frequent form in training) %.3f%%\n", 100 * r.baselineWordAccuracy)
+                text += String(
+                    format: "  words unseen in training (%d): model %.3f%%, baseline %.3f%%\n", r.unseenWords,
+                    100 * r.unseenWordAccuracy, 100 * r.baselineUnseenWordAccuracy)
+            }
+        }
+        Console.out(text)
     }
 }

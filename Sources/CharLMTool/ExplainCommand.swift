@@ -48,6 +48,7 @@ struct Explain: ParsableCommand {
     func run() throws {
         try Console.run {
             let model = try LanguageModel.load(URL(fileURLWithPath: runPath), checkpoint: checkpoint)
+            try model.checkGenerates()
             let data: Data
             if file == "-" {
                 data = FileHandle.standardInput.readDataToEndOfFile()

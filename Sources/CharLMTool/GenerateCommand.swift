@@ -80,6 +80,7 @@ struct Generate: ParsableCommand {
     func run() throws {
         try Console.run {
             let model = try LanguageModel.load(URL(fileURLWithPath: runPath), checkpoint: checkpoint)
+            try model.checkGenerates()
             var promptText = prompt
             if prompt == "-" {
                 let data = FileHandle.standardInput.readDataToEndOfFile()

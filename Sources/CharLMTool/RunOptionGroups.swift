@@ -19,6 +19,7 @@ extension NaNPolicy: ExpressibleByArgument {}
 extension NormalizationForm: ExpressibleByArgument {}
 extension TokenUnit: ExpressibleByArgument {}
 extension Fallback: ExpressibleByArgument {}
+extension TaggingTask: ExpressibleByArgument {}
 
 /// The network (config.json's `model`).
 struct ModelOptions: ParsableArguments {
@@ -41,12 +42,27 @@ struct ModelOptions: ParsableArguments {
     )
     var embedding: Int?
 
+    @Flag(
+        help: ArgumentHelp(
+            "Bidirectional layers (PyTorch's bidirectional=True): each position sees the whole chunk, left and "
+                + "right. For --task only: such a model labels text, it cannot generate it."))
+    var bidirectional = false
+
+    @Option(
+        help: ArgumentHelp(
+            "Train a tagger instead of a language model: restore-marks (input: the text with its diacritics "
+                + "stripped) or restore-case (input: the text case-folded); the target is the text itself.",
+            valueName: "task"))
+    var task: TaggingTask?
+
     func add(to options: inout RunOptions) {
         options.set(\.model.cell, to: cell, as: "--cell")
         options.set(\.model.layers, to: layers, as: "--layers")
         options.set(\.model.hiddenSize, to: hidden, as: "--hidden")
         options.set(\.model.dropout, to: dropout, as: "--dropout")
         options.set(\.model.embeddingSize, to: embedding.map(Optional.some), as: "--embedding")
+        if bidirectional { options.set(\.model.bidirectional, to: true, as: "--bidirectional") }
+        options.set(\.training.task, to: task.map(Optional.some), as: "--task")
     }
 }
 

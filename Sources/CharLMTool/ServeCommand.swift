@@ -77,6 +77,7 @@ struct Serve: ParsableCommand {
     func run() throws {
         try Console.run {
             let model = try LanguageModel.load(URL(fileURLWithPath: runPath), checkpoint: checkpoint)
+            try model.checkGenerates()
             var limits = HTTPServer.Limits()
             limits.maxBodyBytes = maxBody
             let server = try HTTPServer(host: host, port: port, limits: limits)

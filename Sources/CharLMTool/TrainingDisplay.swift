@@ -116,7 +116,11 @@ struct TrainingDisplay {
             line("charlm: to train on: charlm train --resume \(run) \(more)")
         }
         if s.bestValidationLoss != nil || s.step > 0 {
-            line("charlm: the run is in \(s.runDirectory); generate with: charlm generate \(run) --prompt \"...\"")
+            if config.training.task != nil {
+                line("charlm: the run is in \(s.runDirectory); restore a text with: charlm restore \(run) FILE")
+            } else {
+                line("charlm: the run is in \(s.runDirectory); generate with: charlm generate \(run) --prompt \"...\"")
+            }
         }
     }
 

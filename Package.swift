@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(name: "CharTokenizerTests", dependencies: ["CharTokenizer", "CUTF8Proc"]),
         .testTarget(name: "CharNNTests", dependencies: ["CharNN"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CharLMTests", dependencies: ["CharLM"]),
-        .testTarget(name: "CharLMToolTests", dependencies: ["CharLMTool"]),
+        .testTarget(name: "CharLMToolTests", dependencies: ["CharLMTool", "CharTokenizer"]),
         .testTarget(name: "CharServeTests", dependencies: ["CharServe", "CharLM", "CharNN"]),
     ]
 )

@@ -9,6 +9,7 @@ as charlm measures it. Prints one JSON object per configuration on stdout:
 
 Usage: python3 scripts/bench_pytorch_train.py --configs lstm:128,lstm:256 [--threads 2]
        [--batch 50] [--seq 50] [--vocab 65] [--layers 2] [--dropout 0] [--steps 20] [--repeats 3]
+       [--bidirectional]
 """
 import argparse
 import json
@@ -26,7 +27,8 @@ from reference_model import CharRNN, detach  # noqa: E402
 
 def measure(cell, hidden, args):
     torch.manual_seed(0)
-    model = CharRNN(cell, args.vocab, hidden, args.layers, dropout=args.dropout).train()
+    model = CharRNN(cell, args.vocab, hidden, args.layers, dropout=args.dropout,
+                    bidirectional=args.bidirectional).train()
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     ids = torch.randint(0, args.vocab, (args.batch, args.seq + 1))
     state = None
@@ -64,12 +66,14 @@ def main():
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bidirectional", action="store_true", help="nn.LSTM/GRU(bidirectional=True)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for item in args.configs.split(","):
         cell, hidden = item.split(":")
         rates = measure(cell, int(hidden), args)
         print(json.dumps({"cell": cell, "hidden": int(hidden), "layers": args.layers, "dropout": args.dropout,
+                          "bidirectional": args.bidirectional,
                           "chars_per_s": rates,
                           "median": statistics.median(rates), "torch": torch.__version__,
                           "threads": torch.get_num_threads()}), flush=True)

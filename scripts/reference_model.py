@@ -1,8 +1,9 @@
 """The model charlm trains, in PyTorch, shared by the reference scripts.
 
 `CharRNN` is one-hot input (or `embedding`, nn.Embedding, for a model trained with
---embedding) -> `rnn` (nn.LSTM, nn.GRU or nn.RNN, batch_first) -> dropout ->
-`out` (nn.Linear): its state dict has exactly the names of charlm's model.safetensors.
+--embedding) -> `rnn` (nn.LSTM, nn.GRU or nn.RNN, batch_first; bidirectional for a model trained
+with --bidirectional) -> dropout -> `out` (nn.Linear): its state dict has exactly the names of
+charlm's model.safetensors.
 `evaluate` is charlm's Evaluator: the loss over every unit of a text after the first.
 """
 import torch
@@ -11,15 +12,16 @@ import torch.nn.functional as F
 
 
 class CharRNN(nn.Module):
-    def __init__(self, cell, vocab, hidden, layers, dropout=0.0, embedding=None):
+    def __init__(self, cell, vocab, hidden, layers, dropout=0.0, embedding=None, bidirectional=False):
         super().__init__()
         rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
         self.vocab = vocab
         if embedding:
             self.embedding = nn.Embedding(vocab, embedding)
-        self.rnn = rnn(embedding or vocab, hidden, layers, dropout=dropout if layers > 1 else 0.0, batch_first=True)
+        self.rnn = rnn(embedding or vocab, hidden, layers, dropout=dropout if layers > 1 else 0.0, batch_first=True,
+                       bidirectional=bidirectional)
         self.drop = nn.Dropout(dropout)
-        self.out = nn.Linear(hidden, vocab)
+        self.out = nn.Linear(hidden * (2 if bidirectional else 1), vocab)
 
     def forward(self, ids, state=None):
         """Logits (batch, steps, vocab) for ids (batch, steps), and the final state."""

@@ -13,8 +13,9 @@ public enum Benchmark {
     /// Matrix-product work per character of one training step (forward, backward).
     public static func trainingFlopsPerCharacter(_ c: NetworkConfig) -> Double {
         let g = Double(c.gateWidth), h = Double(c.hiddenSize), v = Double(c.vocabularySize)
-        var flops = 6 * h * v
-        for l in 0..<c.layers { flops += 6 * g * h + (l > 0 ? 6 * g * h : 0) }
+        let width = Double(c.outputWidth), directions = Double(c.directions)
+        var flops = 6 * width * v
+        for l in 0..<c.layers { flops += directions * (6 * g * h + (l > 0 ? 6 * g * width : 0)) }
         return flops
     }
 

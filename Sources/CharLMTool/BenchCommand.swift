@@ -87,6 +87,8 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Layers of a configuration that names none.") var layers = 2
     @Option(help: "Dropout between layers and before the output layer (charlm's default is 0.25).")
     var dropout: Float = 0
+    @Flag(help: "Bidirectional layers (PyTorch's bidirectional=True), as a tagger trains them.")
+    var bidirectional = false
     @Option(help: "Batch size.") var batch = 50
     @Option(help: "Sequence length.") var seqLength = 50
     @Option(help: "Vocabulary size.") var vocab = 65
@@ -122,7 +124,7 @@ struct BenchTrain: ParsableCommand {
                         peak.packed, peak.openBLAS, threads, machinePeak))
                 Console.out(
                     "batch \(batch), sequence \(seqLength), vocabulary \(vocab), dropout \(dropout), \(threads) "
-                        + "threads; median of \(repeats) x \(steps) steps\n\n"
+                        + "threads\(bidirectional ? ", bidirectional" : ""); median of \(repeats) x \(steps) steps\n\n"
                 )
                 Console.out(
                     "| model | charlm chars/s | PyTorch chars/s | ratio | charlm GFLOP/s | % of peak | RSS after "
@@ -133,7 +135,8 @@ struct BenchTrain: ParsableCommand {
             for size in sizes {
                 let layers = size.layers(or: layers)
                 let config = NetworkConfig(
-                    cell: size.cell, vocabularySize: vocab, hiddenSize: size.hidden, layers: layers, dropout: dropout)
+                    cell: size.cell, vocabularySize: vocab, hiddenSize: size.hidden, layers: layers, dropout: dropout,
+                    bidirectional: bidirectional)
                 let ours = try Benchmark.training(
                     config: config, batchSize: batch, seqLength: seqLength, steps: steps, repeats: repeats,
                     threads: threads)
@@ -147,7 +150,7 @@ struct BenchTrain: ParsableCommand {
                             "--batch", String(batch), "--seq", String(seqLength), "--vocab", String(vocab),
                             "--layers", String(layers), "--dropout", String(dropout), "--steps", String(steps),
                             "--repeats", String(repeats),
-                        ])
+                        ] + (bidirectional ? ["--bidirectional"] : []))
                     pytorch = r.result?["median"] as? Double
                     if let e = r.error { note = e }
                 }
@@ -155,6 +158,7 @@ struct BenchTrain: ParsableCommand {
                 if json {
                     var object: [String: Any] = [
                         "cell": size.cell.rawValue, "hidden": size.hidden, "layers": layers, "dropout": dropout,
+                        "bidirectional": bidirectional,
                         "charlm_chars_per_s": ours.median,
                         "charlm_runs": ours.charactersPerSecond, "gflops": ours.gflops, "peak_gflops": machinePeak,
                         "rss_warm": ours.residentAfterWarmup, "rss_end": ours.residentAtEnd,
@@ -167,7 +171,7 @@ struct BenchTrain: ParsableCommand {
                 } else {
                     let mb = { (b: Int) in String(format: "%.0f MB", Double(b) / 1e6) }
                     Console.out(
-                        "| \(layers)x\(size.hidden) \(size.cell.rawValue.uppercased()) | "
+                        "| \(layers)x\(size.hidden) \(bidirectional ? "Bi" : "")\(size.cell.rawValue.uppercased()) | "
                             + "\(Int(ours.median).formatted()) | \(pytorch.map { Int($0).formatted() } ?? "–") | "
                             + "\(ratio.map { String(format: "%.2f×", $0) } ?? "–") | "
                             + "\(String(format: "%.0f", ours.gflops)) | "

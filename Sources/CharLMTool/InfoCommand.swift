@@ -34,7 +34,8 @@ struct Info: ParsableCommand {
             if json {
                 var object: [String: Any] = [
                     "weights": model.weightsURL.path, "cell": m.cell.rawValue, "layers": m.layers,
-                    "hidden_size": m.hiddenSize,
+                    "hidden_size": m.hiddenSize, "bidirectional": m.bidirectional,
+                    "task": model.task?.rawValue ?? NSNull(),
                     "vocabulary_size": m.vocabularySize, "dropout": Double(m.dropout),
                     "parameters": model.network.parameterCount,
                     "tokenizer": [
@@ -71,9 +72,16 @@ struct Info: ParsableCommand {
             lines.append(
                 (
                     "model",
-                    "\(m.layers)-layer \(m.cell.rawValue.uppercased()), hidden \(m.hiddenSize), dropout \(m.dropout): "
-                        + "\(model.network.parameterCount.formatted()) parameters"
+                    "\(m.layers)-layer \(m.bidirectional ? "bidirectional " : "")\(m.cell.rawValue.uppercased()), "
+                        + "hidden \(m.hiddenSize), dropout \(m.dropout): \(model.network.parameterCount.formatted()) parameters"
                 ))
+            if let task = model.task {
+                lines.append(
+                    (
+                        "task",
+                        "\(task): a tagger; restore a text with charlm restore, measure it with charlm eval"
+                    ))
+            }
             lines.append(
                 (
                     "vocabulary",

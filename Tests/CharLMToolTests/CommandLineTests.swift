@@ -1,3 +1,4 @@
+import CharTokenizer
 import Foundation
 import Testing
 @testable import CharLMTool
@@ -318,6 +319,56 @@ import Testing
         #expect(prompt.status == 1 && prompt.stderr.contains("U+00E9"), "\(prompt.stderr)")
         let mismatch = try Self.charlm(["train", "--resume", "runs/brackets", "--hidden", "64"], in: dir)
         #expect(mismatch.status == 64 && mismatch.stderr.contains("--hidden 64"), "\(mismatch.stderr)")
+    }
+
+    @Test func aTaggerTrainsRestoresAndReportsAccuracy() throws {
+        let dir = Self.temporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let paragraph =
+            "Příliš žluťoučký kůň úpěl ďábelské ódy. Na dvoře stál velký kůň a čekal na svého pána.\n"
+            + "Děti si hrály v trávě, pes štěkal a kočka spala na peci.\n"
+        let corpus = dir.appendingPathComponent("czech.txt")
+        try Data(String(repeating: paragraph, count: 60).utf8).write(to: corpus)
+        let train = try Self.charlm(
+            ["train", "czech.txt", "--task", "restore-marks", "--bidirectional", "--max-steps", "20"] + Self.small,
+            in: dir)
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stderr.contains("charlm restore"), "the summary says how to use a tagger: \(train.stderr)")
+
+        let text = "Prilis zlutoucky kun upel dabelske ody. 漢字\n"
+        let restored = try Self.charlm(["restore", "runs/czech"], in: dir, stdin: text)
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(restored.stdout.count == text.count, "one character out for each in: \(restored.stdout)")
+        #expect(
+            Normalization(form: .nfc, stripMarks: true).apply(to: restored.stdout) == text,
+            "only marks change: \(restored.stdout)")
+
+        let eval = try Self.charlm(["eval", "runs/czech", "czech.txt", "--json"], in: dir)
+        #expect(eval.status == 0, "\(eval.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
+        let test = try #require(report["test"] as? [String: Any], "the run's corpus: its test part")
+        for key in ["char_accuracy", "word_accuracy", "baseline_word_accuracy", "ambiguous_error_rate"] {
+            let value = try #require(test[key] as? Double, "\(key)")
+            #expect(value >= 0 && value <= 1, "\(key) \(value)")
+        }
+        // The paragraph repeats: the baseline knows nearly every word (not those cut by the
+        // edges of the held-out blocks).
+        #expect((test["baseline_word_accuracy"] as? Double ?? 0) > 0.9)
+        let info = try Self.charlm(["info", "runs/czech", "--json"], in: dir)
+        let about = try #require(try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])
+        #expect(about["task"] as? String == "restore-marks" && about["bidirectional"] as? Bool == true)
+
+        let generate = try Self.charlm(["generate", "runs/czech"], in: dir)
+        #expect(generate.status == 64 && generate.stderr.contains("charlm restore"), "\(generate.stderr)")
+        let noTask = try Self.charlm(
+            ["train", "czech.txt", "--bidirectional", "--out", "runs/x"] + Self.small, in: dir)
+        #expect(noTask.status == 64 && noTask.stderr.contains("--task"), "\(noTask.stderr)")
+        let language = try Self.charlm(["train", Self.corpus, "--max-steps", "2"] + Self.small, in: dir)
+        #expect(language.status == 0)
+        let notATagger = try Self.charlm(["restore", "runs/brackets"], in: dir, stdin: "x")
+        #expect(notATagger.status == 64 && notATagger.stderr.contains("--task"), "\(notATagger.stderr)")
+        let missing = try Self.charlm(["restore", "runs/czech", "nope.txt"], in: dir)
+        #expect(missing.status == 1 && missing.stderr.contains("nope.txt"), "\(missing.stderr)")
     }
 
     @Test func sigintSavesACheckpointAndSigkillLosesNothingSaved() throws {

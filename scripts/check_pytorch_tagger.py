@@ -92,7 +92,7 @@ def main():
     loss = nats / n
 
     ours = json.loads(subprocess.run([a.charlm, "eval", a.run, a.file, "--json"], check=True, capture_output=True,
-                                     text=True).stdout)["file"]
+                                     text=True).stdout)["text"]
     restored = subprocess.run([a.charlm, "restore", a.run, a.file], check=True, capture_output=True).stdout.decode()
     theirs_text = "".join(units[i] if units[i] is not None else "\ufffd" for i in decided.tolist())
     different = sum(1 for x, y in zip(restored, theirs_text) if x != y) + abs(len(restored) - len(theirs_text))

@@ -47,6 +47,9 @@ public struct TaggingScheme: Sendable {
     /// Per id: whether its grapheme is part of a word (a letter, or a digit), for word accuracy.
     public let isWordCharacter: [Bool]
 
+    /// The most distinct graphemes a tagger's text may have.
+    public static let maximumVocabulary = 8192
+
     public init(task: TaggingTask, tokenizer: Tokenizer) throws {
         guard tokenizer.config.unit == .grapheme, tokenizer.config.fallback == .unknown else {
             throw CharLMError.invalidOptions(
@@ -55,6 +58,11 @@ public struct TaggingScheme: Sendable {
         }
         let single = Tokenizer.singleGraphemes
         let V = tokenizer.vocabularySize
+        guard V <= Self.maximumVocabulary else {
+            throw CharLMError.invalidOptions(
+                "a \(task) model's text has \(V) distinct characters; a tagger takes at most \(Self.maximumVocabulary) "
+                    + "(each one's candidates are a row of a V x V table)")
+        }
         var inputOf = (0..<V).map { Int32($0) }
         var unchanged: [String] = []
         var isWordCharacter = [Bool](repeating: false, count: V)
@@ -121,7 +129,8 @@ public struct Tagger: Sendable {
     public let scheme: TaggingScheme
     /// Positions each window decides.
     public let core: Int
-    /// Positions read on either side of them (fewer at the ends of the text).
+    /// Positions read on either side of them at least (at the ends of the text the window is
+    /// shifted inward: fewer on the outer side, more on the inner one).
     public let context: Int
     public let batchSize: Int
     public let threads: Int
@@ -129,12 +138,17 @@ public struct Tagger: Sendable {
     /// The context each side by default: measured on Czech (see the README); beyond it
     /// accuracy no longer changes.
     public static let defaultContext = 32
+    /// The most context each side a tagger takes (its windows are batched: 32 of
+    /// 64 + 2 x context positions).
+    public static let maximumContext = 1024
 
     public init(
         network: Network, scheme: TaggingScheme, core: Int = 64, context: Int = Tagger.defaultContext,
         batchSize: Int = 32, threads: Int = BatchRunner.defaultThreads
     ) {
-        precondition(core >= 1 && context >= 0 && batchSize >= 1, "core, context and batch size must be positive")
+        precondition(
+            core >= 1 && context >= 0 && context <= Tagger.maximumContext && batchSize >= 1,
+            "core and batch size must be positive, context in 0...\(Tagger.maximumContext)")
         self.network = network
         self.scheme = scheme
         self.core = core
@@ -196,18 +210,25 @@ public struct Tagger: Sendable {
     }
 
     /// Restores a text read from `input`, streaming: `output` gets the restored text in pieces,
-    /// each as soon as the context after it has been read. The text is normalized as the
-    /// tokenizer does (NFC), then every grapheme is reduced (marks stripped, or case folded)
-    /// and the network decides what it was. A grapheme the vocabulary lacks is copied as it is.
+    /// each as soon as the context after it has been read, and their concatenation is what one
+    /// `tag` over the whole text decides. The text is normalized as the tokenizer does (NFC),
+    /// then every grapheme is reduced (marks stripped, or case folded) and the network decides
+    /// what it was. A grapheme whose reduced form the vocabulary lacks too is copied as it is.
     ///
+    /// - Parameter block: positions decided at a time at least (rounded up to whole cores).
     /// - Throws: `CharLMError.badCorpus` for invalid UTF-8 (naming the byte offset).
     public func restore(
         _ input: FileHandle, name: String, block: Int = 1 << 14, output: (String) throws -> Void
     ) throws {
+        precondition(block >= 1, "the block must be positive")
+        // Blocks of whole cores keep the cores where one pass puts them; a whole window kept
+        // before the next block lets the last windows reach back as far as one pass's do.
+        let block = (block + core - 1) / core * core
+        let keep = core + 2 * context
         let tokenizer = scheme.tokenizer
         let unknown = tokenizer.unknownID ?? 0
         var graphemes: [String] = [], inputs: [Int32] = []
-        // Positions before `done` are written; `context` of them are kept to read.
+        // Positions before `done` are written; `keep` of them are kept to read.
         var done = 0
         var pending: [UInt8] = []
         var offset = 0
@@ -220,7 +241,7 @@ public struct Tagger: Sendable {
             }
             try output(text)
             done = end
-            let drop = max(0, done - context)
+            let drop = max(0, done - keep)
             graphemes.removeFirst(drop)
             inputs.removeFirst(drop)
             done -= drop
@@ -246,10 +267,11 @@ public struct Tagger: Sendable {
             pending += data
             let atEnd = data.isEmpty
             // Whole lines only (a newline ends a grapheme and a UTF-8 sequence), unless the
-            // input ends, or a line grows past 16 MB: then up to the last UTF-8 lead byte.
+            // input ends, or a line grows past 16 MB: then up to its last ASCII character
+            // (which no mark before it can combine with), or its last UTF-8 lead byte.
             var end: Int? = atEnd ? pending.count : pending.lastIndex(of: 0x0A).map { $0 + 1 }
             if end == nil, pending.count > 1 << 24 {
-                end = pending.lastIndex { $0 & 0xC0 != 0x80 }
+                end = pending.lastIndex { $0 < 0x80 } ?? pending.lastIndex { $0 & 0xC0 != 0x80 }
             }
             if let end, end > 0 {
                 try append(pending[..<end])

@@ -32,8 +32,17 @@ extension Trainer {
         let writes = Distributed.world?.isLeader ?? true
         if writes && run.exists && !overwrite { throw CharLMError.runExists(path: run.url.path) }
         try Corpus.checkReadable(corpusURL)
-        if let task = config.training.task, initFrom != nil {
-            throw CharLMError.invalidOptions("--init-from is for language models; a \(task) model starts from scratch")
+        if let task = config.training.task {
+            if initFrom != nil {
+                throw CharLMError.invalidOptions(
+                    "--init-from is for language models; a \(task) model starts from scratch")
+            }
+            // charlm's defaults, or TokenizerConfig's: nothing asked of the tokenizer.
+            if config.tokenizer != RunConfig().tokenizer && config.tokenizer != TokenizerConfig() {
+                throw CharLMError.invalidOptions(
+                    "a \(task) model reads every grapheme of the corpus after NFC, one token each; drop the tokenizer "
+                        + "options")
+            }
         }
         let source = try initFrom.map { try LanguageModel.load($0, checkpoint: .best) }
         if let source { try checkFineTuning(config, from: source) }
@@ -49,6 +58,8 @@ extension Trainer {
         } catch let error as TokenizerError {
             throw CharLMError.badCorpus(path: corpusURL.path, reason: error.localizedDescription)
         }
+        // A tagger's vocabulary limit, before the corpus is encoded.
+        if let task = config.training.task { _ = try TaggingScheme(task: task, tokenizer: tokenizer) }
         try stopIfAsked()
         let corpus = try Corpus.load(
             corpusURL, tokenizer: tokenizer, valFraction: config.training.valFraction,

@@ -42,7 +42,7 @@ struct Eval: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             "A tagger's context: characters read on either side of each block of decisions (default "
-                + "\(Tagger.defaultContext)).", valueName: "n"))
+                + "\(Tagger.defaultContext)). A tagger ignores --batch, --seq-length and --precision.", valueName: "n"))
     var context = Tagger.defaultContext
 
     @Flag(help: "Print the result as JSON.")
@@ -52,6 +52,9 @@ struct Eval: ParsableCommand {
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1.") }
         if let seqLength, seqLength < 1 { throw ValidationError("--seq-length must be at least 1.") }
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
+        if context < 0 || context > Tagger.maximumContext {
+            throw ValidationError("--context must be between 0 and \(Tagger.maximumContext).")
+        }
     }
 
     func run() throws {
@@ -158,7 +161,7 @@ struct Eval: ParsableCommand {
             trainingSpan = Corpus.heldOut(corpus, training: training).train
         }
         if let trainingSpan { baseline = WordBaseline(scheme: tagger.scheme, span: trainingSpan) }
-        var parts: [(name: String, span: TokenSpan)] = [("file", TokenSpan(encoded))]
+        var parts: [(name: String, span: TokenSpan)] = []
         if encoded.count == model.config.corpusUnits {
             // The run's own corpus: the whole file holds the training text, so report the held-out parts.
             let heldOut = Corpus.heldOut(encoded, training: training)
@@ -166,6 +169,7 @@ struct Eval: ParsableCommand {
                 span.flatMap { $0.count > 0 ? (name, $0) : nil }
             }
         }
+        if parts.isEmpty { parts = [("text", TokenSpan(encoded))] }
         let results = try parts.map { ($0.name, $0.span, try tagger.evaluate($0.span, baseline: baseline)) }
         if json {
             var object: [String: Any] = [
@@ -197,7 +201,7 @@ struct Eval: ParsableCommand {
             text += "(no word baseline: the run's corpus \(model.config.corpus ?? "") is not readable as it was)\n"
         }
         for (name, _, r) in results {
-            let label = name == "file" ? "" : "\(name) split of the run's corpus: "
+            let label = name == "text" ? "" : "\(name) split of the run's corpus: "
             text += String(
                 format: "%@%d chars, loss %.4f nats/char over the candidates\n", label, r.characters, r.loss.nats)
             text += String(

@@ -10,7 +10,7 @@ struct Restore: ParsableCommand {
         discussion:
             "Reads FILE (or standard input), strips what the model's task restores (marks, or case) and writes the "
             + "text as the model restores it to standard output, as it goes: a file of any size streams through. "
-            + "Characters the model's vocabulary lacks are copied as they are.\n\n"
+            + "A character the model's vocabulary lacks, stripped too, is copied as it is.\n\n"
             + "Example:\n  echo 'Prilis zlutoucky kun upel dabelske ody.' | charlm restore runs/czech"
     )
 
@@ -33,7 +33,9 @@ struct Restore: ParsableCommand {
     var checkpoint: LanguageModel.Checkpoint = .best
 
     func validate() throws {
-        if context < 0 || context > 100_000 { throw ValidationError("--context must be between 0 and 100000.") }
+        if context < 0 || context > Tagger.maximumContext {
+            throw ValidationError("--context must be between 0 and \(Tagger.maximumContext).")
+        }
         if threads < 1 { throw ValidationError("--threads must be at least 1.") }
     }
 

@@ -51,7 +51,8 @@ struct ModelOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "Train a tagger instead of a language model: restore-marks (input: the text with its diacritics "
-                + "stripped) or restore-case (input: the text case-folded); the target is the text itself.",
+                + "stripped) or restore-case (input: the text case-folded); the target is the text itself. Its tokenizer "
+                + "is fixed: every grapheme of the corpus after NFC.",
             valueName: "task"))
     var task: TaggingTask?
 

@@ -21,7 +21,8 @@ public final class Network: @unchecked Sendable {
     let roundedCache = Mutex<Network?>(nil)
 
     /// A network initialised as PyTorch does: every recurrent weight and bias uniform in
-    /// ±1/√hidden, the output layer uniform in ±1/√hidden (nn.Linear's default for fan-in hidden).
+    /// ±1/√hidden, the output layer uniform in ±1/√fan-in (nn.Linear's default; the fan-in is
+    /// 2 x hidden when bidirectional).
     /// An embedding, when there is one, starts from N(0, 1), as `nn.Embedding` does.
     public convenience init(config: NetworkConfig, seed: UInt64) throws {
         try self.init(config: config)
@@ -29,6 +30,11 @@ public final class Network: @unchecked Sendable {
         let bound = 1 / Float(config.hiddenSize).squareRoot()
         let p = parameters.pointer
         for i in 0..<layout.count { p[i] = rng.uniform(-bound, bound) }
+        if config.bidirectional {
+            // nn.Linear(2H, V): its fan-in is both directions' outputs.
+            let outputBound = 1 / Float(config.outputWidth).squareRoot()
+            for i in layout.outputRange { p[i] *= outputBound / bound }
+        }
         if let embedding = layout.embedding, let e = config.embeddingSize {
             var normal = SeededGenerator(seed: seed ^ 0xE4BE_DD14_6000_0001)
             for i in 0..<(config.vocabularySize * e) { p[embedding + i] = normal.standardNormal() }

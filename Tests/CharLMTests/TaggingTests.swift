@@ -130,6 +130,17 @@ import Testing
             var whole = ""
             try small.restore(FileHandle(forReadingAtPath: file.path)!, name: "in", block: 1 << 20) { whole += $0 }
             #expect(pieces.count > 3 && pieces.joined() == whole)
+            // And the logits behind each decision are one pass's: compare the decisions on a
+            // text the model is unsure of (random letters, every e ambiguous) with `tag`.
+            let noisy = Self.rightContextText(count: 400).replacingOccurrences(of: "é", with: "e")
+            let noisyFile = writeFile(dir, "noisy.txt", noisy)
+            var streamed = ""
+            try small.restore(FileHandle(forReadingAtPath: noisyFile.path)!, name: "noisy", block: 7) {
+                streamed += $0
+            }
+            let ids = try tagger.scheme.tokenizer.encode(noisy)
+            let onePass = try small.tag(tagger.scheme.inputs(of: ids)).outputs
+            #expect(streamed == tagger.scheme.tokenizer.decode(onePass))
             #expect(whole.count == text.count, "one grapheme out for each grapheme in")
             #expect(whole.contains("漢"), "a grapheme the vocabulary lacks is copied")
             #expect(whole == "kaade éd eea kéda\nade 漢 kéd", "é exactly before d: \(whole)")

@@ -12,34 +12,22 @@ Usage: python3 scripts/check_pytorch_load.py RUN FILE [--charlm .build/release/c
 Needs torch and safetensors (pip install torch safetensors). Exit status 0 when they agree
 within 1e-6 relative.
 """
-import argparse
 import json
 import os
 import subprocess
 import sys
 
 import torch
-from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference_model import CharRNN, evaluate  # noqa: E402
+from reference_model import encode, evaluate, load_run, run_arguments  # noqa: E402
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run")
-    p.add_argument("file")
-    p.add_argument("--charlm", default=".build/release/charlm")
-    a = p.parse_args()
-    config = json.load(open(os.path.join(a.run, "config.json")))
-    m, t = config["model"], config["training"]
-    model = CharRNN(m["cell"], m["vocabulary_size"], m["hidden_size"], m["layers"],
-                     embedding=m.get("embedding_size")).double()
-    state_dict = load_file(os.path.join(a.run, "model.safetensors"))
-    model.load_state_dict({k: v.double() for k, v in state_dict.items()}, strict=True)
-    print(f"loaded {len(state_dict)} tensors into PyTorch {torch.__version__} (strict): " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in state_dict.items()))
-    ids = json.loads(subprocess.run([a.charlm, "tokenizer", "encode", os.path.join(a.run, "tokenizer.json"), a.file, "--format", "json"],
-                                    check=True, capture_output=True, text=True).stdout)
+    a = run_arguments(__doc__.splitlines()[0])
+    config, model = load_run(a.run, os.path.join(a.run, "model.safetensors"))
+    t = config["training"]
+    ids = encode(a.charlm, a.run, a.file)
     ours = json.loads(subprocess.run([a.charlm, "eval", a.run, a.file, "--checkpoint", "latest", "--json"],
                                      check=True, capture_output=True, text=True).stdout)["loss"]
     theirs = evaluate(model, torch.tensor(ids, dtype=torch.long), t["batch_size"], t["seq_length"])

@@ -15,7 +15,6 @@ Usage: python3 scripts/check_pytorch_tagger.py RUN FILE [--charlm .build/release
 Needs torch and safetensors. FILE must not be the run's own corpus (charlm eval then reports
 its held-out parts instead). Exit status 0 when they agree.
 """
-import argparse
 import json
 import os
 import subprocess
@@ -24,10 +23,9 @@ import unicodedata
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference_model import CharRNN  # noqa: E402
+from reference_model import encode, load_run, run_arguments  # noqa: E402
 
 CORE, CONTEXT = 64, 32
 
@@ -40,13 +38,12 @@ def reduce(task, unit):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run")
-    p.add_argument("file")
-    p.add_argument("--charlm", default=".build/release/charlm")
-    a = p.parse_args()
-    config = json.load(open(os.path.join(a.run, "config.json")))
-    m, task = config["model"], config["training"]["task"]
+    a = run_arguments(__doc__.splitlines()[0])
+    weights = os.path.join(a.run, "best", "model.safetensors")
+    if not os.path.exists(weights):
+        weights = os.path.join(a.run, "model.safetensors")
+    config, model = load_run(a.run, weights)
+    task = config["training"]["task"]
     vocabulary = json.load(open(os.path.join(a.run, "tokenizer.json")))["vocabulary"]
     units = [entry.get("unit") for entry in vocabulary]
     index = {u: i for i, u in enumerate(units) if u is not None}
@@ -59,20 +56,8 @@ def main():
         if not allowed[i].any():
             allowed[i, i] = True
 
-    model = CharRNN(m["cell"], V, m["hidden_size"], m["layers"], embedding=m.get("embedding_size"),
-                    bidirectional=m.get("bidirectional", False)).double()
-    weights = os.path.join(a.run, "best", "model.safetensors")
-    if not os.path.exists(weights):
-        weights = os.path.join(a.run, "model.safetensors")
-    state_dict = load_file(weights)
-    model.load_state_dict({k: v.double() for k, v in state_dict.items()}, strict=True)
-    model.eval()
-    print(f"loaded {len(state_dict)} tensors into PyTorch {torch.__version__} (strict): "
-          + ", ".join(f"{k} {tuple(v.shape)}" for k, v in state_dict.items()))
 
-    targets = json.loads(subprocess.run(
-        [a.charlm, "tokenizer", "encode", os.path.join(a.run, "tokenizer.json"), a.file, "--format", "json"],
-        check=True, capture_output=True, text=True).stdout)
+    targets = encode(a.charlm, a.run, a.file)
     inputs = torch.tensor([input_of[t] for t in targets])
     n = len(targets)
     width = min(n, CORE + 2 * CONTEXT)

@@ -62,3 +62,41 @@ def evaluate(model, ids, batch, seq):
                 start += steps
     model.train(was_training)
     return total / targets
+
+
+def run_arguments(description):
+    """The arguments of the check scripts: RUN FILE [--charlm PATH]."""
+    import argparse
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("run")
+    p.add_argument("file")
+    p.add_argument("--charlm", default=".build/release/charlm")
+    return p.parse_args()
+
+
+def load_run(run, weights):
+    """RUN/config.json and a CharRNN of its shape holding `weights` (a model.safetensors),
+    loaded with strict=True, in float64 and in eval mode. Says what it loaded."""
+    import json
+    import os
+    from safetensors.torch import load_file
+    config = json.load(open(os.path.join(run, "config.json")))
+    m = config["model"]
+    model = CharRNN(m["cell"], m["vocabulary_size"], m["hidden_size"], m["layers"], embedding=m.get("embedding_size"),
+                    bidirectional=m.get("bidirectional", False)).double()
+    state_dict = load_file(weights)
+    model.load_state_dict({k: v.double() for k, v in state_dict.items()}, strict=True)
+    model.eval()
+    print(f"loaded {len(state_dict)} tensors into PyTorch {torch.__version__} (strict): "
+          + ", ".join(f"{k} {tuple(v.shape)}" for k, v in state_dict.items()))
+    return config, model
+
+
+def encode(charlm, run, file):
+    """The ids of `file` under RUN's tokenizer, from `charlm tokenizer encode`."""
+    import json
+    import os
+    import subprocess
+    return json.loads(subprocess.run(
+        [charlm, "tokenizer", "encode", os.path.join(run, "tokenizer.json"), file, "--format", "json"],
+        check=True, capture_output=True, text=True).stdout)

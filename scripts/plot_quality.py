@@ -2,9 +2,11 @@
 """Draws validation loss against wall-clock minutes for several training runs as one SVG.
 
 Each run is LABEL=FILE: a charlm metrics.csv (columns elapsed_s and val_loss) or the CSV of
-scripts/pytorch_train_reference.py (elapsed_s, step, train_loss, val_loss).
+scripts/pytorch_train_reference.py (elapsed_s, step, train_loss, val_loss). LABEL=F1,F2,F3
+draws the mean of several seeds, the k-th validation of each averaged (time and loss), with
+the band between the lowest and the highest drawn faintly.
 
-Usage: python3 scripts/plot_quality.py -o docs/quality.svg "PyTorch=pt.csv" "charlm=runs/x/metrics.csv"
+Usage: python3 scripts/plot_quality.py -o docs/quality.svg "PyTorch=pt1.csv,pt2.csv" "charlm=runs/x/metrics.csv"
 """
 import argparse
 import csv
@@ -29,7 +31,15 @@ def main():
     p.add_argument("--title", default="Validation loss on tinyshakespeare (2-core CPU)")
     p.add_argument("--ymax", type=float, default=2.0)
     a = p.parse_args()
-    series = [(label, read(path)) for label, path in (r.split("=", 1) for r in a.runs)]
+    series, bands = [], []
+    for label, paths in (r.split("=", 1) for r in a.runs):
+        runs = [read(path) for path in paths.split(",")]
+        n = min(len(r) for r in runs)
+        mean = lambda i, j: sum(r[i][j] for r in runs) / len(runs)
+        series.append((f"{label}, mean of {len(runs)}" if len(runs) > 1 else label,
+                       [(mean(i, 0), mean(i, 1)) for i in range(n)]))
+        bands.append([(mean(i, 0), min(r[i][1] for r in runs), max(r[i][1] for r in runs)) for i in range(n)]
+                     if len(runs) > 1 else None)
     W, H, L, R, T, B = 760, 460, 70, 20, 40, 55
     xmax = max(x for _, pts in series for x, _ in pts)
     ymin = min(y for _, pts in series for _, y in pts) - 0.05
@@ -51,6 +61,10 @@ def main():
     out.append(f'<text transform="translate(18,{(T + H - B) / 2}) rotate(-90)" text-anchor="middle">validation loss (nats per character)</text>')
     for n, (label, pts) in enumerate(series):
         color = COLORS[n % len(COLORS)]
+        if bands[n]:
+            edge = [(x, hi) for x, _, hi in bands[n]] + [(x, lo) for x, lo, _ in reversed(bands[n])]
+            d = " ".join(f'{"M" if i == 0 else "L"}{px(x):.1f},{py(y):.1f}' for i, (x, y) in enumerate(edge))
+            out.append(f'<path d="{d} Z" fill="{color}" fill-opacity="0.15" stroke="none"/>')
         d = " ".join(f'{"M" if i == 0 else "L"}{px(x):.1f},{py(y):.1f}' for i, (x, y) in enumerate(pts))
         out.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="2"/>')
         best = min(y for _, y in pts)

@@ -141,8 +141,8 @@ struct OptimizationOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Learning-rate schedule: auto (the default: with a --time or --max-steps limit, a straight decay to 0.1x "
-                + "over its last quarter; constant otherwise), constant, step:EVERY:FACTOR, cosine[:WARMUP[:MIN]] (to "
+            "Learning-rate schedule: auto (the default: with a --time or --max-steps limit of 1000 steps or more, "
+                + "a straight decay to 0.1x over its last quarter; constant otherwise), constant, step:EVERY:FACTOR, cosine[:WARMUP[:MIN]] (to "
                 + "the end of the step, epoch or time limit), plateau[:FACTOR[:PATIENCE]]."),
         transform: { try LearningRateSchedule(parsing: $0) })
     var lrSchedule: LearningRateSchedule?

@@ -115,8 +115,19 @@ import Testing
         #expect(abs(auto.factor(step: 2_000, totalSteps: nil, timeUsed: 0.875) - 0.55) < 1e-6)
         #expect(abs(auto.factor(step: 2_000, totalSteps: nil, timeUsed: 1.3) - 0.1) < 1e-6, "past the end: the floor")
         // Both: whichever is further along.
-        #expect(abs(auto.factor(step: 100, totalSteps: 10_000, timeUsed: 0.875) - 0.55) < 1e-6)
+        #expect(abs(auto.factor(step: 1_400, totalSteps: 10_000, timeUsed: 0.875) - 0.55) < 1e-6)
         #expect(abs(auto.factor(step: 8_750, totalSteps: 10_000, timeUsed: 0.1) - 0.55) < 1e-6)
+        // A budget of fewer than autoMinimumSteps steps keeps the base rate to its end, whether
+        // the step limit says so or the pace under a time limit projects it.
+        #expect(LearningRateSchedule.autoMinimumSteps == 1_000)
+        for step in [1, 300, 399, 400] {
+            #expect(auto.factor(step: step, totalSteps: 400, timeUsed: nil) == 1, "400 steps: constant")
+        }
+        #expect(auto.factor(step: 999, totalSteps: 999, timeUsed: nil) == 1)
+        #expect(abs(auto.factor(step: 1_000, totalSteps: 1_000, timeUsed: nil) - 0.1) < 1e-6, "1,000 steps decay")
+        #expect(auto.factor(step: 350, totalSteps: nil, timeUsed: 0.875) == 1, "on pace for 400 steps")
+        #expect(auto.factor(step: 100, totalSteps: 10_000, timeUsed: 0.875) == 1, "the time ends it at about 114")
+        #expect(abs(auto.factor(step: 875, totalSteps: nil, timeUsed: 0.875) - 0.55) < 1e-6, "on pace for 1,000")
         // cosine takes a time budget too now.
         let cosine = LearningRateSchedule.cosine(warmup: 0, minFactor: 0)
         #expect(abs(cosine.factor(step: 7, totalSteps: nil, timeUsed: 0.5) - 0.5) < 1e-6)
@@ -134,7 +145,8 @@ import Testing
     @Test func theTrainerFollowsTheAutoScheduleAndResumesExactly() throws {
         let a = temporaryDirectory(), b = temporaryDirectory()
         defer { cleanup(a); cleanup(b) }
-        var training = smallTraining(steps: 200, evalEvery: 50)
+        // The shortest budget that decays (LearningRateSchedule.autoMinimumSteps).
+        var training = smallTraining(steps: 1_000, evalEvery: 250)
         training.schedule = .auto
         training.averagingDecay = 0.999
         let whole = try Trainer.start(
@@ -144,18 +156,18 @@ import Testing
             if case .progress(let p) = event { rates[p.step] = p.learningRate }
         })
         let base = training.optimizer.learningRate
-        #expect(rates[1] == base && rates[150] == base, "the base rate for three quarters of the budget")
-        #expect(abs(try #require(rates[175]) - base * 0.55) < 1e-9, "then a straight line")
-        #expect(abs(try #require(rates[200]) - base * 0.1) < 1e-9, "to 0.1x at the end")
+        #expect(rates[1] == base && rates[750] == base, "the base rate for three quarters of the budget")
+        #expect(abs(try #require(rates[875]) - base * 0.55) < 1e-9, "then a straight line")
+        #expect(abs(try #require(rates[1_000]) - base * 0.1) < 1e-9, "to 0.1x at the end")
 
         let part = try Trainer.start(
             corpus: corpus, runDirectory: b.appendingPathComponent("run"), config: smallConfig(training: training))
         var steps = 0
         _ = try part.train(shouldStop: {
             steps += 1
-            return steps > 77
+            return steps > 777
         })
-        #expect(part.state.step == 77)
+        #expect(part.state.step == 777)
         let rest = try Trainer.resume(runDirectory: b.appendingPathComponent("run"))
         _ = try rest.train()
         #expect(rest.network.parameters.array == whole.network.parameters.array, "the same weights")

@@ -65,6 +65,62 @@ import Testing
         print("isa \(isa): worst error \(String(format: "%.3f", worstRatio)) of the float32 accumulation bound")
     }
 
+    /// The order of the FMA kernels' arithmetic, exactly: each element of C is one chain of
+    /// fused multiply-adds over k from zero, to which C is added when accumulating, except on
+    /// the AVX2 kernel's blocked path for long and tall products (`ck_gemm_blocked`), where an
+    /// accumulating chain starts from C. Checked bit for bit with A and C inside wider arrays,
+    /// on shapes that take the blocked path (a last block of k shorter or longer than the
+    /// others, more rows than one block of rows, partial panels) and two that do not, since
+    /// the split over threads relies on each element depending on its row and column alone.
+    @Test(arguments: KernelTests.instructionSets.filter { $0 != CK_ISA_GENERIC })
+    func fusedKernelsFollowOneChainPerElement(isa: Int32) {
+        #expect(ck_force_isa(isa) == isa)
+        defer { ck_force_isa(-1) }
+        var rng = SeededGenerator(seed: 7)
+        let shapes = [
+            (1, 16, 1025), (7, 17, 1300), (13, 5, 2000), (97, 40, 1600), (200, 130, 300), (6, 33, 700), (200, 20, 300),
+        ]
+        if isa == CK_ISA_AVX2 {
+            let paths = Set(shapes.map { ck_gemm_blocked(isa, Int32($0.0), Int32($0.1), Int32($0.2)) })
+            #expect(paths == [0, 1], "the shapes must take both the blocked and the unblocked path")
+        }
+        for (m, n, k) in shapes {
+            let lda = k + 3, ldc = n + 2
+            let a = (0..<(m * lda)).map { _ in rng.uniform(-1, 1) }
+            let w = (0..<(n * k)).map { _ in rng.uniform(-1, 1) }
+            let packed = w.withUnsafeBufferPointer {
+                PackedMatrix(k: k, n: n, $0.baseAddress!, rowStride: 1, colStride: k, isa: isa)
+            }
+            let initial = (0..<(m * ldc)).map { _ in rng.uniform(-1, 1) }
+            let blocked = ck_gemm_blocked(isa, Int32(m), Int32(n), Int32(k)) != 0
+            for accumulate in [false, true] {
+                var c = initial
+                a.withUnsafeBufferPointer { ap in
+                    c.withUnsafeMutableBufferPointer { cp in
+                        Kernels.gemmPacked(
+                            m: m, n: n, k: k, a: ap.baseAddress!, lda: lda, packed: packed, c: cp.baseAddress!,
+                            ldc: ldc, accumulate: accumulate)
+                    }
+                }
+                var mismatches = 0
+                for i in 0..<m {
+                    for j in 0..<n {
+                        let c0 = initial[i * ldc + j]
+                        var chain: Float = accumulate && blocked ? c0 : 0
+                        for p in 0..<k { chain = chain.addingProduct(a[i * lda + p], w[j * k + p]) }
+                        let expected = accumulate && !blocked ? c0 + chain : chain
+                        if c[i * ldc + j].bitPattern != expected.bitPattern { mismatches += 1 }
+                    }
+                    // Columns past n are left alone.
+                    for j in n..<ldc where c[i * ldc + j].bitPattern != initial[i * ldc + j].bitPattern {
+                        mismatches += 1
+                    }
+                }
+                #expect(mismatches == 0, "isa \(isa) m \(m) n \(n) k \(k) accumulate \(accumulate)")
+            }
+        }
+    }
+
     /// C = A (m x k) * W^T (W: n x k), in float64 through OpenBLAS's dgemm.
     func referenceProduct(m: Int, n: Int, k: Int, _ a: [Double], _ w: [Double]) -> [Double] {
         var c = [Double](repeating: 0, count: m * n)

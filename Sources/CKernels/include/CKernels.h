@@ -41,6 +41,11 @@ void ck_pack(int isa, int K, int N, const float *B, long rowStride, long colStri
 /// the instruction set the operand was packed for.
 void ck_gemm_packed(int isa, int M, int N, int K, const float *A, int lda,
                     const float *packed, float *C, int ldc, int accumulate);
+/// Whether `ck_gemm_packed` takes its K-blocked path for this shape. Each element of C is one
+/// chain of fused multiply-adds over k in order (on the FMA kernels); the chain starts from
+/// zero and C is added at the end when accumulating, except on the blocked path, where an
+/// accumulating chain starts from C.
+int ck_gemm_blocked(int isa, int M, int N, int K);
 
 
 // MARK: - OpenBLAS kernel selection

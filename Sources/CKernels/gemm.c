@@ -288,10 +288,12 @@ static inline void ck_tile256(const int mr, int K, const float *A, int lda, cons
 // same fused multiply-adds in the same order as in `ck_gemm_avx2`, so the two agree bit for
 // bit; where it does, the chain starts from C instead of C being added at the end.
 //
-// Measured on a Zen 3 core against the unblocked kernel (medians of 15-21 alternating timings):
-// K = 4096, 1250 or 1024 rows x 1024-4096 columns: +20-35%; 1250 x 2048 x 512: +19%;
-// 1250 x 512 x 128: +48%; 1024^3 and K = 2048: even; 25-row products at K <= 1024 and
-// 65-column products: 0-10% slower, so those stay unblocked.
+// Measured on a Zen 3 core against the unblocked kernel (medians of 15-21 alternating timings;
+// single timings move by 10-20% on that machine): +27-35% on the K = 4096, 1250 and 1024
+// products of a 3x1024 step, +9-48% on 1,250-row products with K <= 1024 (most with a short
+// K); 1024^3 and 25 x 4096 x 1024 even; K = 1536-2048 with 512 columns between -9% and +5%
+// from run to run. 25-row products with K < 1024 and 65-column ones measured 0-10% slower, so
+// they stay unblocked. End to end, training LSTMs from 2x128 to 3x1024 ran 6-9% faster.
 
 // A tile of up to 6 rows x 16 columns over kk values of k. `ap` holds the tile's rows of A
 // k-major (ap[k * mr + r]); `bp` is the panel's kk x 16 block; `pf` is prefetched alongside

@@ -12,9 +12,11 @@ import Testing
     /// The packed product against a float64 reference (OpenBLAS's dgemm), within the error bound
     /// of float32 accumulation: a sum of K products (plus C when accumulating) computed in
     /// float32 is off by at most (K + 1)·u·Σ|terms|, u = 2⁻²⁴. The shapes include the default
-    /// training step's widths (384 → 1536 and back) on 401 rows: the row-chunk path
-    /// (M·K > 32768) with 5 and 17 chunks and a short last one (the step's 1250 rows take the
-    /// same path, only more chunks, at three times the cost of a debug or sanitizer run).
+    /// training step's input product (384 → 1536) on 200 rows, the unblocked row-chunk path
+    /// (M·K > 32768: 130 x 33 x 1000, 5 chunks) and, on AVX2, the blocked path with three
+    /// blocks of rows (401 rows) and with several blocks of k (K = 520, 1100, 1300, 2000).
+    /// The step's 1250 rows and the 1536 → 384 backward product take the same paths at several
+    /// times the cost of a debug or sanitizer run, which this test bounds.
     @Test(arguments: KernelTests.instructionSets)
     func packedProductMatchesReference(isa: Int32) {
         #expect(ck_force_isa(isa) == isa)
@@ -22,7 +24,8 @@ import Testing
         var rng = SeededGenerator(seed: 42)
         var shapes: [(Int, Int, Int)] = [
             (1, 1, 1), (25, 1024, 256), (25, 256, 1024), (300, 70, 40), (1, 65, 7),
-            (401, 1536, 384), (401, 384, 1536), (300, 200, 300), (60, 50, 2000), (130, 33, 1000),
+            (200, 1536, 384), (401, 140, 520), (5, 1030, 1100), (7, 1024, 1300), (300, 200, 300),
+            (60, 50, 2000), (130, 33, 1000),
         ]
         for _ in 0..<60 {
             shapes.append((Int(rng.next() % 40) + 1, Int(rng.next() % 90) + 1, Int(rng.next() % 50) + 1))

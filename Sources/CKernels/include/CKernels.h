@@ -46,6 +46,9 @@ void ck_gemm_packed(int isa, int M, int N, int K, const float *A, int lda,
 /// zero and C is added at the end when accumulating, except on the blocked path, where an
 /// accumulating chain starts from C.
 int ck_gemm_blocked(int isa, int M, int N, int K);
+/// Forces the blocked path on (1) or off (0) for every shape on the calling thread, on the
+/// FMA instruction sets (for tests); a negative value restores the rule.
+void ck_force_blocked(int blocked);
 
 
 // MARK: - OpenBLAS kernel selection

@@ -138,9 +138,10 @@ static void *ck_alloc(size_t bytes) {
 }
 
 // Fills `out` with rows picked from W (row stride ld, K columns): rows g * H + u for each gate
-// g < gates and unit u in [u0, u1), in that order, padded to Kp columns.
-static int ck_rows_fill(ck_rows *out, int precision, const float *W, int ld, int K, int Kp, int gates, int H,
-                        int u0, int u1) {
+// g < gates and unit u in [u0, u1), in that order, padded to Kp columns. With int8 precision
+// and `Q` given, the rows and their scales are copied from Q (row stride ld) and `S`.
+static int ck_rows_fill(ck_rows *out, int precision, const float *W, const int8_t *Q, const float *S, int ld, int K,
+                        int Kp, int gates, int H, int u0, int u1) {
     int units = u1 - u0;
     out->rows = gates * units;
     out->K = Kp;
@@ -159,9 +160,15 @@ static int ck_rows_fill(ck_rows *out, int precision, const float *W, int ld, int
     for (int g = 0; g < gates; g++) {
         for (int u = 0; u < units; u++) {
             int r = g * units + u;
-            const float *src = W + (long)(g * H + u0 + u) * ld;
-            if (out->q) ck_quantize_rows(1, K, src, ld, out->q + (long)r * Kp, Kp, out->scale + r);
-            else memcpy(out->f + (long)r * Kp, src, sizeof(float) * K);
+            long row = (long)(g * H + u0 + u);
+            if (out->q && Q) {
+                memcpy(out->q + (long)r * Kp, Q + row * ld, (size_t)K);
+                out->scale[r] = S[row];
+            } else if (out->q) {
+                ck_quantize_rows(1, K, W + row * ld, ld, out->q + (long)r * Kp, Kp, out->scale + r);
+            } else {
+                memcpy(out->f + (long)r * Kp, W + row * ld, sizeof(float) * K);
+            }
         }
     }
     return 1;
@@ -458,12 +465,14 @@ static int ck_share_fill(ck_stepper *s, int t) {
     if (!(sh->wx && sh->wh && sh->bx && sh->bh && sh->ax && sh->ah && sh->xq)) return 0;
     for (int l = 0; l < d->layers; l++) {
         int inputs = l == 0 ? (d->embedding > 0 ? d->embedding : 0) : d->hidden;
-        if (inputs > 0 && !ck_rows_fill(&sh->wx[l], d->precision, d->wih[l], inputs, inputs, ck_padded(inputs),
-                                        gates, d->hidden, sh->u0, sh->u1)) {
+        const int8_t *wq = d->wihQ ? d->wihQ[l] : NULL, *hq = d->whhQ ? d->whhQ[l] : NULL;
+        const float *ws = d->wihScale ? d->wihScale[l] : NULL, *hs = d->whhScale ? d->whhScale[l] : NULL;
+        if (inputs > 0 && !ck_rows_fill(&sh->wx[l], d->precision, d->wih[l], ws ? wq : NULL, ws, inputs, inputs,
+                                        ck_padded(inputs), gates, d->hidden, sh->u0, sh->u1)) {
             return 0;
         }
-        if (!ck_rows_fill(&sh->wh[l], d->precision, d->whh[l], d->hidden, d->hidden, s->Hp, gates, d->hidden, sh->u0,
-                          sh->u1)) {
+        if (!ck_rows_fill(&sh->wh[l], d->precision, d->whh[l], hs ? hq : NULL, hs, d->hidden, d->hidden, s->Hp, gates,
+                          d->hidden, sh->u0, sh->u1)) {
             return 0;
         }
         sh->bx[l] = ck_alloc(sizeof(float) * (gates * units + 1));
@@ -482,7 +491,8 @@ static int ck_share_fill(ck_stepper *s, int t) {
             }
         }
     }
-    return ck_rows_fill(&sh->out, d->precision, d->outWeight, d->hidden, d->hidden, s->Hp, 1, 0, sh->v0, sh->v1);
+    return ck_rows_fill(&sh->out, d->precision, d->outWeight, d->outScale ? d->outQ : NULL, d->outScale, d->hidden,
+                        d->hidden, s->Hp, 1, 0, sh->v0, sh->v1);
 }
 
 // Runs thread t's part of the current task, then waits for the others.

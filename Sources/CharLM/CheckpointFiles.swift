@@ -49,16 +49,23 @@ enum CheckpointFiles {
 
     // MARK: - Reading
 
-    /// Reads weights into `network`, checking every name, shape and value.
-    static func loadWeights(_ file: SafeTensors, into network: Network, source: String) throws {
-        let expected = Set(network.layout.tensors.map(\.name))
+    /// Checks that `file` holds exactly the tensors of `config`'s network, float32, with their
+    /// shapes (not their values).
+    static func checkWeights(_ file: SafeTensors, config: NetworkConfig, source: String) throws {
+        let layout = ParameterLayout(config: config)
+        let expected = Set(layout.tensors.map(\.name))
         if let extra = file.names.first(where: { !expected.contains($0) }) {
             throw CharLMError.invalidFile(
                 path: source,
-                reason:
-                    "holds tensor '\(extra)', which a \(network.config.cell.rawValue) model of this shape does not have"
+                reason: "holds tensor '\(extra)', which a \(config.cell.rawValue) model of this shape does not have"
             )
         }
+        for info in layout.tensors { _ = try file.floatTensor(info.name, shape: info.shape, source: source) }
+    }
+
+    /// Reads weights into `network`, checking every name, shape and value.
+    static func loadWeights(_ file: SafeTensors, into network: Network, source: String) throws {
+        try checkWeights(file, config: network.config, source: source)
         try network.parameters.withUnsafeMutableBufferPointer { all in
             for info in network.layout.tensors {
                 let slice = UnsafeMutableBufferPointer(rebasing: all[info.offset..<(info.offset + info.count)])

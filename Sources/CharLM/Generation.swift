@@ -82,8 +82,16 @@ public final class BatchGeneration {
         promptIDs = ids
         promptText = model.tokenizer.decode(ids)
         let n = request.numSamples
-        session = InferenceSession(
-            network: model.network, batchSize: n, precision: request.precision, threads: max(1, request.threads))
+        if n == 1 && request.precision == .int8 && !model.config.model.bidirectional {
+            // One stream at int8 reads the int8 weights (from the saved file when there is
+            // one), not the float32 network.
+            session = InferenceSession(quantized: model.quantizedWeights, threads: max(1, request.threads)) {
+                model.network
+            }
+        } else {
+            session = InferenceSession(
+                network: model.network, batchSize: n, precision: request.precision, threads: max(1, request.threads))
+        }
         let utf8Guard = ValidUTF8Guard(tokenizer: model.tokenizer)
         streams = (0..<n).map {
             SampleStream(

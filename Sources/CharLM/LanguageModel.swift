@@ -1,6 +1,7 @@
 import CharNN
 import CharTokenizer
 import Foundation
+import Synchronization
 
 /// A trained character model: the tokenizer and the network, loaded from a run directory.
 ///
@@ -10,20 +11,95 @@ import Foundation
 /// ```
 public final class LanguageModel: @unchecked Sendable {
     public let tokenizer: Tokenizer
-    public let network: Network
+    /// The network in float32. A model loaded beside a current `model.int8.safetensors` reads
+    /// its float32 weights only when this is first asked for: one-stream int8 generation
+    /// does not need them.
+    public var network: Network { weights.withLock { $0.network() } }
     public let config: RunConfig
     /// The trainer state saved with the weights (step, validation loss), if any.
     public let trainerState: TrainerState?
     /// The weights file that was loaded.
     public let weightsURL: URL
+    /// The run directory the model was loaded from, if it was.
+    private var runURL: URL?
+    /// The identity of the weights file as loaded (nil for a model made in memory).
+    private var loadedIdentity: String?
+    private let weights: Mutex<Weights>
+
+    /// The float32 network, made when first needed, and the int8 weights once known.
+    private struct Weights {
+        var made: Network?
+        var make: (() -> Network)?
+        var quantized: QuantizedWeights?
+        /// Whether `quantized` came from the int8 file beside the weights.
+        var quantizedFromFile = false
+
+        mutating func network() -> Network {
+            if let made { return made }
+            let network = make!()
+            made = network
+            make = nil
+            return network
+        }
+    }
 
     public init(tokenizer: Tokenizer, network: Network, config: RunConfig, trainerState: TrainerState?, weightsURL: URL)
     {
         self.tokenizer = tokenizer
-        self.network = network
         self.config = config
         self.trainerState = trainerState
         self.weightsURL = weightsURL
+        weights = Mutex(Weights(made: network))
+    }
+
+    private init(
+        tokenizer: Tokenizer, config: RunConfig, trainerState: TrainerState?, weightsURL: URL, weights: sending Weights
+    ) {
+        self.tokenizer = tokenizer
+        self.config = config
+        self.trainerState = trainerState
+        self.weightsURL = weightsURL
+        self.weights = Mutex(weights)
+    }
+
+    /// The weights as one-stream int8 generation reads them: from `model.int8.safetensors`
+    /// when it was made from the weights loaded, otherwise quantized from the network (once).
+    public var quantizedWeights: QuantizedWeights {
+        weights.withLock { weights in
+            if let quantized = weights.quantized { return quantized }
+            let quantized = QuantizedWeights(network: weights.network())
+            weights.quantized = quantized
+            return quantized
+        }
+    }
+
+    /// Whether the int8 weights were read from the file beside the float32 weights.
+    public var quantizedWeightsFromFile: Bool { weights.withLock { $0.quantizedFromFile } }
+
+    /// Saves the int8 weights beside the float32 weights file (`model.int8.safetensors`
+    /// beside `model.safetensors`), so that the next load skips the float32 weights for
+    /// one-stream int8 generation. Does nothing when the loaded file is already current. A
+    /// model from a run directory takes the run's lock while it writes, so that it never
+    /// writes into a checkpoint that a training is replacing.
+    /// - Returns: the file written, or nil when there was nothing to write.
+    /// - Throws: `CharLMError.runInUse` while the run trains, `.unwritable` when the file
+    ///   cannot be written.
+    @discardableResult
+    public func saveQuantizedWeights() throws -> URL? {
+        // Only for weights loaded from their file: a model made in memory may hold other
+        // weights than the file its `weightsURL` names.
+        guard !quantizedWeightsFromFile, !config.model.bidirectional, let source = loadedIdentity else { return nil }
+        let lock = try runURL.map { try RunDirectory($0).lock() }
+        defer { lock?.release() }
+        // Under the lock: the weights file must still be the one loaded.
+        guard QuantizedWeightsFile.identity(of: weightsURL) == source else { return nil }
+        let url = QuantizedWeightsFile.url(besides: weightsURL)
+        let data = QuantizedWeightsFile.encoded(
+            quantizedWeights, source: source, step: trainerState.map { String($0.step) })
+        do { try writeDurably(data, to: url) } catch {
+            throw CharLMError.unwritable(path: url.path, reason: "\(error)")
+        }
+        return url
     }
 
     /// A tagger's labelling task (nil: a language model).
@@ -99,18 +175,49 @@ public final class LanguageModel: @unchecked Sendable {
         let weights = try run.weightsDirectory(checkpoint)
         // best/ and checkpoints/step-N hold their own config and tokenizer; .previous/ shares the run's.
         let configDirectory = weights == run.previousURL ? run.url : weights
-        return try load(
+        let model = try load(
             weights: weights.appendingPathComponent("model.safetensors"), configIn: configDirectory,
             trainerState: weights.appendingPathComponent("trainer_state.json"))
+        model.runURL = run.url
+        return model
     }
 
     private static func load(weights: URL, configIn directory: URL, trainerState: URL) throws -> LanguageModel {
         let (config, tokenizer) = try RunDirectory.loadConfig(in: directory)
-        let network = try Network(config: config.model)
-        try network.loadWeights(SafeTensors(contentsOf: weights), source: weights.path)
+        let before = QuantizedWeightsFile.identity(of: weights)
+        let file = try SafeTensors(contentsOf: weights)
         let state = try? TrainerState.load(from: trainerState)
-        return LanguageModel(
+        let unchanged = before != nil && QuantizedWeightsFile.identity(of: weights) == before
+        // The int8 file counts only when it was made from the very file mapped here (the same
+        // identity before and after mapping it). It was made from weights that loaded, so
+        // they are finite: the float32 network can wait until something asks for it.
+        if unchanged, let source = before, !config.model.bidirectional,
+            let quantized = QuantizedWeightsFile.load(
+                QuantizedWeightsFile.url(besides: weights), config: config.model, source: source)
+        {
+            try CheckpointFiles.checkWeights(file, config: config.model, source: weights.path)
+            let make = { () -> Network in
+                do {
+                    let network = try Network(config: config.model)
+                    try network.loadWeights(file, source: weights.path)
+                    return network
+                } catch {
+                    fatalError("\(weights.path): \(error)")
+                }
+            }
+            let model = LanguageModel(
+                tokenizer: tokenizer, config: config, trainerState: state, weightsURL: weights,
+                weights: Weights(make: make, quantized: quantized, quantizedFromFile: true))
+            model.loadedIdentity = before
+            return model
+        }
+        let network = try Network(config: config.model)
+        try network.loadWeights(file, source: weights.path)
+        let model = LanguageModel(
             tokenizer: tokenizer, network: network, config: config, trainerState: state, weightsURL: weights)
+        // What was loaded is what the file held only when it did not change meanwhile.
+        model.loadedIdentity = unchanged ? before : nil
+        return model
     }
 
     // MARK: - Prompts

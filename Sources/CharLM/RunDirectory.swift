@@ -67,7 +67,8 @@ public struct RunDirectory: Sendable {
     /// Whether `name` is something charlm itself puts in a run directory.
     static func isRunFile(_ name: String) -> Bool {
         let ours: Set<String> = [
-            "config.json", "tokenizer.json", "metrics.csv", "loss.svg", "best", "best.tmp", "best.old",
+            "config.json", "tokenizer.json", "metrics.csv", "loss.svg", "model.int8.safetensors", "best", "best.tmp",
+            "best.old",
             ".previous", ".previous.tmp", ".previous.old", DirectoryLock.fileName,
         ]
         return ours.contains(name) || stateFiles.contains(name) || DurableFile.isTemporary(name)

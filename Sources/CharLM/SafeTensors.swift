@@ -14,12 +14,12 @@ import Foundation
 public struct SafeTensors: Sendable {
     /// Element types this implementation reads and writes.
     public enum DType: String, Sendable, CaseIterable {
-        case f32 = "F32", f64 = "F64", i64 = "I64", i32 = "I32", u8 = "U8"
+        case f32 = "F32", f64 = "F64", i64 = "I64", i32 = "I32", u8 = "U8", i8 = "I8"
         public var size: Int {
             switch self {
             case .f32, .i32: 4
             case .f64, .i64: 8
-            case .u8: 1
+            case .u8, .i8: 1
             }
         }
     }
@@ -66,6 +66,12 @@ public struct SafeTensors: Sendable {
             for i in 0..<values.count { out[i] = values[i].littleEndian }
         }
         add(name, Tensor(dtype: .i64, shape: shape, bytes: data))
+    }
+
+    /// Adds (or replaces) an int8 tensor.
+    public mutating func add(_ name: String, shape: [Int], int8 values: UnsafeBufferPointer<Int8>) {
+        precondition(shape.reduce(1, *) == values.count, "\(name): shape \(shape) does not hold \(values.count) values")
+        add(name, Tensor(dtype: .i8, shape: shape, bytes: Data(buffer: values)))
     }
 
     private mutating func add(_ name: String, _ tensor: Tensor) {
@@ -217,6 +223,21 @@ public struct SafeTensors: Sendable {
         #endif
     }
 
+    /// Tensor `name`, checked to be float32 of `shape`.
+    public func floatTensor(_ name: String, shape: [Int], source: String) throws -> Tensor {
+        guard let t = tensors[name] else {
+            throw CharLMError.invalidFile(path: source, reason: "has no tensor '\(name)'")
+        }
+        guard t.dtype == .f32 else {
+            throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' is \(t.dtype.rawValue), expected F32")
+        }
+        guard shape == t.shape else {
+            throw CharLMError.invalidFile(
+                path: source, reason: "tensor '\(name)' has shape \(t.shape), expected \(shape)")
+        }
+        return t
+    }
+
     /// The float32 values of tensor `name`, checked against `shape` when given.
     public func floats(_ name: String, shape: [Int]? = nil, source: String) throws -> [Float] {
         guard let t = tensors[name] else {
@@ -245,13 +266,8 @@ public struct SafeTensors: Sendable {
     public func copyFloats(
         _ name: String, shape: [Int], into destination: UnsafeMutableBufferPointer<Float>, source: String
     ) throws -> Bool {
-        guard let t = tensors[name] else {
-            throw CharLMError.invalidFile(path: source, reason: "has no tensor '\(name)'")
-        }
-        guard t.dtype == .f32 else {
-            throw CharLMError.invalidFile(path: source, reason: "tensor '\(name)' is \(t.dtype.rawValue), expected F32")
-        }
-        guard shape == t.shape, destination.count == t.count else {
+        let t = try floatTensor(name, shape: shape, source: source)
+        guard destination.count == t.count else {
             throw CharLMError.invalidFile(
                 path: source, reason: "tensor '\(name)' has shape \(t.shape), expected \(shape)")
         }

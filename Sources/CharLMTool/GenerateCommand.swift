@@ -77,6 +77,13 @@ struct Generate: ParsableCommand {
         if stop.contains("") { throw ValidationError("--stop needs a non-empty string.") }
     }
 
+    /// After one int8 sample, saves the int8 weights beside the float32 ones so that the next
+    /// run starts sooner; quietly skipped where the directory is read-only or the run trains.
+    private func saveQuantizedWeights(_ model: LanguageModel) {
+        guard let url = try? model.saveQuantizedWeights() else { return }
+        if !json { Console.note("charlm: saved the int8 weights to \(url.path): later runs start sooner") }
+    }
+
     func run() throws {
         try Console.run {
             let model = try LanguageModel.load(URL(fileURLWithPath: runPath), checkpoint: checkpoint)
@@ -113,12 +120,14 @@ struct Generate: ParsableCommand {
                 ]
                 if numSamples == 1 { object["text"] = samples[0].text }
                 Console.out(Console.json(object) + "\n")
+                if numSamples == 1 && precision == .int8 { saveQuantizedWeights(model) }
                 return
             }
             if numSamples == 1 {
                 if !noEcho { Console.out(generation.promptText) }
                 _ = try generation.run { _, piece in if !piece.isEmpty { Console.out(piece) } }
                 Console.out("\n")
+                if precision == .int8 { saveQuantizedWeights(model) }
             } else {
                 let samples = try generation.run()
                 for (i, s) in samples.enumerated() {

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Runs a `Network` forward for generation: a batch of streams fed a few ids at a time,
 /// keeping their state, returning the next-id logits of the last step fed.
 ///
@@ -18,7 +20,10 @@
 ///
 /// Only for a network that runs forward in time (not `bidirectional`).
 public final class InferenceSession: @unchecked Sendable {
-    public let network: Network
+    /// The network the session was made from (made on first use for a session made from
+    /// `QuantizedWeights`).
+    public var network: Network { networkSource.withLock { $0.get() } }
+    public let config: NetworkConfig
     public let batchSize: Int
     public let precision: WeightPrecision
     /// The streams' current state.
@@ -27,6 +32,23 @@ public final class InferenceSession: @unchecked Sendable {
     private let batched: (network: Network, workspace: Workspace)?
     private let stepper: SingleStreamStepper?
     private let logitsBuffer: FloatBuffer
+    private let networkSource: Mutex<NetworkSource>
+
+    /// A network at hand, or the way to make it.
+    private enum NetworkSource {
+        case ready(Network)
+        case later(() -> Network)
+
+        mutating func get() -> Network {
+            switch self {
+            case .ready(let network): return network
+            case .later(let make):
+                let network = make()
+                self = .ready(network)
+                return network
+            }
+        }
+    }
 
     /// - Parameters:
     ///   - chunkLength: steps per forward pass when a long prompt is fed to several streams.
@@ -41,7 +63,8 @@ public final class InferenceSession: @unchecked Sendable {
             !network.config.bidirectional,
             "a bidirectional network reads a whole chunk at once: use BatchRunner.logits, not a session")
         BLAS.ensureReady()
-        self.network = network
+        networkSource = Mutex(.ready(network))
+        config = network.config
         self.batchSize = batchSize
         self.chunkLength = chunkLength
         self.precision = precision
@@ -62,6 +85,40 @@ public final class InferenceSession: @unchecked Sendable {
         }
     }
 
+    /// One stream on weights already quantized: computes what a session made from the
+    /// network at `.int8` computes, bit for bit, without the network's float32 weights.
+    /// `network` makes the network when something first asks for it (the `network`
+    /// property, or a fallback to the batched path when the one-stream kernel cannot be made).
+    public init(
+        quantized: QuantizedWeights, threads: Int = BatchRunner.defaultThreads,
+        network: @escaping @Sendable () -> Network
+    ) {
+        precondition(
+            !quantized.config.bidirectional,
+            "a bidirectional network reads a whole chunk at once: use BatchRunner.logits, not a session")
+        BLAS.ensureReady()
+        config = quantized.config
+        batchSize = 1
+        chunkLength = 64
+        precision = .int8
+        state = RecurrentState(config: config, batchSize: 1)
+        logitsBuffer = FloatBuffer(count: config.vocabularySize)
+        if let stepper = SingleStreamStepper(quantized: quantized, threads: threads) {
+            self.stepper = stepper
+            batched = nil
+            networkSource = Mutex(.later(network))
+        } else {
+            let made = network()
+            stepper = nil
+            batched = (
+                made.rounded(to: .int8),
+                Workspace(
+                    config: config, parameterCount: made.parameterCount, rows: 1, steps: chunkLength, training: false)
+            )
+            networkSource = Mutex(.ready(made))
+        }
+    }
+
     /// Threads that step one stream (1 for a batch, whose products run on the caller's thread).
     public var threads: Int { stepper?.threads ?? 1 }
 
@@ -79,7 +136,7 @@ public final class InferenceSession: @unchecked Sendable {
         guard !ids.isEmpty, ids.count % batchSize == 0 else {
             throw NetworkError.invalidInput("expected \(batchSize) streams of equal length, got \(ids.count) ids")
         }
-        let vocab = Int32(network.config.vocabularySize)
+        let vocab = Int32(config.vocabularySize)
         for id in ids where id < 0 || id >= vocab {
             throw NetworkError.invalidInput("id \(id) outside the vocabulary 0..<\(vocab)")
         }

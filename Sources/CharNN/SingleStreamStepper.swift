@@ -30,19 +30,7 @@ extension Network {
     }
 
     /// (rows, columns, offset) of every matrix the int8 path quantizes.
-    func denseMatrices() -> [(Int, Int, Int)] {
-        var matrices: [(Int, Int, Int)] = []
-        let g = config.gateWidth, h = config.hiddenSize
-        for u in 0..<(config.layers * config.directions) {
-            let l = u / config.directions
-            if l > 0 || config.embeddingSize != nil {
-                matrices.append((g, config.inputSize(layer: l), layout.weightIH[u]))
-            }
-            matrices.append((g, h, layout.weightHH[u]))
-        }
-        matrices.append((config.vocabularySize, config.outputWidth, layout.outWeight))
-        return matrices
-    }
+    func denseMatrices() -> [(Int, Int, Int)] { layout.denseMatrices(config) }
 }
 
 /// One stream stepped one id at a time by the C stepper (`ck_stepper`), with its weights in
@@ -53,32 +41,67 @@ final class SingleStreamStepper {
     let threads: Int
     let weightBytes: Int
 
-    init?(network: Network, precision: WeightPrecision, threads: Int) {
-        let c = network.config, layout = network.layout
-        guard !c.bidirectional else { return nil }
+    convenience init?(network: Network, precision: WeightPrecision, threads: Int) {
         let p = network.parameters.pointer
-        func pointers(_ offsets: [Int]) -> [UnsafePointer<Float>?] { offsets.map { UnsafePointer(p + $0) } }
-        let wih = pointers(layout.weightIH), whh = pointers(layout.weightHH)
-        let bih = pointers(layout.biasIH), bhh = pointers(layout.biasHH)
+        self.init(
+            config: network.config, layout: network.layout, precision: precision, threads: threads,
+            floats: { UnsafePointer(p + $0) }, int8: { _ in nil })
+    }
+
+    /// A stepper on weights already quantized: int8 precision, nothing rounded again.
+    convenience init?(quantized: QuantizedWeights, threads: Int) {
+        self.init(
+            config: quantized.config, layout: quantized.layout, precision: .int8, threads: threads,
+            floats: quantized.floats(at:), int8: quantized.int8(at:))
+    }
+
+    /// `floats(offset)` gives the float32 tensor at a layout offset, `int8(offset)` the
+    /// quantized one when there is one (then `floats` is not read for it).
+    private init?(
+        config c: NetworkConfig, layout: ParameterLayout, precision: WeightPrecision, threads: Int,
+        floats: (Int) -> UnsafePointer<Float>?, int8: (Int) -> (UnsafePointer<Int8>, UnsafePointer<Float>)?
+    ) {
+        guard !c.bidirectional else { return nil }
+        let wih = layout.weightIH.map(floats), whh = layout.weightHH.map(floats)
+        let bih = layout.biasIH.map(floats), bhh = layout.biasHH.map(floats)
+        let wihQ = layout.weightIH.map(int8), whhQ = layout.weightHH.map(int8)
+        let wq = wihQ.map { $0?.0 }, ws = wihQ.map { $0?.1 }, hq = whhQ.map { $0?.0 }, hs = whhQ.map { $0?.1 }
+        let outQ = int8(layout.outWeight)
         let cell: Int32 =
             switch c.cell {
             case .lstm: Int32(CK_CELL_LSTM)
             case .gru: Int32(CK_CELL_GRU)
             case .rnn: Int32(CK_CELL_RNN)
             }
+        var desc = ck_stepper_desc(
+            cell: cell, layers: Int32(c.layers), vocab: Int32(c.vocabularySize), hidden: Int32(c.hiddenSize),
+            embedding: Int32(c.embeddingSize ?? 0),
+            precision: Int32(precision == .int8 ? CK_PRECISION_INT8 : CK_PRECISION_F32),
+            threads: Int32(max(1, min(threads, 8))), embeddingWeight: layout.embedding.flatMap(floats),
+            wih: nil, whh: nil, bih: nil, bhh: nil, outWeight: floats(layout.outWeight),
+            outBias: floats(layout.outBias), wihQ: nil, whhQ: nil, wihScale: nil, whhScale: nil, outQ: outQ?.0,
+            outScale: outQ?.1)
         let created: OpaquePointer? = wih.withUnsafeBufferPointer { wih in
             whh.withUnsafeBufferPointer { whh in
                 bih.withUnsafeBufferPointer { bih in
                     bhh.withUnsafeBufferPointer { bhh in
-                        var desc = ck_stepper_desc(
-                            cell: cell, layers: Int32(c.layers), vocab: Int32(c.vocabularySize),
-                            hidden: Int32(c.hiddenSize), embedding: Int32(c.embeddingSize ?? 0),
-                            precision: Int32(precision == .int8 ? CK_PRECISION_INT8 : CK_PRECISION_F32),
-                            threads: Int32(max(1, min(threads, 8))),
-                            embeddingWeight: layout.embedding.map { UnsafePointer(p + $0) },
-                            wih: wih.baseAddress, whh: whh.baseAddress, bih: bih.baseAddress, bhh: bhh.baseAddress,
-                            outWeight: p + layout.outWeight, outBias: p + layout.outBias)
-                        return ck_stepper_create(&desc)
+                        wq.withUnsafeBufferPointer { wq in
+                            ws.withUnsafeBufferPointer { ws in
+                                hq.withUnsafeBufferPointer { hq in
+                                    hs.withUnsafeBufferPointer { hs in
+                                        desc.wih = wih.baseAddress
+                                        desc.whh = whh.baseAddress
+                                        desc.bih = bih.baseAddress
+                                        desc.bhh = bhh.baseAddress
+                                        desc.wihQ = wq.baseAddress
+                                        desc.wihScale = ws.baseAddress
+                                        desc.whhQ = hq.baseAddress
+                                        desc.whhScale = hs.baseAddress
+                                        return ck_stepper_create(&desc)
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }

@@ -190,3 +190,99 @@ import Testing
         #expect(out[0].tokens.count == 50)
     }
 }
+
+/// The int8 weights file saved beside a model's float32 weights (`model.int8.safetensors`).
+@Suite struct Int8WeightsFileTests {
+    /// The same text from the saved int8 weights as from quantizing at load, seeded; the
+    /// float32 network, made on demand, equal to the one loaded eagerly.
+    @Test func savedWeightsGenerateTheSameText() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        let run = try trainedRun(in: dir, steps: 20)
+        let request = GenerationRequest(prompt: "(", length: 80, seed: 3)
+        let plain = try LanguageModel.load(run)
+        #expect(!plain.quantizedWeightsFromFile)
+        let expected = try plain.generate(request)[0]
+        let saved = try #require(try plain.saveQuantizedWeights())
+        #expect(saved.path == run.appendingPathComponent("best/model.int8.safetensors").path)
+
+        let fast = try LanguageModel.load(run)
+        #expect(fast.quantizedWeightsFromFile)
+        #expect(try fast.saveQuantizedWeights() == nil, "already current")
+        #expect(try fast.generate(request)[0].tokens == expected.tokens)
+        for name in fast.network.layout.tensors.map(\.name) {
+            #expect(try fast.network.tensor(name) == plain.network.tensor(name), "\(name)")
+        }
+        // Float32 and batches run on the network made on demand.
+        for other in [
+            GenerationRequest(prompt: "(", length: 40, seed: 4, precision: .f32),
+            GenerationRequest(prompt: "(", length: 40, seed: 4, numSamples: 3),
+        ] {
+            #expect(try fast.generate(other).map(\.tokens) == plain.generate(other).map(\.tokens))
+        }
+        // `--checkpoint latest` reads the run's own weights, beside which nothing is saved yet.
+        let latest = try LanguageModel.load(run, checkpoint: .latest)
+        #expect(!latest.quantizedWeightsFromFile)
+        #expect(try latest.saveQuantizedWeights()?.path == run.appendingPathComponent("model.int8.safetensors").path)
+        #expect(try LanguageModel.load(run, checkpoint: .latest).quantizedWeightsFromFile)
+    }
+
+    /// A file made from other weights, a damaged one, or one whose tensors do not fit is
+    /// ignored: the model quantizes its own weights, as if there were no file.
+    @Test func staleOrDamagedFilesAreIgnored() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        let run = try trainedRun(in: dir, steps: 10)
+        let weights = run.appendingPathComponent("best/model.safetensors")
+        let int8 = run.appendingPathComponent("best/model.int8.safetensors")
+        let request = GenerationRequest(prompt: "(", length: 60, seed: 8)
+        let model = try LanguageModel.load(run)
+        try model.saveQuantizedWeights()
+        let good = try Data(contentsOf: int8)
+
+        // New float32 weights in place of the old: the saved file no longer counts.
+        let other = try Network(config: model.network.config, seed: 99)
+        try writeDurably(CheckpointFiles.modelFile(other, step: 10).encoded(), to: weights)
+        let replaced = try LanguageModel.load(run)
+        #expect(!replaced.quantizedWeightsFromFile)
+        let reference = LanguageModel(
+            tokenizer: model.tokenizer, network: other, config: model.config, trainerState: nil, weightsURL: weights)
+        #expect(try reference.saveQuantizedWeights() == nil, "a model made in memory saves nothing")
+        let expected = try reference.generate(request)[0].tokens
+        #expect(try replaced.generate(request)[0].tokens == expected)
+        try replaced.saveQuantizedWeights()
+        let current = try Data(contentsOf: int8)
+        #expect(current != good)
+
+        // Damaged copies of the current file (the weights' identity still matches).
+        let header = Int(current.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        var flipped = current
+        flipped[8 + header / 2] ^= 0x20
+        for damaged in [current.prefix(current.count - 1), current.prefix(8 + header), Data("junk".utf8), flipped] {
+            try damaged.write(to: int8)
+            let loaded = try LanguageModel.load(run)
+            #expect(!loaded.quantizedWeightsFromFile)
+            #expect(try loaded.generate(request)[0].tokens == expected)
+        }
+        // A file for another shape of model, stamped with this weights file's identity.
+        let wider = try Network(config: NetworkConfig(cell: .gru, vocabularySize: 7, hiddenSize: 9, layers: 1))
+        let source = try #require(QuantizedWeightsFile.identity(of: weights))
+        try QuantizedWeightsFile.encoded(QuantizedWeights(network: wider), source: source, step: nil).write(to: int8)
+        #expect(!(try LanguageModel.load(run).quantizedWeightsFromFile))
+        try current.write(to: int8)
+        #expect(try LanguageModel.load(run).quantizedWeightsFromFile, "the intact file counts again")
+    }
+
+    /// Saving takes the run's lock, so that it never writes into a checkpoint that a training
+    /// is replacing.
+    @Test func savingWaitsForTheRunsLock() throws {
+        let dir = temporaryDirectory()
+        defer { cleanup(dir) }
+        let run = try trainedRun(in: dir, steps: 10)
+        let model = try LanguageModel.load(run)
+        let lock = try RunDirectory(run).lock()
+        #expect(throws: CharLMError.self) { try model.saveQuantizedWeights() }
+        lock.release()
+        #expect(try model.saveQuantizedWeights() != nil)
+    }
+}

@@ -127,6 +127,11 @@ import Testing
             ["generate", "runs/brackets", "--prompt", "(lynx", "--length", "60", "--seed", "11"], in: dir)
         #expect(a.status == 0 && a.stdout == b.stdout, "same seed, same text")
         #expect(a.stdout.hasPrefix("(lynx"), "the prompt is echoed")
+        // The first generate saves the int8 weights beside best/'s; the second reads them.
+        #expect(a.stderr.contains("saved the int8 weights") && !b.stderr.contains("saved the int8 weights"))
+        #expect(
+            FileManager.default.fileExists(
+                atPath: dir.appendingPathComponent("runs/brackets/best/model.int8.safetensors").path))
         let quiet = try Self.charlm(
             ["generate", "runs/brackets", "--prompt", "(lynx", "--length", "60", "--seed", "11", "--no-echo"], in: dir)
         #expect("(lynx" + quiet.stdout == a.stdout)

@@ -1,4 +1,5 @@
 import CKernels
+import Synchronization
 import Testing
 @testable import CharNN
 
@@ -107,6 +108,69 @@ import Testing
         let both = try batch.feed(ids + ids)
         #expect(closeness(Array(both[0..<31]), Array(expected.suffix(31))) <= 1)
         #expect(both[0..<31] == both[31..<62])
+    }
+
+    /// A session made from `QuantizedWeights` (what a saved int8 file holds) computes the same
+    /// logits, bit for bit, as one that quantizes the network itself, on every cell, with and
+    /// without an embedding, on one and two threads; and it makes the network only when asked.
+    @Test(arguments: CellKind.allCases, [nil, 6] as [Int?])
+    func quantizedWeightsStepLikeTheNetworkAtInt8(cell: CellKind, embedding: Int?) throws {
+        let config = NetworkConfig(
+            cell: cell, vocabularySize: 29, hiddenSize: 50, layers: 2, embeddingSize: embedding)
+        let net = try Network(config: config, seed: 9)
+        let weights = QuantizedWeights(network: net)
+        let int8 = QuantizedWeights.int8Tensors(config)
+        #expect(
+            int8.count == (embedding == nil ? 4 : 5), "weight_hh of each layer, weight_ih above a one-hot layer, out")
+        #expect(int8["rnn.weight_ih_l0"] == nil || embedding != nil, "one-hot input weights stay float32")
+        let ids = (0..<15).map { Int32(($0 * 11 + 2) % 29) }
+        for isa in 0...ck_isa_detected() {
+            #expect(ck_force_isa(isa) == isa)
+            defer { ck_force_isa(-1) }
+            for threads in [1, 2] {
+                let reference = InferenceSession(network: net, precision: .int8, threads: threads)
+                let made = Mutex(0)
+                let session = InferenceSession(quantized: weights, threads: threads) {
+                    made.withLock { $0 += 1 }
+                    return net
+                }
+                #expect(session.usesSingleStreamKernel && session.threads == reference.threads)
+                var expected: [Float] = [], logits: [Float] = []
+                for id in ids {
+                    expected += try reference.feed([id])
+                    logits += try session.feed([id])
+                }
+                #expect(
+                    logits.map(\.bitPattern) == expected.map(\.bitPattern), "\(cell) isa \(isa) threads \(threads)")
+                #expect(made.withLock { $0 } == 0, "the network is not made to step")
+                #expect(session.network === net && made.withLock { $0 } == 1, "made once, when asked for")
+                _ = session.network
+                #expect(made.withLock { $0 } == 1)
+            }
+        }
+    }
+
+    /// Weights over outside memory are checked against the network's layout by name.
+    @Test func quantizedWeightsCheckTheirTensors() throws {
+        let config = NetworkConfig(cell: .gru, vocabularySize: 13, hiddenSize: 20, layers: 2)
+        let weights = QuantizedWeights(network: try Network(config: config, seed: 1))
+        var byName: [String: QuantizedWeights.Tensor] = [:]
+        for (info, tensor) in zip(weights.layout.tensors, weights.tensors) { byName[info.name] = tensor }
+        _ = try QuantizedWeights(config: config, tensors: byName, owner: weights)
+        var missing = byName
+        missing["out.bias"] = nil
+        #expect(throws: NetworkError.missingTensor("out.bias")) {
+            try QuantizedWeights(config: config, tensors: missing, owner: weights)
+        }
+        var swapped = byName
+        swapped["out.weight"] = byName["out.bias"]
+        #expect(throws: NetworkError.self) { try QuantizedWeights(config: config, tensors: swapped, owner: weights) }
+        var extra = byName
+        extra["rnn.weight_hh_l2"] = byName["rnn.weight_hh_l1"]
+        #expect(throws: NetworkError.self) { try QuantizedWeights(config: config, tensors: extra, owner: weights) }
+        var wide = config
+        wide.hiddenSize = 21
+        #expect(throws: NetworkError.self) { try QuantizedWeights(config: wide, tensors: byName, owner: weights) }
     }
 
     @Test func quantizationRoundsEachRowToItsOwnScale() {

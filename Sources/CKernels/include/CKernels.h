@@ -109,6 +109,15 @@ typedef struct {
     const float *embeddingWeight;  // (vocab, embedding) or NULL
     const float *const *wih, *const *whh, *const *bih, *const *bhh;  // per layer
     const float *outWeight, *outBias;  // (vocab, hidden), (vocab)
+    // With CK_PRECISION_INT8, optionally the dense matrices already quantized by
+    // ck_quantize_rows (rows row-major, unpadded, and one scale per row): they are then copied
+    // instead of quantized, and the float32 pointers of those matrices are not read. NULL
+    // arrays, or a NULL entry, mean quantize from float32. wih[0] of one-hot inputs stays
+    // float32 either way.
+    const int8_t *const *wihQ, *const *whhQ;       // per layer
+    const float *const *wihScale, *const *whhScale;
+    const int8_t *outQ;
+    const float *outScale;
 } ck_stepper_desc;
 
 typedef struct ck_stepper ck_stepper;

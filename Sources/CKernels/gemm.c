@@ -292,68 +292,50 @@ static inline void ck_tile256(const int mr, int K, const float *A, long rs, long
 // the rows of A in L2 while every panel goes by. Short products (the recurrent ones of a
 // training step, 25-50 rows) take this path.
 
+// A tile over a row-major A, by instruction set: `mr` rows (at most the set's MR).
+typedef void (*ck_rows_tile)(int mr, int K, const float *A, int lda, const float *bp, float *C, int ldc, int cols,
+                             int mode);
+
 __attribute__((target("avx512f")))
-static void ck_gemm_avx512(int M, int N, int K, const float *A, int lda,
-                           const float *packed, float *C, int ldc, int accumulate) {
-    int mc = ck_row_chunk(M, K);
-    if (mc < M) {
-        for (int m = 0; m < M; m += mc) {
-            int rows = M - m < mc ? M - m : mc;
-            ck_gemm_avx512(rows, N, K, A + (long)m * lda, lda, packed, C + (long)m * ldc, ldc, accumulate);
-        }
-        return;
-    }
-    int mode = accumulate ? CK_ADD_C : CK_FROM_ZERO;
-    int blocks, base, extra;
-    ck_row_blocks(M, CK512_MR, &blocks, &base, &extra);
-    for (int n0 = 0; n0 < N; n0 += 32) {
-        const float *bp = packed + (size_t)n0 * K;
-        int cols = N - n0 < 32 ? N - n0 : 32;
-        int m0 = 0;
-        for (int blk = 0; blk < blocks; blk++) {
-            int mr = base + (blk < extra ? 1 : 0);
-            const float *a = A + (long)m0 * lda;
-            float *c = C + (long)m0 * ldc + n0;
-            switch (mr) {
-#define CK_CASE(R) case R: ck_tile512(R, K, a, lda, 1, bp, c, ldc, cols, mode); break;
-            CK_CASE(1) CK_CASE(2) CK_CASE(3) CK_CASE(4) CK_CASE(5) CK_CASE(6) CK_CASE(7) CK_CASE(8)
+static void ck_rows_tile512(int mr, int K, const float *A, int lda, const float *bp, float *C, int ldc, int cols,
+                            int mode) {
+    switch (mr) {
+#define CK_CASE(R) case R: ck_tile512(R, K, A, lda, 1, bp, C, ldc, cols, mode); break;
+    CK_CASE(1) CK_CASE(2) CK_CASE(3) CK_CASE(4) CK_CASE(5) CK_CASE(6) CK_CASE(7) CK_CASE(8)
 #undef CK_CASE
-            default: break;
-            }
-            m0 += mr;
-        }
+    default: break;
     }
 }
 
 __attribute__((target("avx2,fma")))
-static void ck_gemm_avx2(int M, int N, int K, const float *A, int lda,
-                         const float *packed, float *C, int ldc, int accumulate) {
-    int mc = ck_row_chunk(M, K);
-    if (mc < M) {
-        for (int m = 0; m < M; m += mc) {
-            int rows = M - m < mc ? M - m : mc;
-            ck_gemm_avx2(rows, N, K, A + (long)m * lda, lda, packed, C + (long)m * ldc, ldc, accumulate);
-        }
-        return;
-    }
-    int mode = accumulate ? CK_ADD_C : CK_FROM_ZERO;
-    int blocks, base, extra;
-    ck_row_blocks(M, CK256_MR, &blocks, &base, &extra);
-    for (int n0 = 0; n0 < N; n0 += 16) {
-        const float *bp = packed + (size_t)n0 * K;
-        int cols = N - n0 < 16 ? N - n0 : 16;
-        int m0 = 0;
-        for (int blk = 0; blk < blocks; blk++) {
-            int mr = base + (blk < extra ? 1 : 0);
-            const float *a = A + (long)m0 * lda;
-            float *c = C + (long)m0 * ldc + n0;
-            switch (mr) {
-#define CK_CASE(R) case R: ck_tile256(R, K, a, lda, 1, bp, NULL, c, ldc, cols, mode); break;
-            CK_CASE(1) CK_CASE(2) CK_CASE(3) CK_CASE(4) CK_CASE(5) CK_CASE(6)
+static void ck_rows_tile256(int mr, int K, const float *A, int lda, const float *bp, float *C, int ldc, int cols,
+                            int mode) {
+    switch (mr) {
+#define CK_CASE(R) case R: ck_tile256(R, K, A, lda, 1, bp, NULL, C, ldc, cols, mode); break;
+    CK_CASE(1) CK_CASE(2) CK_CASE(3) CK_CASE(4) CK_CASE(5) CK_CASE(6)
 #undef CK_CASE
-            default: break;
+    default: break;
+    }
+}
+
+// The unblocked path for panels `nr` wide and tiles of up to `mrMax` rows. Inlined into one
+// function per instruction set (below), where `tile` is a constant: direct calls.
+static inline __attribute__((always_inline)) void ck_gemm_unblocked_run(int nr, int mrMax, ck_rows_tile tile, int M, int N, int K, const float *A, int lda,
+                                  const float *packed, float *C, int ldc, int accumulate) {
+    int mode = accumulate ? CK_ADD_C : CK_FROM_ZERO;
+    int mc = ck_row_chunk(M, K);
+    for (int m1 = 0; m1 < M; m1 += mc) {
+        int rows = M - m1 < mc ? M - m1 : mc;
+        int blocks, base, extra;
+        ck_row_blocks(rows, mrMax, &blocks, &base, &extra);
+        for (int n0 = 0; n0 < N; n0 += nr) {
+            const float *bp = packed + (size_t)n0 * K;
+            int cols = N - n0 < nr ? N - n0 : nr;
+            for (int blk = 0, m0 = m1; blk < blocks; blk++) {
+                int mr = base + (blk < extra ? 1 : 0);
+                tile(mr, K, A + (long)m0 * lda, lda, bp, C + (long)m0 * ldc + n0, ldc, cols, mode);
+                m0 += mr;
             }
-            m0 += mr;
         }
     }
 }
@@ -424,9 +406,10 @@ static inline int ck_k_block(int K, int k0, int kc) {
     return K - k0 <= kc + kc / 4 ? K - k0 : kc;
 }
 
-// The blocked path for panels `nr` wide and tiles of up to `mrMax` rows. Returns 0 when the
-// copy of A cannot be allocated (the caller then takes the unblocked path).
-static int ck_gemm_blocked_run(int nr, int mrMax, int kc, int mcMax, ck_blocked_tile tile, int M, int N, int K,
+// The blocked path for panels `nr` wide and tiles of up to `mrMax` rows, inlined like the
+// unblocked one. Returns 0 when the copy of A cannot be allocated (the caller then takes the
+// unblocked path).
+static inline __attribute__((always_inline)) int ck_gemm_blocked_run(int nr, int mrMax, int kc, int mcMax, ck_blocked_tile tile, int M, int N, int K,
                                const float *A, int lda, const float *packed, float *C, int ldc, int accumulate) {
     int mc = M < mcMax ? M : mcMax;
     float *ap = malloc(sizeof(float) * (size_t)mc * (size_t)(kc + kc / 4));
@@ -467,6 +450,30 @@ static int ck_gemm_blocked_run(int nr, int mrMax, int kc, int mcMax, ck_blocked_
     return 1;
 }
 
+// One function per instruction set: the blocked path where the rule takes it, else the
+// unblocked one.
+__attribute__((target("avx512f")))
+static void ck_gemm_avx512(int M, int N, int K, const float *A, int lda, const float *packed, float *C, int ldc,
+                           int accumulate) {
+    if (ck_gemm_blocked(CK_ISA_AVX512, M, N, K) &&
+        ck_gemm_blocked_run(32, CK512_MR, CK512_KC, CK512_MC, ck_blocked_tile512, M, N, K, A, lda, packed, C, ldc,
+                            accumulate)) {
+        return;
+    }
+    ck_gemm_unblocked_run(32, CK512_MR, ck_rows_tile512, M, N, K, A, lda, packed, C, ldc, accumulate);
+}
+
+__attribute__((target("avx2,fma")))
+static void ck_gemm_avx2(int M, int N, int K, const float *A, int lda, const float *packed, float *C, int ldc,
+                         int accumulate) {
+    if (ck_gemm_blocked(CK_ISA_AVX2, M, N, K) &&
+        ck_gemm_blocked_run(16, CK256_MR, CK256_KC, CK256_MC, ck_blocked_tile256, M, N, K, A, lda, packed, C, ldc,
+                            accumulate)) {
+        return;
+    }
+    ck_gemm_unblocked_run(16, CK256_MR, ck_rows_tile256, M, N, K, A, lda, packed, C, ldc, accumulate);
+}
+
 #endif
 
 // MARK: - Entry point
@@ -480,20 +487,8 @@ void ck_gemm_packed(int isa, int M, int N, int K, const float *A, int lda,
     }
 #if CK_X86
     switch (isa) {
-    case CK_ISA_AVX512:
-        if (ck_gemm_blocked(isa, M, N, K) && ck_gemm_blocked_run(32, CK512_MR, CK512_KC, CK512_MC, ck_blocked_tile512, M, N,
-                                                                 K, A, lda, packed, C, ldc, accumulate)) {
-            return;
-        }
-        ck_gemm_avx512(M, N, K, A, lda, packed, C, ldc, accumulate);
-        return;
-    case CK_ISA_AVX2:
-        if (ck_gemm_blocked(isa, M, N, K) && ck_gemm_blocked_run(16, CK256_MR, CK256_KC, CK256_MC, ck_blocked_tile256, M, N,
-                                                                 K, A, lda, packed, C, ldc, accumulate)) {
-            return;
-        }
-        ck_gemm_avx2(M, N, K, A, lda, packed, C, ldc, accumulate);
-        return;
+    case CK_ISA_AVX512: ck_gemm_avx512(M, N, K, A, lda, packed, C, ldc, accumulate); return;
+    case CK_ISA_AVX2: ck_gemm_avx2(M, N, K, A, lda, packed, C, ldc, accumulate); return;
     default: break;
     }
 #endif

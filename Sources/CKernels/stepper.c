@@ -275,110 +275,71 @@ static inline __attribute__((always_inline, target("avx2"))) float ck_hsum_epi32
     return _mm_cvtss_f32(a);
 }
 
-// Four rows at a time: 16 int8 weights widened to int16, multiplied by 16 int16 inputs and
-// summed in pairs (vpmaddwd), the input loaded once for the four rows.
-CK_TARGET_V3 static void ck_rows_apply_q_avx2(const ck_rows *m, const int16_t *xq, float xscale, float *y) {
-    int K = m->K, r = 0;
-    for (; r + 4 <= m->rows; r += 4) {
-        const int8_t *w = m->q + (long)r * K;
-        __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
-        for (int k0 = 0; k0 < K; k0 += CK_FLUSH) {
-            int k1 = k0 + CK_FLUSH < K ? k0 + CK_FLUSH : K;
-            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-            for (int k = k0; k < k1; k += 16) {
-                __m256i x = _mm256_loadu_si256((const __m256i *)(xq + k));
-                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + k))), x));
-                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + K + k))), x));
-                a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 2 * K + k))), x));
-                a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 3 * K + k))), x));
-            }
-            f0 = _mm256_add_ps(f0, _mm256_cvtepi32_ps(a0));
-            f1 = _mm256_add_ps(f1, _mm256_cvtepi32_ps(a1));
-            f2 = _mm256_add_ps(f2, _mm256_cvtepi32_ps(a2));
-            f3 = _mm256_add_ps(f3, _mm256_cvtepi32_ps(a3));
+// The integer sums of R rows (R <= 4, row stride K) with xq over k in [k, k1), added to b[i]:
+// 16 int8 weights widened to int16, multiplied by 16 int16 inputs and summed in pairs
+// (vpmaddwd), the input loaded once for the R rows. Lane j of b[i] holds the pairs at
+// k = 2j, 2j + 1 (mod 16).
+static inline __attribute__((always_inline, target("avx2"))) void ck_q_sums_avx2(const int R, const int8_t *w, long K,
+                                                                                 const int16_t *xq, int k, int k1,
+                                                                                 __m256i *b) {
+    for (; k < k1; k += 16) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(xq + k));
+        for (int i = 0; i < R; i++) {
+            __m256i wi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + i * K + k)));
+            b[i] = _mm256_add_epi32(b[i], _mm256_madd_epi16(wi, x));
         }
-        y[r] = ck_hsum_epi32_as_float(f0) * m->scale[r] * xscale;
-        y[r + 1] = ck_hsum_epi32_as_float(f1) * m->scale[r + 1] * xscale;
-        y[r + 2] = ck_hsum_epi32_as_float(f2) * m->scale[r + 2] * xscale;
-        y[r + 3] = ck_hsum_epi32_as_float(f3) * m->scale[r + 3] * xscale;
-    }
-    for (; r < m->rows; r++) {
-        const int8_t *w = m->q + (long)r * K;
-        __m256 f = _mm256_setzero_ps();
-        for (int k0 = 0; k0 < K; k0 += CK_FLUSH) {
-            int k1 = k0 + CK_FLUSH < K ? k0 + CK_FLUSH : K;
-            __m256i a = _mm256_setzero_si256();
-            for (int k = k0; k < k1; k += 16) {
-                __m256i x = _mm256_loadu_si256((const __m256i *)(xq + k));
-                a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + k))), x));
-            }
-            f = _mm256_add_ps(f, _mm256_cvtepi32_ps(a));
-        }
-        y[r] = ck_hsum_epi32_as_float(f) * m->scale[r] * xscale;
     }
 }
 
-// The AVX-512 form of the same sums: 32 weights per instruction. Lane j of a 512-bit sum holds
-// the pairs at k = 2j, 2j + 1 (mod 32); adding its upper half to its lower half (exact, in
-// int32) gives lane j the pairs at k = 2j, 2j + 1 (mod 16), which is what lane j of the AVX2
-// sum holds, so the float conversions and additions that follow are the AVX2 kernel's and the
-// two give the same logits bit for bit.
-static inline __attribute__((always_inline, target("avx512f,avx512bw"))) __m256i ck_fold_epi32(__m512i a) {
-    return _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
+// The same sums 32 weights per instruction. Lane j of a 512-bit sum holds the pairs at
+// k = 2j, 2j + 1 (mod 32); adding its upper half to its lower half (exact, in int32) gives
+// lane j the pairs at k = 2j, 2j + 1 (mod 16), which is what ck_q_sums_avx2 gives, so the
+// float conversions and additions that follow are the AVX2 kernel's and the two give the same
+// logits bit for bit. A last 16 (K is padded to 16, not 32) goes the AVX2 way.
+static inline __attribute__((always_inline, target("avx512f,avx512bw"))) void ck_q_sums_avx512(
+    const int R, const int8_t *w, long K, const int16_t *xq, int k, int k1, __m256i *b) {
+    __m512i a[4];
+    for (int i = 0; i < R; i++) a[i] = _mm512_setzero_si512();
+    for (; k + 32 <= k1; k += 32) {
+        __m512i x = _mm512_loadu_si512((const void *)(xq + k));
+        for (int i = 0; i < R; i++) {
+            __m512i wi = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(w + i * K + k)));
+            a[i] = _mm512_add_epi32(a[i], _mm512_madd_epi16(wi, x));
+        }
+    }
+    for (int i = 0; i < R; i++) {
+        b[i] = _mm256_add_epi32(b[i], _mm256_add_epi32(_mm512_castsi512_si256(a[i]), _mm512_extracti64x4_epi64(a[i], 1)));
+    }
+    ck_q_sums_avx2(R, w, K, xq, k, k1, b);
+}
+
+// y[r .. r + R) of an int8 block from the lane sums that SUMS (one of the two above) gives:
+// the integer sums moved to float every CK_FLUSH columns, then added across lanes.
+#define CK_Q_ROWS(SUMS, R)                                                                                  \
+    do {                                                                                                    \
+        const int8_t *w = m->q + (long)r * K;                                                               \
+        __m256 f[R];                                                                                        \
+        for (int i = 0; i < R; i++) f[i] = _mm256_setzero_ps();                                             \
+        for (int k0 = 0; k0 < K; k0 += CK_FLUSH) {                                                          \
+            __m256i b[R];                                                                                   \
+            for (int i = 0; i < R; i++) b[i] = _mm256_setzero_si256();                                      \
+            SUMS(R, w, K, xq, k0, k0 + CK_FLUSH < K ? k0 + CK_FLUSH : K, b);                                \
+            for (int i = 0; i < R; i++) f[i] = _mm256_add_ps(f[i], _mm256_cvtepi32_ps(b[i]));               \
+        }                                                                                                   \
+        for (int i = 0; i < R; i++) y[r + i] = ck_hsum_epi32_as_float(f[i]) * m->scale[r + i] * xscale;    \
+    } while (0)
+
+// Four rows at a time, then one at a time.
+CK_TARGET_V3 static void ck_rows_apply_q_avx2(const ck_rows *m, const int16_t *xq, float xscale, float *y) {
+    int K = m->K, r = 0;
+    for (; r + 4 <= m->rows; r += 4) CK_Q_ROWS(ck_q_sums_avx2, 4);
+    for (; r < m->rows; r++) CK_Q_ROWS(ck_q_sums_avx2, 1);
 }
 
 CK_TARGET_V4 static void ck_rows_apply_q_avx512(const ck_rows *m, const int16_t *xq, float xscale, float *y) {
     int K = m->K, r = 0;
-    for (; r + 4 <= m->rows; r += 4) {
-        const int8_t *w = m->q + (long)r * K;
-        __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
-        for (int k0 = 0; k0 < K; k0 += CK_FLUSH) {
-            int k1 = k0 + CK_FLUSH < K ? k0 + CK_FLUSH : K, k = k0;
-            __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-            for (; k + 32 <= k1; k += 32) {
-                __m512i x = _mm512_loadu_si512((const void *)(xq + k));
-                a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(w + k))), x));
-                a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(w + K + k))), x));
-                a2 = _mm512_add_epi32(a2, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(w + 2 * K + k))), x));
-                a3 = _mm512_add_epi32(a3, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(w + 3 * K + k))), x));
-            }
-            __m256i b0 = ck_fold_epi32(a0), b1 = ck_fold_epi32(a1), b2 = ck_fold_epi32(a2), b3 = ck_fold_epi32(a3);
-            if (k < k1) {  // the last 16 of a K that is not a multiple of 32
-                __m256i x = _mm256_loadu_si256((const __m256i *)(xq + k));
-                b0 = _mm256_add_epi32(b0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + k))), x));
-                b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + K + k))), x));
-                b2 = _mm256_add_epi32(b2, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 2 * K + k))), x));
-                b3 = _mm256_add_epi32(b3, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 3 * K + k))), x));
-            }
-            f0 = _mm256_add_ps(f0, _mm256_cvtepi32_ps(b0));
-            f1 = _mm256_add_ps(f1, _mm256_cvtepi32_ps(b1));
-            f2 = _mm256_add_ps(f2, _mm256_cvtepi32_ps(b2));
-            f3 = _mm256_add_ps(f3, _mm256_cvtepi32_ps(b3));
-        }
-        y[r] = ck_hsum_epi32_as_float(f0) * m->scale[r] * xscale;
-        y[r + 1] = ck_hsum_epi32_as_float(f1) * m->scale[r + 1] * xscale;
-        y[r + 2] = ck_hsum_epi32_as_float(f2) * m->scale[r + 2] * xscale;
-        y[r + 3] = ck_hsum_epi32_as_float(f3) * m->scale[r + 3] * xscale;
-    }
-    for (; r < m->rows; r++) {
-        const int8_t *w = m->q + (long)r * K;
-        __m256 f = _mm256_setzero_ps();
-        for (int k0 = 0; k0 < K; k0 += CK_FLUSH) {
-            int k1 = k0 + CK_FLUSH < K ? k0 + CK_FLUSH : K, k = k0;
-            __m512i a = _mm512_setzero_si512();
-            for (; k + 32 <= k1; k += 32) {
-                __m512i x = _mm512_loadu_si512((const void *)(xq + k));
-                a = _mm512_add_epi32(a, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(w + k))), x));
-            }
-            __m256i b = ck_fold_epi32(a);
-            if (k < k1) {
-                __m256i x = _mm256_loadu_si256((const __m256i *)(xq + k));
-                b = _mm256_add_epi32(b, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + k))), x));
-            }
-            f = _mm256_add_ps(f, _mm256_cvtepi32_ps(b));
-        }
-        y[r] = ck_hsum_epi32_as_float(f) * m->scale[r] * xscale;
-    }
+    for (; r + 4 <= m->rows; r += 4) CK_Q_ROWS(ck_q_sums_avx512, 4);
+    for (; r < m->rows; r++) CK_Q_ROWS(ck_q_sums_avx512, 1);
 }
 #endif
 

@@ -3,8 +3,8 @@ import Foundation
 
 /// The int8 weights saved beside a float32 weights file (`model.safetensors` →
 /// `model.int8.safetensors`), so that one-stream int8 generation starts without reading the
-/// float32 weights or rounding them again: at 2x512 that is 4 MB read instead of 17 MB read,
-/// copied and quantized.
+/// float32 weights or rounding them again: at 2x512 (vocabulary 65) that is 3.8 MB mapped
+/// instead of 13.3 MB mapped, copied and quantized.
 ///
 /// A safetensors file holding every tensor of the network's layout: the dense matrices as I8
 /// with their per-row scales beside them (`NAME.scale`, F32), the rest F32 (float32 tensors

@@ -58,14 +58,27 @@ enum QuantizedWeightsFile {
     /// The int8 weights saved for the float32 file with identity `source`, or nil when there
     /// are none, they were made from other weights, or the file fails a check.
     static func load(_ url: URL, config: NetworkConfig, source: String) -> QuantizedWeights? {
+        guard FileManager.default.fileExists(atPath: url.path), let file = try? SafeTensors(contentsOf: url) else {
+            return nil
+        }
+        return file.quantizedWeights(config: config, source: source)
+    }
+}
+
+extension SafeTensors {
+    /// The int8 weights of `config`'s network that this file holds (the format of
+    /// `model.int8.safetensors`), when it says it was made from the float32 file with identity
+    /// `source`; nil when it was made from another, or fails any check. The weights point into
+    /// this file's storage, which they keep alive.
+    public func quantizedWeights(config: NetworkConfig, source: String) -> QuantizedWeights? {
         #if _endian(big)
         return nil
         #else
-        guard FileManager.default.fileExists(atPath: url.path),
-            let file = try? SafeTensors(contentsOf: url),
-            file.metadata["format"] == format, file.metadata["charlm_source"] == source
-        else { return nil }
-        let owner = Owner(file)
+        let file = self
+        guard file.metadata["format"] == QuantizedWeightsFile.format, file.metadata["charlm_source"] == source else {
+            return nil
+        }
+        let owner = QuantizedWeightsFile.Owner(file)
         let int8 = QuantizedWeights.int8Tensors(config)
         var byName: [String: QuantizedWeights.Tensor] = [:]
         for name in file.names where !name.hasSuffix(".scale") || int8[String(name.dropLast(6))] == nil {
@@ -85,18 +98,21 @@ enum QuantizedWeightsFile {
         guard byName.count + int8.count == file.names.count,
             let weights = try? QuantizedWeights(config: config, tensors: byName, owner: owner)
         else { return nil }
-        // A float32 tensor in the mapped file is only read as floats when it is aligned.
+        // Float32 values (tensors and scales) are only read as floats when they are aligned.
         for tensor in weights.tensors {
-            if case .float32(let values) = tensor, let base = values.baseAddress,
-                Int(bitPattern: base) % MemoryLayout<Float>.alignment != 0
-            {
-                return nil
+            let floats: UnsafeBufferPointer<Float>
+            switch tensor {
+            case .float32(let values): floats = values
+            case .int8(_, let scales): floats = scales
             }
+            if let base = floats.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment != 0 { return nil }
         }
         return weights
         #endif
     }
+}
 
+extension QuantizedWeightsFile {
     /// Keeps a loaded file, and so the memory its tensors point into, alive.
     final class Owner {
         let file: SafeTensors

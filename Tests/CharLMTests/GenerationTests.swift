@@ -273,6 +273,26 @@ import Testing
         #expect(try LanguageModel.load(run).quantizedWeightsFromFile, "the intact file counts again")
     }
 
+    /// The file's bytes read back from memory (not a mapping), and the fuzzing seed, which
+    /// must reach the one-stream kernel: the same logits as the network's own int8 session.
+    @Test func int8FilesReadFromMemory() throws {
+        let config = NetworkConfig(cell: .lstm, vocabularySize: 5, hiddenSize: 3, layers: 2)
+        let net = try Network(config: config, seed: 4)
+        let data = QuantizedWeightsFile.encoded(QuantizedWeights(network: net), source: "here", step: "7")
+        let file = try SafeTensors(data: data, source: "memory")
+        #expect(file.quantizedWeights(config: config, source: "there") == nil, "another identity")
+        let weights = try #require(file.quantizedWeights(config: config, source: "here"))
+        let expected = try InferenceSession(network: net, precision: .int8, threads: 2).feed([0, 4, 2])
+        #expect(try InferenceSession(quantized: weights, threads: 2) { net }.feed([0, 4, 2]) == expected)
+
+        let seed = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../../Fuzz/Corpus/FuzzSafeTensors/int8-lstm-5x3x2.safetensors")
+        let fuzzSeed = try SafeTensors(contentsOf: seed)
+        let seeded = try #require(fuzzSeed.quantizedWeights(config: config, source: "seed"))
+        let logits = try InferenceSession(quantized: seeded, threads: 2) { net }.feed([0, 4, 2])
+        #expect(logits.count == 5 && logits.allSatisfy(\.isFinite))
+    }
+
     /// Saving takes the run's lock, so that it never writes into a checkpoint that a training
     /// is replacing.
     @Test func savingWaitsForTheRunsLock() throws {

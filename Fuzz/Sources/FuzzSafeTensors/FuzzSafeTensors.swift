@@ -4,7 +4,9 @@ import CharTokenizer
 import Foundation
 import FuzzSupport
 
-/// model.safetensors and optimizer.safetensors: parse, read every tensor, load into a network.
+/// model.safetensors, optimizer.safetensors and model.int8.safetensors: parse, read every
+/// tensor, load into a network; read int8 weights (whatever identity the file claims) and step
+/// the one-stream kernel on them.
 let network = try! Network(config: NetworkConfig(cell: .lstm, vocabularySize: 5, hiddenSize: 3, layers: 2))
 
 @main enum Fuzz {
@@ -20,6 +22,10 @@ func fuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         _ = try? file.int64s(name, source: "fuzz")
     }
     _ = try? network.loadWeights(file, source: "fuzz")
+    if let weights = file.quantizedWeights(config: network.config, source: file.metadata["charlm_source"] ?? "") {
+        let session = InferenceSession(quantized: weights, threads: 2) { network }
+        _ = try? session.feed([0, 4, 2])
+    }
     _ = file.encoded()
     return 0
 }

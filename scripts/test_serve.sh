@@ -95,6 +95,10 @@ base=$(grep -o 'http://[^/ ]*' serve.log | head -1)
 [ -n "$base" ] || { cat serve.log; fail "serve did not start"; exit 1; }
 pass "serve listening at $base"
 python3 "$root/scripts/test_serve.py" "$base" --load-seconds "${LOAD_SECONDS:-20}" --clients 64 || fail "test_serve.py"
+# The three clients test_serve.py drops mid-stream: each generation logged as stopped.
+stopped=$(grep -c " /v1/completions 499 .*generation stopped" serve.log)
+[ "$stopped" -eq 3 ] && pass "the three dropped streams were stopped, not finished (499 in the log)" \
+    || fail "dropped streams logged as stopped: $stopped of 3"
 python3 "$root/scripts/test_browser.py" "$base" "$artifacts" || fail "test_browser.py"
 kill "$server" 2>/dev/null
 wait "$server" 2>/dev/null

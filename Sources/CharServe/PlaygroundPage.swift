@@ -58,8 +58,9 @@ enum PlaygroundPage {
         let activations = null; // per unit of `traced`, or null
         let traced = null;      // units as the model read them for the neuron view
         let controller = null;
-        // For tests: network reads and screen updates during the last generation.
-        window.charlmStats = {reads: 0, paints: 0};
+        // For tests: network reads during the last generation, and the number of generated
+        // characters on screen at each screen update that changed them.
+        window.charlmStats = {reads: 0, paints: 0, shown: []};
 
         function headers() {
           const h = {"Content-Type": "application/json"};
@@ -140,9 +141,9 @@ enum PlaygroundPage {
             if (!res.ok) { $("status").textContent = "error: " + await errorText(res); return; }
             const reader = res.body.getReader(), decoder = new TextDecoder();
             let buffer = "";
-            window.charlmStats = {reads: 0, paints: 0};
+            window.charlmStats = {reads: 0, paints: 0, shown: []};
             let lastPaint = -1;
-            const paint = () => { if (lastPaint !== units.length) { window.charlmStats.paints++; lastPaint = units.length; }
+            const paint = () => { if (lastPaint !== units.length) { window.charlmStats.paints++; window.charlmStats.shown.push(generated); lastPaint = units.length; }
                                   if (controller) requestAnimationFrame(paint); };
             requestAnimationFrame(paint);
             const signal = controller.signal;

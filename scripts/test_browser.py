@@ -16,6 +16,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 
+# Chromium's own network throttling: a slow link (64 KB/s down), and back to none.
+SLOW_LINK = {"offline": False, "latency": 20, "downloadThroughput": 64 * 1024, "uploadThroughput": -1}
+FAST_LINK = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+
+
 def main():
     base, artifacts = sys.argv[1], sys.argv[2]
     os.makedirs(artifacts, exist_ok=True)
@@ -47,12 +52,10 @@ def main():
         # 1000 characters within one frame here, so on a fast link the whole text may arrive
         # before the first screen update and streaming would go unseen.
         driver.execute_cdp_cmd("Network.enable", {})
-        driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
-            "offline": False, "latency": 20, "downloadThroughput": 64 * 1024, "uploadThroughput": -1})
+        driver.execute_cdp_cmd("Network.emulateNetworkConditions", SLOW_LINK)
         driver.find_element(By.ID, "generate").click()
         wait.until(lambda d: d.find_element(By.ID, "status").text.startswith(("done", "error")))
-        driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
-            "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+        driver.execute_cdp_cmd("Network.emulateNetworkConditions", FAST_LINK)
         status = driver.find_element(By.ID, "status").text
         check(status == "done: 1000 characters", f"generation finished ({status!r})")
         stats = driver.execute_script("return window.charlmStats")
@@ -88,13 +91,24 @@ def main():
         box = driver.find_element(By.ID, "max")
         box.clear()
         box.send_keys("100000")
-        # A user who clicks Stop 150 ms after Generate (in the page's own clock: WebDriver polls too slowly).
-        driver.execute_script(
-            "document.getElementById('generate').click();"
-            "setTimeout(() => document.getElementById('stop').click(), 150);")
-        wait.until(lambda d: d.find_element(By.ID, "status").text.startswith(("stopped", "done")))
+        # A user who clicks Stop as the first generated characters appear (in the page itself:
+        # WebDriver polls too slowly), on the slow link, so that the 100,000 cannot all have come.
+        driver.execute_cdp_cmd("Network.emulateNetworkConditions", SLOW_LINK)
+        driver.execute_script("""
+            const out = document.getElementById('out');
+            document.getElementById('generate').click();
+            const observer = new MutationObserver(() => {
+              if ([...out.querySelectorAll('span')].some(s => s.title)) {
+                observer.disconnect();
+                document.getElementById('stop').click();
+              }
+            });
+            observer.observe(out, {childList: true, subtree: true});""")
+        wait.until(lambda d: d.find_element(By.ID, "status").text.startswith(("stopped", "done", "error")))
+        driver.execute_cdp_cmd("Network.emulateNetworkConditions", FAST_LINK)
         status = driver.find_element(By.ID, "status").text
-        check(status.startswith("stopped") and int(status.split()[2]) < 100000, "Stop ends a generation: " + status)
+        stopped_after = int(status.split()[2]) if status.startswith("stopped after ") else -1
+        check(0 < stopped_after < 100000, "Stop ends a generation under way: " + status)
         logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         check(not logs, f"no errors in the browser console {logs[:2]}")
     finally:

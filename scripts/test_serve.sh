@@ -88,7 +88,7 @@ print(f"   bracket depth: layer {best['layer']} unit {best['unit']} ({best['kind
 PY
 
 # serve: start on a free port, wait for it.
-"$charlm" serve brackets --port 0 --max-tokens 100000 >serve.log 2>&1 &
+"$charlm" serve brackets --port 0 --max-tokens 1000000 >serve.log 2>&1 &
 server=$!
 for _ in $(seq 100); do grep -q "at http://" serve.log && break; sleep 0.1; done
 base=$(grep -o 'http://[^/ ]*' serve.log | head -1)

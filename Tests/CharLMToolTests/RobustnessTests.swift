@@ -93,22 +93,67 @@ import Testing
 
     // MARK: - Signals
 
+    /// Moments of start-up, each found by watching the run's parent directory (fixed delays
+    /// would land at different moments on faster and slower machines).
+    enum StartUpMoment: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        /// At once: before the run's directory exists.
+        case atLaunch
+        /// As the staging directory `.brackets.tmp-…` appears (config, tokenizer and first
+        /// checkpoint being written into it), or as soon after as it is seen.
+        case staging
+        /// 2 ms after the staging directory appears.
+        case stagingPlus2ms
+        /// As the run's directory appears (renamed from the staging one).
+        case renamed
+        /// 20 ms after the run's directory appears: the first steps of training.
+        case renamedPlus20ms
+
+        var testDescription: String { rawValue }
+    }
+
     /// A signal at any moment of start-up leaves either no run directory or a complete one,
     /// never one that needs --overwrite.
-    @Test(arguments: [0, 5, 20, 60, 150, 400])
-    func aSignalDuringStartUpNeverLeavesABrokenRun(delayMilliseconds: Int) throws {
+    @Test(arguments: StartUpMoment.allCases)
+    func aSignalDuringStartUpNeverLeavesABrokenRun(moment: StartUpMoment) throws {
         let dir = CLI.temporary()
         defer { try? FileManager.default.removeItem(at: dir) }
+        let runs = dir.appendingPathComponent("runs")
+        let run = runs.appendingPathComponent("brackets")
         let (process, _, err) = try Self.spawn(["train", CLI.corpus, "--max-steps", "100000"] + Self.small, in: dir)
-        usleep(useconds_t(delayMilliseconds * 1000))
+        func waitFor(_ seen: () -> Bool) throws {
+            let end = Date().addingTimeInterval(60)
+            while !seen() {
+                try #require(process.isRunning && Date() < end, "start-up did not reach \(moment)")
+                usleep(300)
+            }
+        }
+        let staged = {
+            ((try? FileManager.default.contentsOfDirectory(atPath: runs.path)) ?? []).contains {
+                $0.hasPrefix(".brackets.tmp-")
+            } || FileManager.default.fileExists(atPath: run.path)
+        }
+        switch moment {
+        case .atLaunch: break
+        case .staging: try waitFor(staged)
+        case .stagingPlus2ms:
+            try waitFor(staged)
+            usleep(2000)
+        case .renamed: try waitFor { FileManager.default.fileExists(atPath: run.path) }
+        case .renamedPlus20ms:
+            try waitFor { FileManager.default.fileExists(atPath: run.path) }
+            usleep(20_000)
+        }
         kill(process.processIdentifier, SIGINT)
         let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(
             process.terminationStatus == 130 || process.terminationReason == .uncaughtSignal,
             "\(process.terminationStatus): \(errors)")
-        let run = dir.appendingPathComponent("runs/brackets")
-        if FileManager.default.fileExists(atPath: run.path) {
+        let exists = FileManager.default.fileExists(atPath: run.path)
+        if moment == .renamed || moment == .renamedPlus20ms {
+            #expect(exists, "a run renamed into place stays")
+        }
+        if exists {
             let resumed = try CLI.charlm(["train", "--resume", "runs/brackets", "--max-steps", "3"], in: dir)
             #expect(resumed.status == 0, "a run that exists is complete: \(resumed.stderr)")
         } else {

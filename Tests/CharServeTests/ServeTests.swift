@@ -120,9 +120,22 @@ enum SamplingOptionsDefaults {
 final class TestServer: @unchecked Sendable {
     let service: CompletionService
     let port: Int
+    private let logged = LogLines()
 
+    /// The server's request log so far, a line per request.
+    var log: [String] { logged.lines }
+
+    final class LogLines: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stored: [String] = []
+        var lines: [String] { lock.withLock { stored } }
+        func append(_ line: String) { lock.withLock { stored.append(line) } }
+    }
+
+    /// Jobs are never short enough to finish by chance where a test stops them: up to 10 million
+    /// units (a 100,000-unit job takes this model about 0.3 s in a release build).
     init(
-        limits: ServeLimits = ServeLimits(maxTokens: 100_000), maxBatch: Int = 8, maxWaiting: Int = 16,
+        limits: ServeLimits = ServeLimits(maxTokens: 10_000_000), maxBatch: Int = 8, maxWaiting: Int = 16,
         apiKey: String? = nil, allowedHosts: Set<String>? = nil
     )
         throws
@@ -131,7 +144,7 @@ final class TestServer: @unchecked Sendable {
         let engine = GenerationEngine(model: model, maxBatch: maxBatch, maxWaiting: maxWaiting, threads: 1)
         service = CompletionService(
             model: model, name: "brackets", engine: engine, limits: limits, apiKey: apiKey, allowedHosts: allowedHosts
-        ) { _ in }
+        ) { [logged] in logged.append($0) }
         var httpLimits = HTTPServer.Limits()
         httpLimits.maxBodyBytes = 64 << 10
         httpLimits.requestSeconds = 3
@@ -166,6 +179,13 @@ final class TestServer: @unchecked Sendable {
     /// (`closeAfter`: hang up after that many bytes of response instead).
     func exchange(_ bytes: [UInt8], closeAfter: Int? = nil, timeout: Double = 20, addHost: Bool = true) throws -> String
     {
+        let fd = try open(bytes, addHost: addHost)
+        defer { close(fd) }
+        return String(decoding: Self.receive(fd, atLeast: closeAfter, timeout: timeout), as: UTF8.self)
+    }
+
+    /// Connects and sends `bytes`; the caller reads (`receive`) and closes the descriptor.
+    func open(_ bytes: [UInt8], addHost: Bool = true) throws -> Int32 {
         var bytes = bytes
         // HTTP/1.1 requires a Host header: add one after the request line unless there is one.
         let text = String(decoding: bytes, as: UTF8.self)
@@ -175,7 +195,6 @@ final class TestServer: @unchecked Sendable {
             bytes = Array((text[..<lineEnd.upperBound] + "Host: 127.0.0.1\r\n" + text[lineEnd.upperBound...]).utf8)
         }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -185,13 +204,22 @@ final class TestServer: @unchecked Sendable {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard connected == 0 else { throw ServeError("cannot connect") }
+        guard connected == 0 else {
+            close(fd)
+            throw ServeError("cannot connect")
+        }
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
             if n <= 0 { break }  // the server may answer and close before reading everything
             sent += n
         }
+        return fd
+    }
+
+    /// What the server sends on `fd` until it closes, `timeout` passes, or (with `atLeast`) that
+    /// many bytes have come.
+    static func receive(_ fd: Int32, atLeast: Int? = nil, timeout: Double) -> [UInt8] {
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         let end = Date().addingTimeInterval(timeout)
@@ -202,9 +230,9 @@ final class TestServer: @unchecked Sendable {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
             out += chunk[..<n]
-            if let closeAfter, out.count >= closeAfter { break }
+            if let atLeast, out.count >= atLeast { break }
         }
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
     func request(_ method: String, _ path: String, body: String? = nil, headers: [String] = []) throws -> String {
@@ -345,16 +373,23 @@ final class TestServer: @unchecked Sendable {
     }
 
     @Test func aClientThatLeavesStopsItsGeneration() throws {
-        let engine = try server.service.engine
+        let server = try server
+        let engine = server.service.engine
+        func stopped() -> Int { server.log.filter { $0.contains(" 499 ") && $0.contains("generation stopped") }.count }
         for stream in [true, false] {
-            let body = #"{"prompt": "(", "max_tokens": 100000, "stream": \#(stream)}"#
+            // 10 million units: the job cannot end by itself within the test.
+            let body = #"{"prompt": "(", "max_tokens": 10000000, "stream": \#(stream)}"#
             let text =
                 "POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
                 + body
+            let before = stopped()
             _ = try server.exchange(Array(text.utf8), closeAfter: stream ? 400 : nil, timeout: stream ? 20 : 0.3)
-            let end = Date().addingTimeInterval(5)
-            while engine.load.running > 0 && Date() < end { Thread.sleep(forTimeInterval: 0.02) }
+            let end = Date().addingTimeInterval(10)
+            while (engine.load.running > 0 || stopped() == before) && Date() < end {
+                Thread.sleep(forTimeInterval: 0.02)
+            }
             #expect(engine.load == (0, 0), "stream \(stream): the job was cancelled when the client left")
+            #expect(stopped() == before + 1, "stream \(stream): logged as stopped (499): \(server.log.suffix(2))")
         }
         #expect(TestServer.status(try server.request("POST", "/v1/completions", body: #"{"max_tokens": 3}"#)) == 200)
     }
@@ -402,17 +437,27 @@ final class TestServer: @unchecked Sendable {
 
     @Test func aFullQueueAnswers429() throws {
         let small = try TestServer(maxBatch: 1, maxWaiting: 0)
-        let body = #"{"prompt": "(", "max_tokens": 100000, "stream": true}"#
+        let engine = small.service.engine
+        // The only place, held by a stream of 10 million units whose connection stays open (and
+        // unread) until the second request has been answered.
+        let body = #"{"prompt": "(", "max_tokens": 10000000, "stream": true}"#
         let text =
             "POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
             + body
-        let hog = Thread { _ = try? small.exchange(Array(text.utf8), closeAfter: 100_000, timeout: 4) }
-        hog.start()
-        let end = Date().addingTimeInterval(5)
-        while small.service.engine.load.running == 0 && Date() < end { Thread.sleep(forTimeInterval: 0.01) }
+        let hog = try small.open(Array(text.utf8))
+        #expect(
+            String(decoding: TestServer.receive(hog, atLeast: 1, timeout: 10), as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+        let end = Date().addingTimeInterval(10)
+        while engine.load.running == 0 && Date() < end { Thread.sleep(forTimeInterval: 0.01) }
+        try #require(engine.load == (1, 0), "the stream holds the only place")
         let refused = try small.request("POST", "/v1/completions", body: #"{"max_tokens": 3}"#)
         #expect(TestServer.status(refused) == 429 && refused.contains("Retry-After: 1"))
         #expect((TestServer.json(refused)["error"] as? [String: Any])?["type"] as? String == "rate_limit_exceeded")
+        close(hog)
+        let freed = Date().addingTimeInterval(10)
+        while engine.load.running > 0 && Date() < freed { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(engine.load == (0, 0), "the place is free once the stream's client has left")
+        #expect(TestServer.status(try small.request("POST", "/v1/completions", body: #"{"max_tokens": 3}"#)) == 200)
     }
 
     @Test func anAPIKeyGuardsTheAPI() throws {

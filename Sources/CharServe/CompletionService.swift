@@ -362,18 +362,19 @@ public final class CompletionService: @unchecked Sendable {
             connection.sendChunk(Array("data: [DONE]\n\n".utf8))
             connection.endChunks()
         } else {
-            let body: [String: Any] = [
-                "id": id, "object": "text_completion", "created": Int(Date().timeIntervalSince1970), "model": name,
-                "choices": choices.enumerated().map { i, c -> [String: Any] in
-                    [
-                        "index": i, "text": c.text, "finish_reason": c.finish ?? "length",
-                        "logprobs": p.logprobs == nil
-                            ? NSNull() : Self.logprobsObject(c.units, offset: echoes[i / p.n].utf16.count),
-                    ]
-                },
-                "usage": usage,
-            ]
-            sendJSON(connection, request, JSON.encode(body))
+            // Written by hand like the stream's chunks: JSONSerialization took 2 s for the
+            // logprobs of 100,000 characters.
+            let choicesJSON = choices.enumerated().map { i, c in
+                "{\"finish_reason\":" + JSON.quote(c.finish ?? "length") + ",\"index\":\(i),\"logprobs\":"
+                    + (p.logprobs == nil ? "null" : Self.logprobsJSON(c.units, offset: echoes[i / p.n].utf16.count))
+                    + ",\"text\":" + JSON.quote(c.text) + "}"
+            }
+            let body =
+                "{\"choices\":[" + choicesJSON.joined(separator: ",")
+                + "],\"created\":\(Int(Date().timeIntervalSince1970))"
+                + ",\"id\":" + JSON.quote(id) + ",\"model\":" + JSON.quote(name) + ",\"object\":\"text_completion\""
+                + ",\"usage\":" + JSON.encode(usage) + "}"
+            sendJSON(connection, request, body)
         }
         return (200, "n=\(choices.count) units=\(completion)\(p.stream ? " stream" : "")")
     }
@@ -382,7 +383,8 @@ public final class CompletionService: @unchecked Sendable {
         Array("data: \(JSON.encode(object))\n\n".utf8)
     }
 
-    /// `logprobsObject` as JSON text, written directly (for stream chunks).
+    /// OpenAI's legacy completions logprobs (tokens, token_logprobs, top_logprobs, text_offset)
+    /// as JSON text, written directly: for stream chunks and whole completions alike.
     static func logprobsJSON(_ units: [UnitLogprob], offset: Int) -> String {
         var offsets: [String] = []
         var position = offset
@@ -397,25 +399,6 @@ public final class CompletionService: @unchecked Sendable {
             + units.map { JSON.number($0.logprob) }.joined(separator: ",") + "],\"tokens\":["
             + units.map { JSON.quote($0.unit) }.joined(separator: ",") + "],\"top_logprobs\":["
             + top.joined(separator: ",") + "]}"
-    }
-
-    /// OpenAI's legacy completions logprobs: tokens, token_logprobs, top_logprobs, text_offset.
-    static func logprobsObject(_ units: [UnitLogprob], offset: Int) -> [String: Any] {
-        var offsets: [Int] = []
-        var position = offset
-        for u in units {
-            offsets.append(position)
-            position += u.unit.utf16.count
-        }
-        return [
-            "tokens": units.map(\.unit), "token_logprobs": units.map(\.logprob),
-            "top_logprobs": units.map { u -> [String: Any] in
-                var top: [String: Any] = [:]
-                for (unit, logprob) in u.top { top[unit] = logprob }
-                return top
-            },
-            "text_offset": offsets,
-        ]
     }
 
     // MARK: - Neuron view

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The playground page of `charlm serve` in a real browser: Debian's chromium, headless, driven
-by Selenium through chromium-driver. Types a prompt, generates, checks that streamed text
-arrives coloured by probability, switches to the neuron view and checks that the text is
-coloured by a neuron's activation, then clicks a suggested neuron. Saves screenshots.
+by Selenium through chromium-driver. Types a prompt, generates over a throttled link and checks
+that the text appears in pieces as it streams, coloured by probability; switches to the neuron
+view and checks that the text is coloured by a neuron's activation, then clicks a suggested
+neuron; stops a long generation as its first characters appear. Saves screenshots.
 
     python3 scripts/test_browser.py http://127.0.0.1:PORT ARTIFACT_DIR
 """
@@ -16,8 +17,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 
-# Chromium's own network throttling: a slow link (64 KB/s down), and back to none.
-SLOW_LINK = {"offline": False, "latency": 20, "downloadThroughput": 64 * 1024, "uploadThroughput": -1}
+# Chromium's own network throttling: a slow link (16 KB/s down), and back to none.
+SLOW_LINK = {"offline": False, "latency": 20, "downloadThroughput": 16 * 1024, "uploadThroughput": -1}
 FAST_LINK = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
 
 
@@ -48,21 +49,34 @@ def main():
             box = driver.find_element(By.ID, field)
             box.clear()
             box.send_keys(value)
-        # A slow connection (Chromium's own throttling, 64 KB/s down): a small model generates
+        # A slow connection (Chromium's own throttling, 16 KB/s down): a small model generates
         # 1000 characters within one frame here, so on a fast link the whole text may arrive
-        # before the first screen update and streaming would go unseen.
+        # before the first screen update and streaming would go unseen. The test looks at the
+        # page every 20 ms while it generates and counts the states with part of the text.
         driver.execute_cdp_cmd("Network.enable", {})
         driver.execute_cdp_cmd("Network.emulateNetworkConditions", SLOW_LINK)
+        partial = set()
+
+        def watch(d):
+            shown, status = d.execute_script(
+                "return [document.querySelectorAll('#out span[title]').length,"
+                " document.getElementById('status').textContent]")
+            if status.startswith("generating") and 0 < shown < 1000:
+                partial.add(shown)
+            return status.startswith(("done", "error"))
+
+        started = time.monotonic()
         driver.find_element(By.ID, "generate").click()
-        wait.until(lambda d: d.find_element(By.ID, "status").text.startswith(("done", "error")))
+        WebDriverWait(driver, 60, poll_frequency=0.02).until(watch)
+        seconds = time.monotonic() - started
         driver.execute_cdp_cmd("Network.emulateNetworkConditions", FAST_LINK)
         status = driver.find_element(By.ID, "status").text
         check(status == "done: 1000 characters", f"generation finished ({status!r})")
         stats = driver.execute_script("return window.charlmStats")
-        partial = [n for n in stats["shown"] if 0 < n < 1000]
         check(stats["reads"] >= 2 and len(partial) >= 2,
-              f"the text arrived in pieces and was shown as it came ({stats['reads']} reads, "
-              f"{stats['paints']} screen updates, {len(partial)} with part of the text: {partial[:8]})")
+              f"the text arrived in pieces and was shown as it came (in {seconds:.1f} s: {stats['reads']} reads, "
+              f"{len(partial)} states with part of the text, {sorted(partial)[:6]}..., "
+              f"{stats['paints']} screen updates)")
         out = driver.execute_script("return document.getElementById('out').textContent")
         check(out.startswith("(lynx [") and len(out) == len("(lynx [") + 1000,
               f"the prompt and 1000 characters shown ({len(out)})")
